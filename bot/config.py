@@ -1,0 +1,140 @@
+"""The bot config: trees (upstream, mirror), manifests dir, namespace, identity, forge, state.
+
+One YAML file (`xsabot.yaml`), every field optional: with no file at all the embedded default
+runs the whole loop on one machine (upstream = the public Xen repository, mirror = a bare
+repository under the state dir, forge = a local proposals directory). Tokens never live in
+this file: only the names of environment variables or files that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.errors import UsageError
+
+XEN_UPSTREAM = "https://xenbits.xen.org/git-http/xen.git"
+CONFIG_NAMES = ("xsabot.yaml", "xsabot.yml")
+_TREE_NAME = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Identity(_Frozen):
+    """Committer of every commit the bot makes; part of the build inputs."""
+
+    name: str = "xsabot"
+    email: str = "xsabot@xenproject.invalid"
+
+
+class Tree(_Frozen):
+    upstream: str = Field(description="URL or path of the upstream repository")
+    mirror: str | None = Field(
+        None, description="URL or path of the mirror; default: <state>/mirrors/<tree>.git"
+    )
+    copy_upstream_refs: bool = Field(
+        False, description="Also copy RELEASE-* tags and source branches into the mirror"
+    )
+
+
+class ForgeConfig(_Frozen):
+    kind: Literal["local", "gitlab", "github"] = "local"
+    url: str | None = None
+    project: str | None = None
+    token_env: str | None = Field(None, description="Environment variable holding the token")
+    token_file: str | None = Field(None, description="File holding the token")
+
+
+class Config(_Frozen):
+    state: Path = Field(Path(".xsabot"), description="State dir: work repos, local mirror, logs")
+    manifests: Path = Path("manifests")
+    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+/$")] = "xsa/"
+    identity: Identity = Identity()
+    trees: dict[Annotated[str, Field(pattern=_TREE_NAME)], Tree] = {
+        "xen": Tree(upstream=XEN_UPSTREAM)
+    }
+    forge: ForgeConfig = ForgeConfig()
+
+    def mirror_of(self, tree: str) -> str:
+        configured = self.trees[tree].mirror
+        return configured or str(self.state / "mirrors" / f"{tree}.git")
+
+    def upstream_of(self, tree: str) -> str:
+        """Upstream location; `XSABOT_UPSTREAM_<TREE>` points a tree at a local clone."""
+        env = os.environ.get("XSABOT_UPSTREAM_" + re.sub(r"\W", "_", tree.upper()))
+        return env or self.trees[tree].upstream
+
+
+def _resolve(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def load_config(path: Path | None, cwd: Path | None = None) -> Config:
+    """Read the config file (or the default one in `cwd`, or the embedded default)."""
+    cwd = cwd or Path.cwd()
+    if path is None:
+        path = next((cwd / n for n in CONFIG_NAMES if (cwd / n).is_file()), None)
+    if path is None:
+        data: dict[str, object] = {}
+        base = cwd
+    else:
+        from ruamel.yaml import YAML, YAMLError
+
+        try:
+            loaded = YAML(typ="safe").load(path.read_text())
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read config: {exc.strerror}") from None
+        except YAMLError as exc:
+            raise UsageError(f"{path}: not valid YAML: {exc}") from None
+        data = loaded or {}
+        if not isinstance(data, dict):
+            raise UsageError(f"{path}: the config must be a mapping")
+        base = path.parent.resolve()
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise UsageError("invalid config:\n" + "\n".join(lines)) from None
+    return config.model_copy(
+        update={
+            "state": _resolve(base, config.state),
+            "manifests": _resolve(base, config.manifests),
+        }
+    )
+
+
+def with_overrides(
+    config: Config,
+    *,
+    manifests: Path | None = None,
+    state: Path | None = None,
+    upstreams: dict[str, str] | None = None,
+    mirrors: dict[str, str] | None = None,
+) -> Config:
+    """Apply command-line overrides; `--upstream TREE=...` may name a tree not in the config."""
+    trees = dict(config.trees)
+    for name, url in (upstreams or {}).items():
+        current = trees.get(name)
+        trees[name] = (
+            current.model_copy(update={"upstream": url}) if current else Tree(upstream=url)
+        )
+    for name, url in (mirrors or {}).items():
+        current = trees.get(name)
+        if current is None:
+            raise UsageError(f"--mirror {name}=...: no tree {name!r} (give --upstream too)")
+        trees[name] = current.model_copy(update={"mirror": url})
+    update: dict[str, object] = {"trees": trees}
+    if manifests is not None:
+        update["manifests"] = manifests.resolve()
+    if state is not None:
+        update["state"] = state.resolve()
+    return config.model_copy(update=update)

@@ -1,0 +1,52 @@
+"""The bot's one error hierarchy; the CLI maps each class to an exit status.
+
+Library exceptions (GitPython, pygit2, forge clients) are converted at the adapter boundary;
+nothing outside an adapter catches a library's own exception type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class XsabotError(Exception):
+    """Base class. `exit_status` is what the CLI returns when this reaches the top."""
+
+    exit_status = 2
+
+
+class UsageError(XsabotError):
+    """The command line or config asks for something impossible (exit 2)."""
+
+
+class SetupError(XsabotError):
+    """The environment is not usable: missing repository, git too old, unreadable file (exit 2)."""
+
+
+class GitError(SetupError):
+    """A git command failed or timed out. The message has URLs and tokens redacted."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about an input file, reported as `path:line:col: field: message`."""
+
+    path: str
+    line: int
+    col: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        field = f" {self.field}:" if self.field else ""
+        return f"{self.path}:{self.line}:{self.col}:{field} {self.message}"
+
+
+class InvalidInput(XsabotError):
+    """An input file (manifest, config) is invalid; carries every problem found in it (exit 1)."""
+
+    exit_status = 1
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))

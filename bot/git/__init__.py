@@ -1,0 +1,1 @@
+"""Everything that touches git: running it, reading and writing objects, building branches."""
