@@ -50,3 +50,27 @@ class InvalidInput(XsabotError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class ForgeError(XsabotError):
+    """A forge (GitLab, GitHub, local) refused or failed a request. Messages carry no tokens."""
+
+
+class ForgeNotFound(ForgeError):
+    """The project, merge request or comment does not exist (or is not visible to the bot)."""
+
+
+class ForgeConflict(ForgeError):
+    """The forge says the object already exists or changed under us (409, 422)."""
+
+
+class ForgePermission(ForgeError):
+    """The token lacks a permission (401, 403 other than rate limits); retrying will not help."""
+
+
+class ForgeRateLimited(ForgeError):
+    """Still rate limited after the bounded wait."""
+
+
+class ForgeTransient(ForgeError):
+    """A server error or network failure that persisted through the bounded retries."""

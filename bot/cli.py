@@ -1,0 +1,118 @@
+"""The `xsabot` command: shared options, subcommand dispatch, and the one error handler.
+
+Each subcommand lives in `bot/commands/<name>.py` with `add_arguments(parser)` and
+`run(args, ctx) -> int`; modules are imported only when their subcommand runs, so a no-op
+`reconcile` does not pay for the forge clients or the web stack.
+Exit status: 0 ok, 1 something blocked or invalid, 2 usage or environment error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot import __version__
+from bot.errors import UsageError, XsabotError
+
+if TYPE_CHECKING:
+    from bot.config import Config
+
+COMMANDS: dict[str, str] = {
+    "lint": "check manifests and report every problem with file:line:col",
+    "schema": "print the JSON Schema of manifests",
+    "build": "build one manifest's branch and print its commits (last line: the tip)",
+    "plan": "show what a reconcile pass would do, writing nothing",
+    "reconcile": "one pass: fetch upstream, build, publish, propose",
+    "status": "show published branches, blocked XSAs and open proposals",
+    "deps": "find the prerequisites one XSA needs",
+    "import": "print a manifest listing the XSA commits on a source branch",
+}
+
+
+def _tree_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected TREE=PATH_OR_URL, got {text!r}")
+    return name, value
+
+
+@dataclass
+class Context:
+    """What every subcommand gets: the parsed options and the config, loaded on first use."""
+
+    args: argparse.Namespace
+    _config: Config | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from bot.config import load_config, with_overrides
+
+            self._config = with_overrides(
+                load_config(self.args.config),
+                manifests=self.args.manifests,
+                state=self.args.state,
+                upstreams=dict(self.args.upstream),
+                mirrors=dict(self.args.mirror),
+            )
+        return self._config
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("common options")
+    g.add_argument("--config", type=Path, help="config file (default: ./xsabot.yaml if present)")
+    g.add_argument("--manifests", type=Path, help="manifests directory")
+    g.add_argument("--state", type=Path, help="state directory")
+    g.add_argument(
+        "--upstream", type=_tree_value, action="append", default=[], metavar="TREE=PATH_OR_URL"
+    )
+    g.add_argument(
+        "--mirror", type=_tree_value, action="append", default=[], metavar="TREE=PATH_OR_URL"
+    )
+    g.add_argument("-v", "--verbose", action="store_true", help="log what is done")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xsabot", description="Keeps XSA-only branches of Xen release lines."
+    )
+    parser.add_argument("--version", action="version", version=f"xsabot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p)
+        _module(name).add_arguments(p)
+    return parser
+
+
+def _module(name: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"bot.commands.{name.replace('-', '_')}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(_module(args.command).run(args, Context(args)))
+    except XsabotError as exc:
+        print(f"xsabot {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("xsabot: interrupted", file=sys.stderr)
+        return 2
+
+

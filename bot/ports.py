@@ -1,0 +1,114 @@
+"""Ports: what the core needs from the world, as small Protocols with plain data in and out.
+
+Adapters (`bot/forges/*`, `bot/notify/*`, `bot/git/*`) implement them; library exceptions are
+converted to `bot.errors` types inside the adapter and never cross a port.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+MARKER_PREFIX = "<!-- xsabot:"
+BOT_BRANCH_PREFIX = "xsabot/"
+
+MergeRequestState = Literal["open", "merged", "closed"]
+CommitState = Literal["pending", "success", "failure", "error"]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A merge request the bot wants to exist on the manifests repository.
+
+    `branch` is fixed per (manifest, XSA), e.g. `xsabot/4.19/xsa-470`, so the bot finds its own
+    merge request again instead of opening a second one. `files` maps manifests-repository paths
+    to their full new text; the adapter commits them on `branch` (based on the default branch)
+    as the bot identity and pushes with a lease.
+    """
+
+    branch: str
+    title: str
+    body: str
+    files: Mapping[str, str] = field(default_factory=dict)
+    draft: bool = False
+
+    def content_hash(self) -> str:
+        """What decides whether an existing merge request needs an update."""
+        payload = json.dumps(
+            [self.branch, self.title, self.body, self.draft, sorted(self.files.items())],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def body_with_marker(self) -> str:
+        """The body as posted: a hidden marker carries the content hash."""
+        return f"{self.body}\n\n{MARKER_PREFIX}content={self.content_hash()} -->\n"
+
+
+def content_hash_in(body: str | None) -> str | None:
+    """The content hash from a posted body's hidden marker, if any."""
+    if not body:
+        return None
+    start = body.rfind(MARKER_PREFIX + "content=")
+    if start < 0:
+        return None
+    rest = body[start + len(MARKER_PREFIX) + len("content=") :]
+    return rest.split(" ", 1)[0].strip() or None
+
+
+@dataclass(frozen=True)
+class MergeRequest:
+    """A merge request as the forge has it (`id`: GitLab iid, GitHub number, local serial)."""
+
+    id: int
+    branch: str
+    title: str
+    state: MergeRequestState
+    draft: bool
+    url: str
+    content_hash: str | None = None
+
+
+class Forge(Protocol):
+    """The manifests repository's forge. Only the bot's own merge requests are ever changed."""
+
+    def default_branch(self) -> str:
+        """The manifests repository's default branch (the base of every proposal)."""
+        ...
+
+    def find(self, branch: str) -> MergeRequest | None:
+        """The newest merge request from `branch`, in any state, or None."""
+        ...
+
+    def list_open(self) -> list[MergeRequest]:
+        """The bot's open merge requests (source branches under `xsabot/`)."""
+        ...
+
+    def open(self, proposal: Proposal) -> MergeRequest:
+        """Push the proposal's branch and open a merge request; an existing one is returned."""
+        ...
+
+    def update(self, mr: MergeRequest, proposal: Proposal) -> MergeRequest:
+        """Push the new branch content and edit title, body and draft flag."""
+        ...
+
+    def close(self, mr: MergeRequest, comment: str) -> None:
+        """Comment why, then close the merge request."""
+        ...
+
+    def comment(self, mr_id: int, key: str, body: str) -> None:
+        """Create, or edit in place, the bot's one comment tagged `key` on a merge request."""
+        ...
+
+    def set_status(
+        self, sha: str, state: CommitState, context: str, description: str, url: str | None = None
+    ) -> None:
+        """Set a commit status (GitLab) or check (GitHub) on a commit."""
+        ...
+
+    def check_status(self, sha: str) -> Literal["pending", "success", "failure", "unknown"]:
+        """The combined pipeline/check status of a commit (for the check gate)."""
+        ...
