@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot import __version__
 from bot.errors import UsageError, XsabotError
@@ -91,8 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _module(name: str):  # type: ignore[no-untyped-def]
-    return importlib.import_module(f"bot.commands.{name.replace('-', '_')}")
+def _module(name: str) -> Any:
+    module = name.replace("-", "_")
+    if keyword.iskeyword(module):  # `import` lives in import_.py
+        module += "_"
+    return importlib.import_module(f"bot.commands.{module}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
