@@ -1,0 +1,1 @@
+"""Forge adapters behind `bot.ports.Forge`: local (a directory), GitLab, GitHub."""
