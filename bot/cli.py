@@ -37,8 +37,11 @@ COMMANDS: dict[str, str] = {
 
 
 def _tree_value(text: str) -> tuple[str, str]:
+    """`TREE=PATH_OR_URL`, or a bare `PATH_OR_URL` for every tree (most configs have one)."""
     name, sep, value = text.partition("=")
-    if not sep or not name or not value:
+    if not sep or "/" in name or ":" in name:
+        return "", text
+    if not name or not value:
         raise argparse.ArgumentTypeError(f"expected TREE=PATH_OR_URL, got {text!r}")
     return name, value
 
@@ -79,7 +82,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("-v", "--verbose", action="store_true", help="log what is done")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported to add its own arguments."""
     parser = argparse.ArgumentParser(
         prog="xsabot", description="Keeps XSA-only branches of Xen release lines."
     )
@@ -88,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         _common(p)
-        _module(name).add_arguments(p)
+        if name == command:
+            _module(name).add_arguments(p)
     return parser
 
 
@@ -100,7 +105,9 @@ def _module(name: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if a in COMMANDS), None)
+    parser = build_parser(command)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help

@@ -122,7 +122,11 @@ def with_overrides(
 ) -> Config:
     """Apply command-line overrides; `--upstream TREE=...` may name a tree not in the config."""
     trees = dict(config.trees)
-    for name, url in (upstreams or {}).items():
+    upstreams = dict(upstreams or {})
+    if "" in upstreams:  # a bare --upstream PATH: every configured tree
+        bare = upstreams.pop("")
+        upstreams = {name: bare for name in trees} | upstreams
+    for name, url in upstreams.items():
         current = trees.get(name)
         trees[name] = (
             current.model_copy(update={"upstream": url}) if current else Tree(upstream=url)

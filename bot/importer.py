@@ -96,7 +96,11 @@ def _check_repository(repo: Path | str) -> None:
 
 def resolve_base(repo: Path | str, base: str) -> str:
     """The commit of the base tag (or any commit name); UsageError if the repo lacks it."""
-    sha = _rev(repo, f"refs/tags/{base}") or _rev(repo, base)
+    sha = (
+        _rev(repo, f"refs/tags/{base}")
+        or _rev(repo, f"refs/upstream/tags/{base}")  # the bot's work repository
+        or _rev(repo, base)
+    )
     if sha is None:
         raise UsageError(f"unknown base {base!r}: no such tag or commit in {repo}")
     return sha
@@ -104,7 +108,11 @@ def resolve_base(repo: Path | str, base: str) -> str:
 
 def resolve_source(repo: Path | str, source: str) -> str:
     """The tip of the source branch, local or as `origin/<source>` in a plain clone."""
-    for name in (f"refs/heads/{source}", f"refs/remotes/origin/{source}"):
+    for name in (
+        f"refs/heads/{source}",
+        f"refs/remotes/origin/{source}",
+        f"refs/upstream/heads/{source}",  # the bot's work repository
+    ):
         sha = _rev(repo, name)
         if sha is not None:
             return sha

@@ -16,27 +16,14 @@ from pathlib import Path
 from bot.cli import Context
 from bot.config import Config
 from bot.errors import UsageError
-from bot.git.runner import git
+from bot.git.workrepo import WorkRepo
 from bot.importer import find_xsa_commits, render_manifest, resolve_source, security_support_until
 
 log = logging.getLogger(__name__)
 
-_TREE_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _LINE = re.compile(r"(\d+\.\d+)$")
 _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 FETCH_TIMEOUT = 3600.0  # a first fetch of the whole Xen history takes minutes
-
-
-def _upstream_value(text: str) -> tuple[str, str]:
-    """`TREE=PATH_OR_URL`, or a bare path or URL meaning the `--tree` being imported ("")."""
-    name, sep, value = text.partition("=")
-    if sep and _TREE_NAME.fullmatch(name):
-        if not value:
-            raise argparse.ArgumentTypeError(f"expected TREE=PATH_OR_URL, got {text!r}")
-        return name, value
-    if not text:
-        raise argparse.ArgumentTypeError("expected [TREE=]PATH_OR_URL, got ''")
-    return "", text  # a path or URL may itself hold "=" (a query string): not a tree name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,12 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--branch", help="published branch (default: <namespace><X.Y> from --source, xsa/4.19)"
     )
-    # Only for this subcommand, `--upstream PATH` is short for `--upstream <--tree>=PATH`: the
-    # common option's own action gets a wider type, so other subcommands are unaffected.
-    for action in parser._actions:
-        if "--upstream" in action.option_strings:
-            action.type = _upstream_value
-            action.metavar = "[TREE=]PATH_OR_URL"
 
 
 def default_branch(config: Config, source: str) -> str:
@@ -74,28 +55,11 @@ def upstream_repository(config: Config, tree: str) -> Path:
         if not path.is_dir():
             raise UsageError(f"upstream of {tree!r}: no repository at {location}")
         return path
-    cache = config.state / "repos" / f"{tree}.git"
-    if not cache.is_dir():
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        git(["init", "--quiet", "--bare", cache])
-    log.info("fetching %s upstream into %s", tree, cache)
-    # The cache mirrors upstream branches and tags under their own names, so --source and
-    # --base mean the same as in a clone; --prune drops branches upstream deleted.
-    git(
-        [
-            "fetch",
-            "--quiet",
-            "--prune",
-            "--no-tags",
-            "--end-of-options",
-            location,
-            "+refs/heads/*:refs/heads/*",
-            "+refs/tags/*:refs/tags/*",
-        ],
-        cwd=cache,
-        timeout=FETCH_TIMEOUT,
-    )
-    return cache
+    # A URL is fetched into the bot's work repository for the tree (refs/upstream/...).
+    work = WorkRepo.for_tree(config.state, tree)
+    log.info("fetching %s upstream into %s", tree, work.path)
+    work.fetch_upstream(location, timeout=FETCH_TIMEOUT)
+    return work.path
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

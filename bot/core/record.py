@@ -1,0 +1,123 @@
+"""The build record: what was published for a branch, and from which inputs.
+
+It is stored as a git note (`refs/notes/xsabot`) on the published tip in the mirror, so any
+machine (a fresh replica, a downstream) can tell what a tip holds and whether the manifest
+changed since, without rebuilding: equal input digests mean nothing to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bot.core.outcome import BuildResult
+from bot.manifest.model import Manifest
+
+FORMAT = 1
+
+
+def inputs_digest(
+    manifest: Manifest, *, base_commit: str, committer: tuple[str, str], bot_version: str
+) -> str:
+    """Everything a build's commits depend on, and nothing else (`why` texts do not count)."""
+    xsas = [
+        {
+            "xsa": x.xsa,
+            "status": x.status,
+            "prerequisites": [p.commit for p in x.prerequisites],
+            "commits": list(x.commits),
+            "patches": [p.sha256 for p in x.patches],
+        }
+        for x in manifest.xsas
+    ]
+    payload = {
+        "format": FORMAT,
+        "bot": bot_version,
+        "committer": list(committer),
+        "tree": manifest.tree,
+        "base": base_commit,
+        "xsas": xsas,
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class XsaRecord:
+    xsa: int
+    state: str
+    prerequisites: tuple[str, ...] = ()
+    commits: tuple[str, ...] = ()
+    patches: tuple[str, ...] = ()
+    blocked_commit: str | None = None
+    paths: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    manifest: str
+    branch: str
+    inputs: str
+    base: str
+    base_commit: str
+    build: str  # the tip `xsabot build` gives; the published tip is it or a pseudo-merge of it
+    xsas: tuple[XsaRecord, ...] = field(default=())
+    bot: str = ""
+
+    def states(self, state: str) -> list[int]:
+        return [x.xsa for x in self.xsas if x.state == state]
+
+    def to_json(self) -> str:
+        data = {"format": FORMAT, **asdict(self)}
+        return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> BuildRecord | None:
+        try:
+            data: dict[str, Any] = json.loads(text)
+            if data.pop("format", None) != FORMAT:
+                return None
+            xsas = tuple(
+                XsaRecord(**{k: tuple(v) if isinstance(v, list) else v for k, v in x.items()})
+                for x in data.pop("xsas")
+            )
+            return cls(xsas=xsas, **data)
+        except (ValueError, TypeError, KeyError):
+            return None  # an unreadable record only costs a rebuild
+
+
+def make_record(
+    *, name: str, manifest: Manifest, inputs: str, result: BuildResult, bot: str
+) -> BuildRecord:
+    outcomes = {o.xsa: o for o in result.outcomes}
+    xsas = []
+    for entry in manifest.xsas:
+        outcome = outcomes.get(entry.xsa)
+        blocked = outcome.blocked if outcome else None
+        xsas.append(
+            XsaRecord(
+                xsa=entry.xsa,
+                state=outcome.state if outcome else "not-built",
+                prerequisites=tuple(p.commit for p in entry.prerequisites),
+                commits=entry.commits,
+                patches=tuple(p.sha256 for p in entry.patches),
+                blocked_commit=blocked.commit if blocked else None,
+                paths=blocked.paths if blocked else (),
+                reason=(blocked.reason + (f": {blocked.detail}" if blocked.detail else ""))
+                if blocked
+                else "",
+            )
+        )
+    return BuildRecord(
+        manifest=name,
+        branch=manifest.branch,
+        inputs=inputs,
+        base=manifest.base,
+        base_commit=result.base_commit,
+        build=result.tip,
+        xsas=tuple(xsas),
+        bot=bot,
+    )

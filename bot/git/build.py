@@ -1,0 +1,199 @@
+"""Build a manifest's branch in memory: per XSA, prerequisites then fixes then patches.
+
+Each commit is a 3-way merge of the source commit onto the branch (`TreeMerger`), each patch
+is applied to a temporary index; commits are deterministic (`commits.py`). An XSA is all or
+nothing: if one of its picks conflicts, the branch goes back to where it was before that XSA,
+the XSA is reported blocked with the paths, and the XSAs after it are still tried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from bot.core.outcome import Blocked, BuildResult, Pick, XsaOutcome
+from bot.git.commits import parse_commit, pick_commit
+from bot.git.objects import ObjectStore
+from bot.git.patch import PatchError, apply_to_tree, parse_mail, patch_commit, read_patch
+from bot.git.pick import TreeMerger
+from bot.manifest.model import Manifest, Xsa
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+
+
+class _BadSource(Exception):
+    def __init__(self, commit: str, detail: str) -> None:
+        super().__init__(detail)
+        self.commit = commit
+
+
+@dataclass
+class _Branch:
+    head: str
+    tree: str
+
+
+class Builder:
+    def __init__(
+        self,
+        repo: pygit2.Repository,
+        store: ObjectStore,
+        identity: Identity,
+        *,
+        patch_cache: Path | None = None,
+    ) -> None:
+        self.repo = repo
+        self.store = store
+        self.identity = identity
+        self.merger = TreeMerger(store)
+        self.patch_cache = patch_cache or Path(repo.path) / "xsabot-patches"
+
+    def build(
+        self,
+        manifest: Manifest,
+        *,
+        manifests_root: Path,
+        base_commit: str,
+        source_commit: str,
+        stop_at: int | None = None,
+    ) -> BuildResult:
+        """Build the branch; with `stop_at`, stop after that XSA (for `deps`)."""
+        on_source = self._range(base_commit, source_commit)
+        branch = _Branch(base_commit, str(self.repo[base_commit].tree_id))
+        outcomes: list[XsaOutcome] = []
+        for entry in manifest.xsas:
+            outcomes.append(self._apply_xsa(entry, branch, base_commit, on_source, manifests_root))
+            if entry.xsa == stop_at:
+                break
+        return BuildResult(
+            base=manifest.base,
+            base_commit=base_commit,
+            tip=branch.head,
+            tree=branch.tree,
+            outcomes=tuple(outcomes),
+        )
+
+    def _range(self, base: str, tip: str) -> frozenset[str]:
+        """Commits reachable from `tip` and not from `base`: where picks may come from."""
+        walker = self.repo.walk(tip, pygit2.enums.SortMode.NONE)
+        walker.hide(base)
+        return frozenset(str(c.id) for c in walker)
+
+    def _apply_xsa(
+        self, entry: Xsa, branch: _Branch, base: str, on_source: frozenset[str], root: Path
+    ) -> XsaOutcome:
+        if entry.status == "not-affected":
+            return XsaOutcome(entry.xsa, "not-affected")
+        if entry.status == "blocked":
+            return XsaOutcome(entry.xsa, "declared-blocked")
+        start = _Branch(branch.head, branch.tree)
+        picks: list[Pick] = []
+        sources = [(p.commit, "prerequisite") for p in entry.prerequisites]
+        sources += [(c, "fix") for c in entry.commits]
+        for sha, role in sources:
+            try:
+                blocked = self._pick(entry.xsa, sha, role, branch, base, on_source, picks)
+            except _BadSource as exc:
+                blocked = Blocked(entry.xsa, exc.commit, (), "bad-source", str(exc))
+            if blocked is not None:
+                branch.head, branch.tree = start.head, start.tree
+                return XsaOutcome(entry.xsa, "blocked", tuple(picks), blocked)
+        for patch in entry.patches:
+            try:
+                self._apply_patch(patch.path, patch.url, patch.sha256, branch, root, picks)
+            except PatchError as exc:
+                blocked = Blocked(
+                    entry.xsa, None, exc.paths, exc.reason, str(exc), branch.tree, branch.head
+                )
+                branch.head, branch.tree = start.head, start.tree
+                return XsaOutcome(entry.xsa, "blocked", tuple(picks), blocked)
+        state = "already-applied" if all(p.empty for p in picks) else "applied"
+        return XsaOutcome(entry.xsa, state, tuple(picks))
+
+    def _pick(
+        self,
+        xsa: int,
+        sha: str,
+        role: str,
+        branch: _Branch,
+        base: str,
+        on_source: frozenset[str],
+        picks: list[Pick],
+    ) -> Blocked | None:
+        if sha not in on_source:
+            self._check_source(sha, base)
+            # An ancestor of the base: the change is in the branch already.
+            picks.append(Pick(sha, branch.head, role, empty=True))  # type: ignore[arg-type]
+            return None
+        kind, raw = self.store.read(sha)
+        source = parse_commit(raw)
+        if len(source.parents) != 1:
+            raise _BadSource(
+                sha, f"{sha} is a merge or root commit; only plain commits can be picked"
+            )
+        parent_tree = parse_commit(self.store.read(source.parents[0])[1]).tree
+        merge = self.merger.merge(parent_tree, branch.tree, source.tree)
+        if not merge.clean:
+            return Blocked(xsa, sha, merge.conflicts, "conflict", "", branch.tree, branch.head)
+        assert merge.tree is not None
+        if merge.tree == branch.tree:
+            picks.append(Pick(sha, branch.head, role, empty=True))  # type: ignore[arg-type]
+            return None
+        raw_new = pick_commit(
+            sha,
+            source,
+            tree=merge.tree,
+            parent=branch.head,
+            name=self.identity.name,
+            email=self.identity.email,
+        )
+        branch.head = self.store.write("commit", raw_new)
+        branch.tree = merge.tree
+        picks.append(Pick(sha, branch.head, role))  # type: ignore[arg-type]
+        return None
+
+    def _check_source(self, sha: str, base: str) -> None:
+        try:
+            obj = self.repo[sha]
+        except (KeyError, ValueError):
+            raise _BadSource(sha, f"{sha} is not in the upstream repository") from None
+        if not isinstance(obj, pygit2.Commit):
+            raise _BadSource(sha, f"{sha} is not a commit")
+        if not (sha == base or self.repo.descendant_of(base, sha)):
+            raise _BadSource(sha, f"{sha} is not on the source branch after the base")
+
+    def _apply_patch(
+        self,
+        path: str | None,
+        url: str | None,
+        sha256: str,
+        branch: _Branch,
+        root: Path,
+        picks: list[Pick],
+    ) -> None:
+        data = read_patch(path=path, url=url, sha256=sha256, root=root, cache=self.patch_cache)
+        repo_dir = Path(self.repo.path)
+        mail = parse_mail(repo_dir, data)
+        self.store.flush()  # git apply reads the branch tree from the repository
+        tree = apply_to_tree(repo_dir, branch.tree, mail.diff)
+        if tree == branch.tree:
+            picks.append(Pick(f"patch:{sha256}", branch.head, "patch", empty=True))
+            return
+        name = path or (url or "").rsplit("/", 1)[-1]
+        raw = patch_commit(
+            mail,
+            tree=tree,
+            parent=branch.head,
+            name=self.identity.name,
+            email_addr=self.identity.email,
+            provenance=f"(applied from advisory patch {Path(name).name} sha256 {sha256})",
+        )
+        branch.head = self.store.write("commit", raw)
+        branch.tree = tree
+        picks.append(Pick(f"patch:{sha256}", branch.head, "patch"))

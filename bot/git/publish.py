@@ -1,0 +1,133 @@
+"""Publishing to the mirror: pseudo-merges, build records as notes, one atomic push.
+
+Every commit made here is deterministic too (dates come from the inputs), so two replicas
+that publish the same builds make the same commits. All refs of a pass go in one
+`git push --atomic`, each with `--force-with-lease=<ref>:<expected>`: if anyone moved any of
+them since we fetched, nothing at all is published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.core.record import BuildRecord
+from bot.git.commits import format_commit, identity_line, parse_commit
+from bot.git.objects import ObjectStore
+from bot.git.runner import git
+from bot.git.workrepo import WorkRepo
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    ref: str  # full name in the mirror, e.g. refs/heads/xsa/4.19
+    new: str
+    old: str | None  # what we saw in the mirror; None = must not exist yet
+
+
+@dataclass(frozen=True)
+class PushResult:
+    ok: bool
+    message: str = ""
+
+
+def read_record(work: WorkRepo, tip: str, notes: str | None) -> BuildRecord | None:
+    """The build record attached to `tip` in the fetched mirror notes, if any."""
+    if notes is None:
+        return None
+    tree = work.repo[notes].tree
+    try:
+        blob = work.repo[tree[tip].id]
+    except KeyError:
+        return None
+    return BuildRecord.from_json(blob.data.decode("utf-8", "replace"))
+
+
+def _date_of(store: ObjectStore, commit: str) -> bytes:
+    return parse_commit(store.read(commit)[1]).committer_date
+
+
+def _later(store: ObjectStore, commits: list[str]) -> bytes:
+    dates = [_date_of(store, c) for c in commits]
+    return max(dates, key=lambda d: int(d.split(b" ")[0]))
+
+
+def pseudo_merge(
+    store: ObjectStore, *, published: str, build: str, message: str, name: str, email: str
+) -> str:
+    tree = parse_commit(store.read(build)[1]).tree
+    ident = identity_line(name, email, _later(store, [published, build]))
+    raw = format_commit(
+        tree=tree,
+        parents=(published, build),
+        author=ident,
+        committer=ident,
+        message=message.encode(),
+    )
+    return store.write("commit", raw)
+
+
+def notes_commit(
+    store: ObjectStore,
+    *,
+    old: str | None,
+    notes: dict[str, str],
+    name: str,
+    email: str,
+) -> str:
+    """A commit of the notes ref with `notes` ({commit: text}) added to what `old` had."""
+    entries: dict[str, str] = {}
+    parents: tuple[str, ...] = ()
+    if old is not None:
+        parents = (old,)
+        old_tree = parse_commit(store.read(old)[1]).tree
+        entries.update(_flat_blob_entries(store.read(old_tree)[1]))
+    for commit, text in notes.items():
+        entries[commit] = store.write("blob", text.encode())
+    tree = store.write(
+        "tree",
+        b"".join(
+            b"100644 %s\0%s" % (k.encode(), bytes.fromhex(v)) for k, v in sorted(entries.items())
+        ),
+    )
+    ident = identity_line(name, email, _later(store, list(notes)))
+    message = "xsabot: build records\n\n" + "".join(f"{c}\n" for c in sorted(notes))
+    return store.write(
+        "commit",
+        format_commit(
+            tree=tree, parents=parents, author=ident, committer=ident, message=message.encode()
+        ),
+    )
+
+
+def _flat_blob_entries(data: bytes) -> dict[str, str]:
+    """Entries of a notes tree written by us (flat: one blob per annotated commit)."""
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.index(b" ", pos)
+        nul = data.index(b"\0", space)
+        name = data[space + 1 : nul].decode()
+        out[name] = data[nul + 1 : nul + 21].hex()
+        pos = nul + 21
+    return out
+
+
+def push(
+    work: WorkRepo, mirror: str, updates: list[RefUpdate], *, timeout: float = 600
+) -> PushResult:
+    if not updates:
+        return PushResult(True)
+    args = ["push", "--atomic", "--porcelain", "--no-verify"]
+    args += [f"--force-with-lease={u.ref}:{u.old or ''}" for u in updates]
+    args.append(mirror)
+    args += [f"{u.new}:{u.ref}" for u in updates]
+    proc = git(args, cwd=work.path, timeout=timeout, check=False)
+    if proc.returncode == 0:
+        return PushResult(True)
+    out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    if "stale info" in out or "fetch first" in out:
+        reason = "the mirror moved since it was fetched (a lease failed); nothing was published"
+    else:
+        reason = "push failed; nothing was published"
+    lines = [line for line in out.splitlines() if line.startswith(("!", "error:", "fatal:"))]
+    return PushResult(False, reason + (": " + "; ".join(lines) if lines else ""))

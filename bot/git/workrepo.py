@@ -1,0 +1,120 @@
+"""The bot's own bare repository per tree, under the state dir: where builds happen.
+
+Upstream refs are fetched under `refs/upstream/`, the mirror's under `refs/mirror/`. A local
+upstream is borrowed through `objects/info/alternates`, so a Xen clone is never copied and
+never written to. The bot writes objects only here, and refs only to the mirror it owns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pygit2
+
+from bot.errors import GitError, SetupError
+from bot.git.runner import git
+
+UPSTREAM = "refs/upstream/"
+MIRROR = "refs/mirror/"
+NOTES = "refs/notes/xsabot"
+
+
+def is_local(location: str) -> bool:
+    return "://" not in location and not location.startswith("git@")
+
+
+def _objects_dir(path: Path) -> Path:
+    for candidate in (path / ".git" / "objects", path / "objects"):
+        if candidate.is_dir():
+            return candidate.resolve()
+    raise SetupError(f"{path}: not a git repository")
+
+
+class WorkRepo:
+    @classmethod
+    def for_tree(cls, state: Path, tree: str) -> WorkRepo:
+        """The work repository of `tree` under the state dir."""
+        return cls(state / "repos" / f"{tree}.git")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not (path / "HEAD").exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            git(["init", "--bare", "-q", str(path)])
+            # Objects the bot makes are packed on flush; keep git from repacking under us.
+            git(["config", "gc.auto", "0"], cwd=path)
+        self.repo = pygit2.Repository(str(path))
+
+    def borrow_objects(self, upstream: Path) -> None:
+        """Read a local upstream's objects in place instead of copying them."""
+        objects = str(_objects_dir(upstream))
+        alternates = self.path / "objects" / "info" / "alternates"
+        current = alternates.read_text().split() if alternates.exists() else []
+        if objects not in current:
+            alternates.parent.mkdir(parents=True, exist_ok=True)
+            alternates.write_text("\n".join([*current, objects]) + "\n")
+            self.repo = pygit2.Repository(str(self.path))
+
+    def fetch_upstream(self, location: str, *, timeout: float = 1800) -> None:
+        if is_local(location):
+            path = Path(location)
+            if not path.exists():
+                raise SetupError(f"upstream {location}: no such directory")
+            self.borrow_objects(path)
+            location = str(path.resolve())
+        self._fetch(
+            location,
+            [f"+refs/heads/*:{UPSTREAM}heads/*", f"+refs/tags/*:{UPSTREAM}tags/*"],
+            timeout,
+        )
+
+    def fetch_mirror(self, location: str, namespace: str, *, timeout: float = 600) -> None:
+        """Fetch the bot's branches and notes from the mirror (a missing local mirror is made)."""
+        if is_local(location) and not Path(location, "HEAD").exists():
+            if Path(location).exists() and any(Path(location).iterdir()):
+                raise SetupError(f"mirror {location}: exists but is not a bare git repository")
+            git(["init", "--bare", "-q", location])
+        self._fetch(
+            location,
+            [
+                f"+refs/heads/{namespace}*:{MIRROR}heads/{namespace}*",
+                f"+{NOTES}:{MIRROR}notes/xsabot",
+            ],
+            timeout,
+            prune=True,
+        )
+
+    def _fetch(
+        self, location: str, refspecs: list[str], timeout: float, prune: bool = False
+    ) -> None:
+        args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]
+        if prune:
+            args.append("--prune")
+        try:
+            git([*args, location, *refspecs], cwd=self.path, timeout=timeout)
+        except GitError as exc:
+            # A mirror without notes yet is not an error; anything else is.
+            if "couldn't find remote ref" not in str(exc):
+                raise
+            git([*args, location, *refspecs[:-1]], cwd=self.path, timeout=timeout)
+
+    def resolve(self, ref: str) -> str | None:
+        """The commit a ref points to (tags peeled), or None."""
+        try:
+            obj = self.repo.revparse_single(ref)
+        except (KeyError, pygit2.InvalidSpecError):
+            return None
+        peeled = obj.peel(pygit2.Commit)
+        return str(peeled.id)
+
+    def upstream(self, name: str, kind: str) -> str | None:
+        return self.resolve(f"{UPSTREAM}{kind}/{name}")
+
+    def mirror_branch(self, branch: str) -> str | None:
+        return self.resolve(f"{MIRROR}heads/{branch}")
+
+    def mirror_notes(self) -> str | None:
+        return self.resolve(f"{MIRROR}notes/xsabot")
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return ancestor == descendant or bool(self.repo.descendant_of(descendant, ancestor))

@@ -1,0 +1,227 @@
+"""One pass over the manifests: fetch, build what changed, publish each mirror atomically.
+
+A broken manifest stops that branch only; a tree whose upstream or mirror cannot be reached
+stops that tree's branches only. Unchanged inputs (the digest in the published build record)
+cost no build at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from bot import __version__
+from bot.config import Config
+from bot.core.outcome import BuildResult
+from bot.core.plan import BranchReport, PassReport, from_record
+from bot.core.publish import changes, decide, pseudo_merge_message
+from bot.core.record import inputs_digest, make_record
+from bot.errors import XsabotError
+from bot.git.build import Builder, Identity
+from bot.git.commits import parse_commit
+from bot.git.objects import ObjectStore
+from bot.git.publish import RefUpdate, notes_commit, pseudo_merge, push, read_record
+from bot.git.workrepo import NOTES, WorkRepo
+from bot.manifest.load import LoadedManifest, load_manifests
+from bot.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TreePass:
+    """What one tree's pass made: kept for the steps after publishing (proposals)."""
+
+    work: WorkRepo
+    store: ObjectStore
+    results: dict[str, BuildResult] = field(default_factory=dict)
+
+
+@dataclass
+class PassOutcome:
+    report: PassReport
+    manifests: list[LoadedManifest]
+    trees: dict[str, TreePass]
+
+
+def identity(config: Config) -> Identity:
+    return Identity(config.identity.name, config.identity.email)
+
+
+def run_pass(
+    config: Config,
+    *,
+    publish: bool,
+    progress: Progress | None = None,
+    paths: Sequence[Path] | None = None,
+) -> PassOutcome:
+    progress = progress or Progress(False)
+    mset = load_manifests(
+        config.manifests, namespace=config.namespace, trees=config.trees.keys(), paths=paths
+    )
+    reports: list[BranchReport] = [
+        BranchReport(
+            manifest=path.stem,
+            path=str(path),
+            action="error",
+            problems=tuple(str(p) for p in problems),
+        )
+        for path, problems in sorted(mset.invalid.items())
+    ]
+    by_tree: dict[str, list[LoadedManifest]] = defaultdict(list)
+    for loaded in mset.loaded:
+        by_tree[loaded.manifest.tree].append(loaded)
+    trees: dict[str, TreePass] = {}
+    for tree, items in sorted(by_tree.items()):
+        try:
+            tree_pass, tree_reports = _pass_tree(config, tree, items, publish, progress)
+            trees[tree] = tree_pass
+        except XsabotError as exc:
+            log.warning("tree %s: %s", tree, exc)
+            tree_reports = [
+                BranchReport(
+                    manifest=m.name,
+                    path=str(m.path),
+                    action="error",
+                    branch=m.manifest.branch,
+                    base=m.manifest.base,
+                    problems=(str(exc),),
+                )
+                for m in items
+            ]
+        reports.extend(tree_reports)
+    reports.sort(key=lambda r: r.manifest)
+    return PassOutcome(PassReport(tuple(reports)), list(mset.loaded), trees)
+
+
+def _pass_tree(
+    config: Config, tree: str, items: list[LoadedManifest], publish: bool, progress: Progress
+) -> tuple[TreePass, list[BranchReport]]:
+    work = WorkRepo.for_tree(config.state, tree)
+    with progress.step(f"fetching {tree} upstream"):
+        work.fetch_upstream(config.upstream_of(tree))
+    mirror = config.mirror_of(tree)
+    with progress.step(f"fetching {tree} mirror"):
+        work.fetch_mirror(mirror, config.namespace)
+    store = ObjectStore(work.repo)
+    tree_pass = TreePass(work, store)
+    builder = Builder(work.repo, store, identity(config), patch_cache=config.state / "patches")
+    notes = work.mirror_notes()
+    reports: list[BranchReport] = []
+    updates: list[RefUpdate] = []
+    new_notes: dict[str, str] = {}
+    for loaded in items:
+        with progress.step(f"building {loaded.name}"):
+            report, update, note = _plan_branch(
+                config, work, store, builder, notes, loaded, tree_pass
+            )
+        reports.append(report)
+        if update is not None:
+            updates.append(update)
+        if note is not None:
+            new_notes[note[0]] = note[1]
+    if publish and new_notes:
+        ident = config.identity
+        notes_sha = notes_commit(
+            store, old=notes, notes=new_notes, name=ident.name, email=ident.email
+        )
+        updates.append(RefUpdate(NOTES, notes_sha, notes))
+        with progress.step(f"publishing to the {tree} mirror"):
+            store.flush()
+            result = push(work, mirror, updates)
+        changed = {u.ref for u in updates}
+        reports = [
+            replace(r, published=True)
+            if result.ok and r.branch and f"refs/heads/{r.branch}" in changed
+            else r
+            if result.ok or f"refs/heads/{r.branch}" not in changed
+            else replace(r, action="error", problems=(*r.problems, result.message))
+            for r in reports
+        ]
+    return tree_pass, reports
+
+
+def _plan_branch(
+    config: Config,
+    work: WorkRepo,
+    store: ObjectStore,
+    builder: Builder,
+    notes: str | None,
+    loaded: LoadedManifest,
+    tree_pass: TreePass,
+) -> tuple[BranchReport, RefUpdate | None, tuple[str, str] | None]:
+    m = loaded.manifest
+    head = BranchReport(
+        manifest=loaded.name, path=str(loaded.path), action="error", branch=m.branch, base=m.base
+    )
+    base_commit = work.upstream(m.base, "tags")
+    source_commit = work.upstream(m.source, "heads")
+    missing = [
+        f"{what} {name!r} not found in the {m.tree} upstream"
+        for what, name, sha in (
+            ("base tag", m.base, base_commit),
+            ("source branch", m.source, source_commit),
+        )
+        if sha is None
+    ]
+    if missing or base_commit is None or source_commit is None:
+        return replace(head, problems=tuple(missing)), None, None
+    digest = inputs_digest(
+        m,
+        base_commit=base_commit,
+        committer=(config.identity.name, config.identity.email),
+        bot_version=__version__,
+    )
+    published = work.mirror_branch(m.branch)
+    old = read_record(work, published, notes) if published else None
+    if published and old is not None and old.inputs == digest:
+        return (
+            replace(head, action="none", tip=published, previous=published, **from_record(old)),
+            None,
+            None,
+        )
+    result = builder.build(
+        m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
+    )
+    tree_pass.results[loaded.name] = result
+    record = make_record(
+        name=loaded.name, manifest=m, inputs=digest, result=result, bot=__version__
+    )
+    action = decide(
+        published, result.tip, published is not None and _extends(work, store, result, published)
+    )
+    tip = result.tip
+    if action == "pseudo-merge":
+        assert published is not None
+        tip = pseudo_merge(
+            store,
+            published=published,
+            build=result.tip,
+            message=pseudo_merge_message(m.branch, result.tip, old, record),
+            name=config.identity.name,
+            email=config.identity.email,
+        )
+    report = replace(
+        head,
+        action=action,
+        tip=tip,
+        previous=published,
+        rebuilt=True,
+        changes=tuple(changes(old, record)) if published else (),
+        **from_record(record),
+    )
+    update = RefUpdate(f"refs/heads/{m.branch}", tip, published) if tip != published else None
+    return report, update, (tip, record.to_json())
+
+
+def _extends(work: WorkRepo, store: ObjectStore, result: BuildResult, published: str) -> bool:
+    """Whether `published` is an ancestor of the build, whose new commits are still in memory."""
+    commit = result.tip
+    while commit != result.base_commit:
+        if commit == published:
+            return True
+        commit = parse_commit(store.read(commit)[1]).parents[0]
+    return work.is_ancestor(published, result.base_commit)

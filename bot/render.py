@@ -1,0 +1,63 @@
+"""Text and JSON output of passes, shared by `plan`, `reconcile` and `status`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.core.plan import BranchReport, PassReport
+
+_VERB = {
+    "create": ("would create", "created"),
+    "fast-forward": ("would fast-forward", "fast-forwarded"),
+    "pseudo-merge": ("would publish a pseudo-merge on", "published a pseudo-merge on"),
+    "none": ("no change to", "no change to"),
+    "error": ("cannot build", "cannot build"),
+}
+
+
+def _short(sha: str | None) -> str:
+    return sha[:12] if sha else "-"
+
+
+def branch_lines(report: BranchReport, *, done: bool) -> list[str]:
+    verb = _VERB[report.action][1 if done and report.published else 0]
+    head = f"{report.manifest}: {verb} {report.branch or '?'}"
+    if report.tip:
+        head += f" at {_short(report.tip)}"
+    if report.base:
+        head += f" (base {report.base})"
+    lines = [head]
+    if report.applied or report.already_applied:
+        lines.append(
+            "  XSAs applied: "
+            + (", ".join(map(str, report.applied)) or "none")
+            + (
+                f"; already in the base: {', '.join(map(str, report.already_applied))}"
+                if report.already_applied
+                else ""
+            )
+        )
+    lines += [f"  - {c}" for c in report.changes]
+    for b in report.blocked:
+        where = f" at {_short(b.commit)}" if b.commit else ""
+        paths = f": {', '.join(b.paths)}" if b.paths else ""
+        lines.append(f"  BLOCKED XSA-{b.xsa}{where}: {b.reason}{paths}")
+    if report.not_applied:
+        lines.append("  not applied by the manifest: " + ", ".join(map(str, report.not_applied)))
+    lines += [f"  problem: {p}" for p in report.problems]
+    return lines
+
+
+def pass_text(report: PassReport, *, done: bool) -> str:
+    lines: list[str] = []
+    for branch in report.branches:
+        lines += branch_lines(branch, done=done)
+    lines += [f"error: {e}" for e in report.errors]
+    if not report.branches:
+        lines.append("no manifests found")
+    return "\n".join(lines)
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False)
