@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import __version__
-from bot.errors import UsageError, XsabotError
+from bot.errors import XsabotError
 
 if TYPE_CHECKING:
     from bot.config import Config

@@ -131,7 +131,7 @@ class Builder:
             # An ancestor of the base: the change is in the branch already.
             picks.append(Pick(sha, branch.head, role, empty=True))  # type: ignore[arg-type]
             return None
-        kind, raw = self.store.read(sha)
+        _, raw = self.store.read(sha)
         source = parse_commit(raw)
         if len(source.parents) != 1:
             raise _BadSource(

@@ -54,7 +54,7 @@ def read_patch(*, path: str | None, url: str | None, sha256: str, root: Path, ca
             data = cached.read_bytes()
         else:
             try:
-                with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (https only)
+                with urllib.request.urlopen(url, timeout=60) as response:
                     data = response.read(16 * 1024 * 1024)
             except OSError as exc:
                 raise PatchError("patch-missing", f"{url}: cannot download: {exc}") from None
@@ -91,11 +91,8 @@ def parse_mail(repo: Path, data: bytes) -> PatchMail:
         raise PatchError("patch-unreadable", "the mail lacks From: or Date:")
     seconds = email.utils.mktime_tz(parsed)
     offset = parsed[9] or 0
-    zone = "%s%02d%02d" % (
-        "-" if offset < 0 else "+",
-        abs(offset) // 3600,
-        abs(offset) % 3600 // 60,
-    )
+    sign = "-" if offset < 0 else "+"
+    zone = f"{sign}{abs(offset) // 3600:02d}{abs(offset) % 3600 // 60:02d}"
     author = identity_line(fields["Author"], fields["Email"], f"{seconds} {zone}".encode())
     subject = fields.get("Subject", "").encode()
     message = subject + (b"\n\n" + body if body else b"") + b"\n"

@@ -70,7 +70,7 @@ def git(
             env=clean_env(env),
             check=False,
         )
-    except subprocess.TimeoutExpired as exc:
+    except subprocess.TimeoutExpired:
         raise GitError(f"{shown}: timed out after {timeout:g}s") from None
     except OSError as exc:
         raise GitError(f"{shown}: cannot run git: {exc.strerror}") from None
