@@ -84,7 +84,8 @@ def load_config(path: Path | None, cwd: Path | None = None) -> Config:
         data: dict[str, object] = {}
         base = cwd
     else:
-        from ruamel.yaml import YAML, YAMLError
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import YAMLError
 
         try:
             loaded = YAML(typ="safe").load(path.read_text())

@@ -80,13 +80,15 @@ class BuildRecord:
             data: dict[str, Any] = json.loads(text)
             if data.pop("format", None) != FORMAT:
                 return None
-            xsas = tuple(
-                XsaRecord(**{k: tuple(v) if isinstance(v, list) else v for k, v in x.items()})
-                for x in data.pop("xsas")
-            )
+            xsas = tuple(_xsa_record(x) for x in data.pop("xsas"))
             return cls(xsas=xsas, **data)
         except (ValueError, TypeError, KeyError):
             return None  # an unreadable record only costs a rebuild
+
+
+def _xsa_record(data: dict[str, Any]) -> XsaRecord:
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return XsaRecord(**fields)
 
 
 def make_record(

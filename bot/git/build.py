@@ -65,7 +65,7 @@ class Builder:
     ) -> BuildResult:
         """Build the branch; with `stop_at`, stop after that XSA (for `deps`)."""
         on_source = self._range(base_commit, source_commit)
-        branch = _Branch(base_commit, str(self.repo[base_commit].tree_id))
+        branch = _Branch(base_commit, parse_commit(self.store.read(base_commit)[1]).tree)
         outcomes: list[XsaOutcome] = []
         for entry in manifest.xsas:
             outcomes.append(self._apply_xsa(entry, branch, base_commit, on_source, manifests_root))
@@ -113,8 +113,9 @@ class Builder:
                 )
                 branch.head, branch.tree = start.head, start.tree
                 return XsaOutcome(entry.xsa, "blocked", tuple(picks), blocked)
-        state = "already-applied" if all(p.empty for p in picks) else "applied"
-        return XsaOutcome(entry.xsa, state, tuple(picks))
+        if all(p.empty for p in picks):
+            return XsaOutcome(entry.xsa, "already-applied", tuple(picks))
+        return XsaOutcome(entry.xsa, "applied", tuple(picks))
 
     def _pick(
         self,

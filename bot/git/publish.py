@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pygit2
+
 from bot.core.record import BuildRecord
 from bot.git.commits import format_commit, identity_line, parse_commit
 from bot.git.objects import ObjectStore
@@ -39,6 +41,7 @@ def read_record(work: WorkRepo, tip: str, notes: str | None) -> BuildRecord | No
         blob = work.repo[tree[tip].id]
     except KeyError:
         return None
+    assert isinstance(blob, pygit2.Blob)
     return BuildRecord.from_json(blob.data.decode("utf-8", "replace"))
 
 
