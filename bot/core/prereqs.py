@@ -1,0 +1,373 @@
+"""The prerequisite search: the smallest set of candidate commits that makes a fix apply.
+
+Pure: the git side supplies candidates (in widening stages) and a `TrialPort` that picks a set
+of candidates and then the fix, in memory. The search prefers sets with which the fix lands
+*faithfully* (same patch-id as on `source`) over merely clean ones, and a proven minimum over
+an irreducible set when proving is affordable.
+
+Trials are the cost, so the search predicts failures it has already seen: a 3-way merge works
+path by path, so the content a set of picks leaves at a path depends only on the picks that
+touch that path. If the fix conflicted at path q after set S, every set with the same
+q-touching members fails the same way. This needs accurate `Candidate.paths` (None: unknown,
+counts as touching every path) and assumes no renames between the picks and the fix; a wrong
+prediction can only cost a missed set, never a wrong one, as every chosen set is a real trial.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Target = Literal["faithful", "clean"]
+_TARGETS: tuple[Target, ...] = ("faithful", "clean")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial pick of a set of prerequisites and then the fix."""
+
+    clean: bool
+    faithful: bool  # the fix landed with the same patch-id as on source (implies clean)
+    conflicts: tuple[str, ...] = ()  # conflicting paths of the failing pick
+    failed: str | None = None  # the prerequisite whose own pick conflicted; None: the fix
+    unfaithful: tuple[str, ...] = ()  # paths where a clean fix landed differently
+
+
+class TrialPort(Protocol):
+    def trial(self, prerequisites: Sequence[str]) -> Trial:
+        """Pick these (already in source order), then the fix, in memory."""
+        ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    sha: str
+    subject: str
+    reasons: tuple[str, ...] = ()  # why it is a candidate: which paths or lines
+    paths: frozenset[str] | None = None  # paths it changes; None: unknown
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One widening step: `candidates()` returns the whole pool so far, in source order."""
+
+    name: str
+    candidates: Callable[[], Sequence[Candidate]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_candidates: int = 200
+    max_trials: int = 2000
+    max_seconds: float = 30.0
+    # Proving a minimum enumerates smaller sets; past this many the set is only irreducible.
+    max_proof_sets: int = 20_000
+
+
+@dataclass(frozen=True)
+class FinderResult:
+    xsa: int
+    fix: str
+    conflicts: tuple[str, ...]  # what blocked the fix
+    candidates: tuple[Candidate, ...]
+    chosen: tuple[Candidate, ...]  # in source order; empty if none found (or none needed)
+    found: bool
+    minimal: bool  # proven minimum; else irreducible (or less, if bound_hit says so)
+    faithful: bool
+    trials: int
+    seconds: float
+    bound_hit: str | None = None  # "candidates", "trials", "seconds" or "proof-sets"
+    widened: tuple[str, ...] = ()  # the widening stages that ran, after the first
+
+
+class _BoundHit(Exception):
+    def __init__(self, bound: str) -> None:
+        super().__init__(bound)
+        self.bound = bound
+
+
+@dataclass
+class _Best:
+    members: frozenset[str]
+    faithful: bool
+
+
+@dataclass
+class _Search:
+    port: TrialPort
+    limits: Limits
+    clock: Callable[[], float]
+    started: float
+    trials: int = 0
+    info: dict[str, Candidate] = field(default_factory=dict)
+    order: dict[str, int] = field(default_factory=dict)
+    memo: dict[frozenset[str], Trial] = field(default_factory=dict)
+    # Learned failures, keyed by path: projections of a set onto that path's touchers.
+    bad: dict[Target, dict[str, set[frozenset[str]]]] = field(
+        default_factory=lambda: {"faithful": {}, "clean": {}}
+    )
+    bad_pick: dict[tuple[str, str], set[frozenset[str]]] = field(default_factory=dict)
+    best: _Best | None = None
+
+    # -- trials -----------------------------------------------------------------------------
+
+    def ordered(self, members: Iterable[str]) -> list[str]:
+        return sorted(members, key=self.order.__getitem__)
+
+    def touches(self, sha: str, path: str) -> bool:
+        paths = self.info[sha].paths if sha in self.info else None
+        return paths is None or path in paths
+
+    def project(self, members: Iterable[str], path: str) -> frozenset[str]:
+        return frozenset(m for m in members if self.touches(m, path))
+
+    def predicted_fail(self, members: frozenset[str], target: Target) -> bool:
+        for path, seen in self.bad[target].items():
+            if self.project(members, path) in seen:
+                return True
+        for (sha, path), seen in self.bad_pick.items():
+            if sha in members:
+                before = (m for m in members if self.order[m] < self.order[sha])
+                if self.project(before, path) in seen:
+                    return True
+        return False
+
+    def run(self, members: frozenset[str]) -> Trial:
+        found = self.memo.get(members)
+        if found is not None:
+            return found
+        if self.trials >= self.limits.max_trials:
+            raise _BoundHit("trials")
+        if self.clock() - self.started > self.limits.max_seconds:
+            raise _BoundHit("seconds")
+        self.trials += 1
+        result = self.port.trial(self.ordered(members))
+        self.memo[members] = result
+        self.learn(members, result)
+        return result
+
+    def learn(self, members: frozenset[str], t: Trial) -> None:
+        if not t.clean and t.failed is not None:
+            before = [m for m in members if self.order[m] < self.order[t.failed]]
+            for path in t.conflicts:
+                key = (t.failed, path)
+                self.bad_pick.setdefault(key, set()).add(self.project(before, path))
+        elif not t.clean:
+            for target in _TARGETS:
+                for path in t.conflicts:
+                    proj = self.project(members, path)
+                    self.bad[target].setdefault(path, set()).add(proj)
+        elif not t.faithful:
+            for path in t.unfaithful:
+                proj = self.project(members, path)
+                self.bad["faithful"].setdefault(path, set()).add(proj)
+        if t.clean:
+            self.consider(members, t.faithful)
+
+    def consider(self, members: frozenset[str], faithful: bool) -> None:
+        b = self.best
+        if b is None or (faithful, -len(members)) > (b.faithful, -len(b.members)):
+            self.best = _Best(members, faithful)
+
+    def works(self, members: Iterable[str], target: Target) -> bool:
+        key = frozenset(members)
+        if key not in self.memo and self.predicted_fail(key, target):
+            return False
+        t = self.run(key)
+        return t.faithful if target == "faithful" else t.clean
+
+    # -- minimising -------------------------------------------------------------------------
+
+    def ddmin(self, pool: list[str], target: Target) -> list[str]:
+        """Delta debugging (Zeller): shrink a working set by chunks, then one at a time."""
+        current = pool
+        n = 2
+        while len(current) >= 2:
+            chunks = _split(current, n)
+            reduced = False
+            for chunk in chunks:
+                if self.works(chunk, target):
+                    current, n, reduced = chunk, 2, True
+                    break
+            if not reduced:
+                for chunk in chunks:
+                    rest = [m for m in current if m not in set(chunk)]
+                    if self.works(rest, target):
+                        current, n, reduced = rest, max(n - 1, 2), True
+                        break
+            if not reduced:
+                if n >= len(current):
+                    break
+                n = min(len(current), 2 * n)
+        return self.irreducible(current, target)
+
+    def irreducible(self, members: list[str], target: Target) -> list[str]:
+        """Drop single commits while the set still works (ddmin's last round already did
+        most of this; sets that worked by luck of non-monotonic merges need the pass)."""
+        changed = True
+        while changed and len(members) > 1:
+            changed = False
+            for m in members:
+                rest = [x for x in members if x != m]
+                if self.works(rest, target):
+                    members, changed = rest, True
+                    break
+        return members
+
+    def smaller(self, pool: list[str], size: int, target: Target) -> tuple[list[str] | None, bool]:
+        """Look for a working set of fewer than `size` commits, smallest first.
+
+        Returns (set found or None, whether every smaller set was ruled out).
+        """
+        examined = 0
+        for k in range(1, size):
+            for combo in itertools.combinations(pool, k):
+                examined += 1
+                if examined > self.limits.max_proof_sets:
+                    return None, False
+                if self.works(combo, target):
+                    return list(combo), True
+        return None, True
+
+
+def _split(items: list[str], n: int) -> list[list[str]]:
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        if end > start:
+            out.append(items[start:end])
+        start = end
+    return out
+
+
+def find_minimal_set(
+    port: TrialPort,
+    stages: Sequence[Stage],
+    *,
+    xsa: int,
+    fix: str,
+    limits: Limits = Limits(),
+    clock: Callable[[], float] = time.monotonic,
+) -> FinderResult:
+    """Search the stages' pools, narrowest first, for the smallest set that makes `fix` apply.
+
+    A stage whose whole pool makes the fix land faithfully is minimised; a pool that only makes
+    it land cleanly is kept as a fallback while wider stages look for a faithful one.
+    """
+    s = _Search(port, limits, clock, clock())
+    pool: list[str] = []
+    widened: list[str] = []
+    bound: str | None = None
+    conflicts: tuple[str, ...] = ()
+    chosen: list[str] = []
+    minimal = False
+
+    def result(found: bool) -> FinderResult:
+        faithful = found and s.memo[frozenset(chosen)].faithful
+        return FinderResult(
+            xsa=xsa,
+            fix=fix,
+            conflicts=conflicts,
+            candidates=tuple(s.info[m] for m in pool),
+            chosen=tuple(s.info[m] for m in s.ordered(chosen)),
+            found=found,
+            minimal=found and minimal,
+            faithful=faithful,
+            trials=s.trials,
+            seconds=clock() - s.started,
+            bound_hit=bound,
+            widened=tuple(widened),
+        )
+
+    try:
+        first = s.run(frozenset())
+        conflicts = first.conflicts
+        if first.clean:  # nothing needed: the fix applies as it is
+            minimal = True
+            return result(True)
+        fallback: list[str] | None = None
+        for index, stage in enumerate(stages):
+            if index:
+                widened.append(stage.name)
+            pool, capped = _grow(s, pool, stage.candidates(), limits.max_candidates)
+            if capped:
+                bound = "candidates"
+            usable = _drop_failing_picks(s, pool)
+            if usable is None:
+                continue
+            if s.memo[frozenset(usable)].faithful:
+                chosen, minimal, proof_bound = _minimise(s, usable, "faithful")
+                bound = bound or proof_bound
+                return result(True)
+            if fallback is None:
+                fallback = usable
+        if fallback is not None:
+            chosen, minimal, proof_bound = _minimise(s, fallback, "clean")
+            bound = bound or proof_bound
+            return result(True)
+        return result(False)
+    except _BoundHit as hit:
+        bound = hit.bound
+        if s.best is None:
+            return result(False)
+        chosen, minimal = s.ordered(s.best.members), False
+        return result(True)
+
+
+def _grow(
+    s: _Search, pool: list[str], fresh: Sequence[Candidate], cap: int
+) -> tuple[list[str], bool]:
+    """The new pool, in source order: the old one plus as many new candidates as fit, the
+    ones nearest the fix first (they are the likeliest to share its context)."""
+    for position, c in enumerate(fresh):
+        s.order[c.sha] = position
+        s.info[c.sha] = c
+    kept = set(pool)
+    room = cap - len(kept)
+    new = [c.sha for c in fresh if c.sha not in kept]
+    capped = len(new) > room
+    if capped:
+        new = new[len(new) - max(room, 0) :] if room > 0 else []
+    kept.update(new)
+    return [c.sha for c in fresh if c.sha in kept], capped
+
+
+def _drop_failing_picks(s: _Search, pool: list[str]) -> list[str] | None:
+    """The pool without the commits that do not pick themselves; None if the fix still fails.
+
+    A candidate that conflicts needs something outside the pool; leaving it out lets the rest
+    be tried, and a wider stage may bring what it needs.
+    """
+    usable = list(pool)
+    while True:
+        t = s.run(frozenset(usable))
+        if t.clean:
+            return usable
+        if t.failed is None or t.failed not in usable:
+            return None
+        usable.remove(t.failed)
+
+
+_FIRST_SINGLES = 8
+
+
+def _minimise(s: _Search, usable: list[str], target: Target) -> tuple[list[str], bool, str | None]:
+    """An irreducible set by ddmin, then a proof (or a smaller set) by trying smaller sets.
+
+    Most fixes need one commit (the median set on real history), and a single that touches
+    every conflicting path is cheap to try, so a few of those go first.
+    """
+    singles = [m for m in usable if not s.predicted_fail(frozenset((m,)), target)]
+    if len(singles) <= _FIRST_SINGLES:
+        for m in singles:
+            if s.works((m,), target):
+                return [m], True, None
+    found = s.ddmin(usable, target)
+    smaller, complete = s.smaller(usable, len(found), target)
+    if smaller is not None:
+        return smaller, True, None
+    return found, complete, None if complete else "proof-sets"
