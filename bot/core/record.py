@@ -87,7 +87,7 @@ class BuildRecord:
 
 
 def _xsa_record(data: dict[str, Any]) -> XsaRecord:
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return XsaRecord(**fields)
 
 
