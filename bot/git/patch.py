@@ -74,7 +74,7 @@ def parse_mail(repo: Path, data: bytes) -> PatchMail:
     with tempfile.TemporaryDirectory(prefix="xsabot-mail-") as tmp:
         msg, diff = Path(tmp) / "msg", Path(tmp) / "patch"
         try:
-            info = git(["mailinfo", "-k", "-b", msg, diff], cwd=repo, input=data).stdout
+            info = git(["mailinfo", "-b", msg, diff], cwd=repo, input=data).stdout
         except GitError as exc:
             raise PatchError("patch-unreadable", f"not a patch mail: {exc}") from None
         fields = dict(

@@ -1,0 +1,230 @@
+"""`xsabot reconcile`/`plan`: forward-only publishing, records, leases, no-op passes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Bot
+from tests.gitrepo import XenLike
+from tests.manifests import manifest
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _tip(mirror: Path, branch: str = "xsa/4.19") -> str:
+    return _git(mirror, "rev-parse", f"refs/heads/{branch}")
+
+
+def _reconcile(bot: Bot, *args: str, **kw: Path) -> dict:
+    run = bot("reconcile", "--json", *args, **kw)
+    data = json.loads(run.out)
+    data["status"] = run.status
+    return data
+
+
+def _only(data: dict) -> dict:
+    (branch,) = data["branches"]
+    return branch
+
+
+def test_first_pass_creates_then_append_fast_forwards(bot: Bot, xenlike: XenLike) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    first = _only(_reconcile(bot))
+    assert (first["action"], first["published"], first["applied"]) == ("create", True, [1])
+    old = _tip(bot.mirror)
+    assert old == first["tip"]
+
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"])))
+    second = _only(_reconcile(bot))
+    assert second["action"] == "fast-forward"
+    assert second["applied"] == [1, 3]
+    new = _tip(bot.mirror)
+    assert _git(bot.mirror, "rev-parse", f"{new}~2") == old
+    assert second["tip"] == second["build"] == new
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("remove", "removed: XSA-1"),
+        ("reorder", "reordered: XSA-3, XSA-1"),
+        ("base", "base: RELEASE-4.19.0 -> RELEASE-4.19.1"),
+    ],
+)
+def test_rewrites_publish_a_pseudo_merge(
+    bot: Bot, xenlike: XenLike, change: str, expected: str
+) -> None:
+    xenlike.builder.checkout("release-4.19")
+    xenlike.builder.commit("Xen 4.19.1\n", {"README": "Xen 4.19.1\n"})
+    xenlike.builder.tag("RELEASE-4.19.1")
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"])))
+    _reconcile(bot)
+    old = _tip(bot.mirror)
+
+    new_text = {
+        "remove": manifest(xenlike, (3, ["xsa3a", "xsa3b"])),
+        "reorder": manifest(xenlike, (3, ["xsa3a", "xsa3b"]), (1, ["xsa1"])),
+        "base": manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"]), base="RELEASE-4.19.1"),
+    }[change]
+    bot.write("4.19", new_text)
+    report = _only(_reconcile(bot))
+    assert report["action"] == "pseudo-merge"
+    assert expected in report["changes"]
+    new = _tip(bot.mirror)
+    parents = _git(bot.mirror, "log", "-1", "--format=%P", new).split()
+    assert parents == [old, report["build"]]
+    assert _git(bot.mirror, "rev-parse", f"{new}^{{tree}}") == _git(
+        bot.mirror, "rev-parse", f"{report['build']}^{{tree}}"
+    )
+    # Downstreams fast-forward: the old tip is an ancestor of the new one.
+    subprocess.run(
+        ["git", "-C", str(bot.mirror), "merge-base", "--is-ancestor", old, new], check=True
+    )
+    assert expected in _git(bot.mirror, "log", "-1", "--format=%B", new)
+
+
+def test_pseudo_merge_is_the_same_commit_on_two_replicas(
+    bot: Bot, xenlike: XenLike, tmp_path: Path
+) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"])))
+    _reconcile(bot)
+    replica_mirror = tmp_path / "replica-mirror.git"
+    shutil.copytree(bot.mirror, replica_mirror)
+    bot.write("4.19", manifest(xenlike, (3, ["xsa3a", "xsa3b"])))
+    here = _only(_reconcile(bot))
+    there = _only(_reconcile(bot, state=tmp_path / "replica-state", mirror=replica_mirror))
+    assert here["action"] == there["action"] == "pseudo-merge"
+    assert here["tip"] == there["tip"]
+    assert _tip(bot.mirror) == _tip(replica_mirror)
+
+
+def test_unchanged_inputs_do_no_rebuild_even_on_a_fresh_machine(
+    bot: Bot, xenlike: XenLike, tmp_path: Path
+) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (2, ["xsa2"])))
+    first = _only(_reconcile(bot))
+    assert first["rebuilt"] is True
+    again = _only(_reconcile(bot))
+    fresh = _only(_reconcile(bot, state=tmp_path / "fresh-state"))
+    for report in (again, fresh):
+        assert report["action"] == "none"
+        assert report["rebuilt"] is False
+        assert report["tip"] == first["tip"]
+        # The record remembers what the build found, so the blocked XSA is still reported.
+        assert report["blocked"] == first["blocked"]
+        assert report["applied"] == [1]
+    # Editing only a `why` text is not an input change.
+    bot.write(
+        "4.19",
+        manifest(
+            xenlike,
+            (1, ["xsa1"]),
+            {"xsa": 2, "status": "blocked", "why": "needs a manual backport"},
+        ),
+    )
+    changed = _only(_reconcile(bot))
+    assert changed["rebuilt"] is True and changed["not_applied"] == [2]
+
+
+def test_blocked_xsa_is_reported_and_the_rest_published(bot: Bot, xenlike: XenLike) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (2, ["xsa2"]), (3, ["xsa3a", "xsa3b"])))
+    data = _reconcile(bot)
+    report = _only(data)
+    assert data["status"] == 1
+    assert report["published"] is True
+    assert report["applied"] == [1, 3]
+    assert report["blocked"] == [
+        {
+            "xsa": 2,
+            "commit": xenlike.shas["xsa2"],
+            "paths": ["xen/common/sched.c"],
+            "reason": "conflict",
+        }
+    ]
+    note = _git(bot.mirror, "notes", "--ref", "xsabot", "show", _tip(bot.mirror))
+    record = json.loads(note)
+    assert [x["state"] for x in record["xsas"]] == ["applied", "blocked", "applied"]
+
+
+def test_json_has_the_documented_fields(bot: Bot, xenlike: XenLike) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (5, ["xsa5"])))
+    report = _only(_reconcile(bot, "--dry-run"))
+    assert list(report)[:8] == [
+        "manifest",
+        "branch",
+        "base",
+        "tip",
+        "action",
+        "applied",
+        "already_applied",
+        "blocked",
+    ]
+    assert report["manifest"] == "4.19"
+    assert report["already_applied"] == [5]
+    assert report["published"] is False
+
+
+def test_plan_and_dry_run_publish_nothing(bot: Bot, xenlike: XenLike) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    plan = bot("plan")
+    assert plan.status == 0
+    assert "4.19: would create xsa/4.19" in plan.out
+    assert _git(bot.mirror, "for-each-ref") == ""
+    _reconcile(bot, "--dry-run")
+    assert _git(bot.mirror, "for-each-ref") == ""
+
+
+def test_a_broken_manifest_stops_only_its_branch(bot: Bot, xenlike: XenLike) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    bot.write("4.18", manifest(xenlike, (1, ["xsa1"]), branch="xsa/4.18") + "bogus: 1\n")
+    data = _reconcile(bot)
+    assert data["status"] == 1
+    by_name = {b["manifest"]: b for b in data["branches"]}
+    assert by_name["4.18"]["action"] == "error"
+    assert any("bogus" in p for p in by_name["4.18"]["problems"])
+    assert by_name["4.19"]["published"] is True
+    assert _git(bot.mirror, "for-each-ref", "--format=%(refname)", "refs/heads") == (
+        "refs/heads/xsa/4.19"
+    )
+
+
+def test_lease_failure_publishes_nothing_and_says_so(
+    bot: Bot, xenlike: XenLike, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    bot.write("4.20", manifest(xenlike, (1, ["xsa1"]), branch="xsa/4.20"))
+    _reconcile(bot)
+    before = _git(bot.mirror, "for-each-ref")
+
+    import bot.reconcile as reconcile_module
+
+    real_push = reconcile_module.push
+
+    def racing_push(work, mirror, updates, **kw):  # type: ignore[no-untyped-def]
+        # Another replica (or a human) moves one branch after our fetch, before our push.
+        _git(Path(mirror), "update-ref", "refs/heads/xsa/4.20", xenlike.shas["release"])
+        return real_push(work, mirror, updates, **kw)
+
+    monkeypatch.setattr(reconcile_module, "push", racing_push)
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"])))
+    bot.write("4.20", manifest(xenlike, (3, ["xsa3a", "xsa3b"]), branch="xsa/4.20"))
+    data = _reconcile(bot)
+    assert data["status"] == 1
+    for report in data["branches"]:
+        assert report["action"] == "error"
+        assert report["published"] is False
+        assert any("lease" in p for p in report["problems"])
+    after = _git(bot.mirror, "for-each-ref")
+    # Only the racer's own change is there: 4.19 and the notes did not move.
+    assert [line for line in after.splitlines() if "xsa/4.20" not in line] == [
+        line for line in before.splitlines() if "xsa/4.20" not in line
+    ]
