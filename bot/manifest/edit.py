@@ -1,0 +1,132 @@
+"""Edits the bot proposes to a manifest, made on its text so comments and layout survive.
+
+Volunteers own the manifests: their comments (often the subject of each commit), blank lines,
+key order, quoting and indentation must come through a bot edit unchanged, so the merge request
+diff shows only what the bot adds. ruamel.yaml's round-trip mode keeps all of that; the
+indentation is measured from the text itself rather than assumed.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from bot.errors import XsabotError
+
+# A document start marker with only comments or blank lines before it: kept verbatim, since
+# ruamel drops comments that precede `---`.
+_PREAMBLE = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\n)*---[ \t]*(?:#[^\n]*)?\n")
+
+
+class ManifestEditError(XsabotError):
+    """The manifest cannot take the edit: the XSA is not in it, or it is not a manifest."""
+
+
+def add_prerequisites(text: str, xsa: int, prereqs: Sequence[tuple[str, str]]) -> str:
+    """Add `prerequisites` entries `{commit, why}` to XSA `xsa`, before its `commits`.
+
+    `prereqs` are (commit, why) pairs in the order they must be applied. Commits the XSA
+    already lists are skipped, so proposing the same set twice changes nothing; when nothing
+    is new, `text` is returned as it is.
+    """
+
+    def edit(entry: CommentedMap) -> bool:
+        existing = entry.get("prerequisites")
+        listed = {str(p.get("commit")) for p in existing or () if isinstance(p, dict)}
+        new = [(commit, why) for commit, why in prereqs if commit not in listed]
+        if not new:
+            return False
+        if existing is None:
+            existing = CommentedSeq()
+            entry.insert(_position_before(entry, ("commits", "patches")), "prerequisites", existing)
+        # New entries follow the style of the ones already there (`- {commit: .., why: ..}`).
+        flow = (
+            bool(existing) and isinstance(existing[0], CommentedMap) and existing[0].fa.flow_style()
+        )
+        for commit, why in new:
+            item = CommentedMap([("commit", commit), ("why", _text(why))])
+            if flow:
+                item.fa.set_flow_style()
+            existing.append(item)
+        return True
+
+    return _edit_xsa(text, xsa, edit)
+
+
+def mark_blocked(text: str, xsa: int, why: str) -> str:
+    """Set `status: blocked` and `why` on XSA `xsa`, keeping its commits for a manual backport."""
+
+    def edit(entry: CommentedMap) -> bool:
+        if entry.get("status") == "blocked" and entry.get("why") == why:
+            return False
+        if "status" in entry:
+            entry["status"] = "blocked"
+        else:
+            entry.insert(
+                _position_before(entry, ("why", "prerequisites", "commits", "patches")),
+                "status",
+                "blocked",
+            )
+        if "why" in entry:
+            entry["why"] = _text(why)
+        else:
+            entry.insert(list(entry).index("status") + 1, "why", _text(why))
+        return True
+
+    return _edit_xsa(text, xsa, edit)
+
+
+def _edit_xsa(text: str, xsa: int, edit: Callable[[CommentedMap], bool]) -> str:
+    match = _PREAMBLE.match(text)
+    preamble, body = (match.group(0), text[match.end() :]) if match else ("", text)
+    yaml = _round_trip(body)
+    try:
+        data = yaml.load(body)
+    except YAMLError as exc:
+        raise ManifestEditError(f"not valid YAML: {exc}") from None
+    entries = data.get("xsas") if isinstance(data, CommentedMap) else None
+    if not isinstance(entries, CommentedSeq):
+        raise ManifestEditError("the manifest has no `xsas` list")
+    entry = next((e for e in entries if isinstance(e, CommentedMap) and e.get("xsa") == xsa), None)
+    if entry is None:
+        listed = ", ".join(str(e.get("xsa")) for e in entries if isinstance(e, CommentedMap))
+        raise ManifestEditError(f"XSA-{xsa} is not in the manifest (it lists: {listed or 'none'})")
+    if not edit(entry):
+        return text
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return preamble + out.getvalue()
+
+
+def _round_trip(text: str) -> YAML:
+    """A round-trip YAML set up with the indentation the text itself uses."""
+    _, sequence, offset = load_yaml_guess_indent(text)
+    if sequence is None:  # no nested block sequence to measure: the shipped manifests' style
+        sequence, offset = 4, 2
+    offset = offset or 0
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a volunteer's long lines (flow lists of SHAs)
+    yaml.indent(mapping=sequence - offset if offset else sequence, sequence=sequence, offset=offset)
+    return yaml
+
+
+def _position_before(entry: CommentedMap, keys: Sequence[str]) -> int:
+    """Where a new key goes: before the first of `keys` present, else at the end."""
+    present = list(entry)
+    return next((present.index(k) for k in keys if k in present), len(present))
+
+
+def _text(value: str) -> Any:
+    # Quoted, because subjects often hold `: ` or start with characters YAML would misread.
+    if "\n" in value:
+        return LiteralScalarString(value)
+    return DoubleQuotedScalarString(value)
