@@ -1,0 +1,85 @@
+"""`xsabot status`: what each published branch holds, from the mirror's build records.
+
+Reads only the mirror (no upstream fetch, no build): the branches, their tips, the XSAs each
+holds or lacks and why, and the bot's open proposals.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bot.cli import Context
+from bot.core.plan import BranchReport, from_record
+from bot.git.publish import read_record
+from bot.git.workrepo import WorkRepo
+from bot.manifest.load import load_manifests
+from bot.render import branch_lines, dump_json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the status as JSON")
+
+
+def branch_status(ctx: Context) -> list[BranchReport]:
+    config = ctx.config
+    mset = load_manifests(config.manifests, namespace=config.namespace, trees=config.trees.keys())
+    reports: list[BranchReport] = []
+    works: dict[str, WorkRepo] = {}
+    for loaded in mset.loaded:
+        m = loaded.manifest
+        work = works.get(m.tree)
+        if work is None:
+            work = works[m.tree] = WorkRepo.for_tree(config.state, m.tree)
+            work.fetch_mirror(config.mirror_of(m.tree), config.namespace)
+        tip = work.mirror_branch(m.branch)
+        record = read_record(work, tip, work.mirror_notes()) if tip else None
+        fields: dict[str, Any] = from_record(record) if record else {"base": m.base}
+        reports.append(
+            BranchReport(
+                manifest=loaded.name,
+                path=str(loaded.path),
+                action="none",
+                branch=m.branch,
+                tip=tip,
+                problems=() if tip else ("not published yet",),
+                published=tip is not None,
+                **fields,
+            )
+        )
+    for path, problems in sorted(mset.invalid.items()):
+        reports.append(
+            BranchReport(path.stem, str(path), "error", problems=tuple(map(str, problems)))
+        )
+    return sorted(reports, key=lambda r: r.manifest)
+
+
+def _proposals(ctx: Context) -> list[dict[str, Any]]:
+    try:
+        from bot.proposals import load_forge
+    except ImportError:  # pragma: no cover - proposals not installed in this build
+        return []
+    forge = load_forge(ctx.config)
+    return [
+        {"id": mr.id, "branch": mr.branch, "title": mr.title, "draft": mr.draft, "url": mr.url}
+        for mr in forge.list_open()
+    ]
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    reports = branch_status(ctx)
+    proposals = _proposals(ctx)
+    if args.json:
+        print(
+            dump_json(
+                {"branches": [r.to_json() for r in reports], "proposals": proposals}
+            )
+        )
+    else:
+        for report in reports:
+            for line in branch_lines(report, done=True):
+                print(line.replace("no change to ", "", 1))
+        for p in proposals:
+            draft = " (draft)" if p["draft"] else ""
+            print(f"proposal !{p['id']}{draft}: {p['title']} [{p['branch']}]")
+    return 0 if all(r.ok for r in reports) else 1
