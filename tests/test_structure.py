@@ -1,0 +1,62 @@
+"""Meta-tests that keep the architecture's boundaries (python-gitlab's habit)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+BOT = Path(__file__).resolve().parent.parent / "bot"
+CORE_FORBIDDEN = (
+    "bot.git",
+    "bot.forges",
+    "bot.notify",
+    "bot.web",
+    "bot.reconcile",
+    "pygit2",
+    "git",
+    "gitlab",
+    "github",
+    "subprocess",
+    "ruamel",
+    "requests",
+)
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_is_pure() -> None:
+    offenders = {
+        f"{path.relative_to(BOT.parent)}: {name}"
+        for path in (BOT / "core").glob("*.py")
+        for name in _imports(path)
+        if any(name == bad or name.startswith(bad + ".") for bad in CORE_FORBIDDEN)
+    }
+    assert not offenders, "bot/core must stay free of I/O and adapters"
+
+
+def test_only_the_runner_starts_git() -> None:
+    """Every git process goes through bot/git/runner.py (timeouts, scrubbed env, redaction)."""
+    starters = {
+        str(path.relative_to(BOT.parent))
+        for path in BOT.rglob("*.py")
+        if "subprocess" in _imports(path)
+    }
+    allowed = {"bot/git/runner.py"}
+    assert starters <= allowed, starters - allowed
+
+
+def test_library_exceptions_stay_in_adapters() -> None:
+    """Only forge adapters import forge client libraries."""
+    for path in BOT.rglob("*.py"):
+        rel = str(path.relative_to(BOT.parent))
+        for name in _imports(path):
+            if name.split(".")[0] in ("gitlab", "github"):
+                assert rel.startswith("bot/forges/"), f"{rel} imports {name}"
