@@ -1,26 +1,132 @@
 """The manifest model: what a volunteer declares for one published branch.
 
-Field names are the YAML keys. The model is frozen; the loader (`load.py`) adds file positions
-to validation errors, and checks that need context (branch namespace, paths, other manifests).
+Field names are the YAML keys. The model is frozen and checks everything that needs no context
+(SHA and ref name syntax, safe relative patch paths), with messages meant for volunteers.
+The loader (`load.py`) adds file positions to these errors and runs the checks that need
+context: the bot's namespace and trees, patch files on disk, repeats within a manifest, and
+other manifests.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import posixpath
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    WithJsonSchema,
+    model_validator,
+)
+
+from bot.manifest.refname import (
+    BRANCH_NAME_PATTERN,
+    TAG_NAME_PATTERN,
+    check_branch_name,
+    check_tag_name,
+)
+
+SHA_PATTERN = r"^[0-9a-f]{40}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+TREE_PATTERN = r"^[a-z0-9][a-z0-9-]*$"  # as in the bot config
+
+
+def _hex_digits(what: str, digits: int) -> Callable[[str], str]:
+    """A validator for a lower-case hex ID of `digits` digits, saying what is wrong with it."""
+
+    def check(value: str) -> str:
+        if re.fullmatch(r"[0-9a-fA-F]*", value) is None:
+            raise ValueError(f"not a {what}: use {digits} hex digits (0-9, a-f)")
+        if len(value) != digits:
+            raise ValueError(f"a {what} has {digits} hex digits, this one has {len(value)}")
+        if value != value.lower():
+            raise ValueError(f"write the {what} in lower case")
+        return value
+
+    return check
+
+
+def _ref_name(check: Callable[[str], str | None]) -> Callable[[str], str]:
+    def validate(value: str) -> str:
+        why = check(value)
+        if why is not None:
+            raise ValueError(f"not a valid git ref name: {why}")
+        return value
+
+    return validate
+
+
+def _tree_name(value: str) -> str:
+    if re.fullmatch(TREE_PATTERN, value) is None:
+        raise ValueError("a tree name is lower-case letters, digits and `-`")
+    return value
+
+
+def patch_path_problem(value: str) -> str | None:
+    """Why `value` is not a safe patch path (relative, inside the manifests directory), or None."""
+    # Patches are read from the manifests repository; a path that leaves it could make the
+    # bot read (and publish) any file on the host.
+    if not value:
+        return "the path is empty"
+    if posixpath.isabs(value) or value.startswith("\\"):
+        return "use a path relative to the manifests directory, not an absolute one"
+    if "\\" in value:
+        return "use `/` to separate directories"
+    if posixpath.normpath(value).split("/")[0] == "..":
+        return "the path leaves the manifests directory"
+    return None
+
+
+def _relative_path(value: str) -> str:
+    why = patch_path_problem(value)
+    if why is not None:
+        raise ValueError(why)
+    return value
+
+
+def _https_url(value: str) -> str:
+    if not value.startswith("https://") or len(value) == len("https://"):
+        raise ValueError("use an https:// URL")
+    return value
+
+
+def _string(pattern: str, description: str) -> WithJsonSchema:
+    schema: dict[str, Any] = {"type": "string", "pattern": pattern, "description": description}
+    return WithJsonSchema(schema)
+
 
 Sha = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9a-f]{40}$"),
-    Field(description="A full 40-hex commit ID (lower case)"),
+    AfterValidator(_hex_digits("commit ID", 40)),
+    _string(SHA_PATTERN, "A full 40-hex commit ID (lower case)"),
 ]
 Sha256 = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9a-f]{64}$"),
-    Field(description="sha256 of the patch file, 64 hex digits (lower case)"),
+    AfterValidator(_hex_digits("sha256", 64)),
+    _string(SHA256_PATTERN, "sha256 of the patch file, 64 hex digits (lower case)"),
 ]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+TagName = Annotated[
+    str,
+    AfterValidator(_ref_name(check_tag_name)),
+    _string(TAG_NAME_PATTERN, "A git tag name"),
+]
+BranchName = Annotated[
+    str,
+    AfterValidator(_ref_name(check_branch_name)),
+    _string(BRANCH_NAME_PATTERN, "A git branch name"),
+]
+TreeName = Annotated[str, AfterValidator(_tree_name), _string(TREE_PATTERN, "A tree name")]
+PatchPath = Annotated[
+    str,
+    AfterValidator(_relative_path),
+    WithJsonSchema({"type": "string", "minLength": 1, "not": {"pattern": r"^(/|\\|\.\.(/|$))"}}),
+]
+HttpsUrl = Annotated[str, AfterValidator(_https_url), _string(r"^https://.+", "An https:// URL")]
 
 
 class _Frozen(BaseModel):
@@ -37,16 +143,16 @@ class Prerequisite(_Frozen):
 class Patch(_Frozen):
     """An advisory patch file (git format-patch mail), verified by sha256 before use."""
 
-    path: str | None = Field(None, description="Path in the manifests repository")
-    url: str | None = Field(None, description="https URL of the patch")
+    path: PatchPath | None = Field(
+        None, description="Path relative to the manifests directory, inside it"
+    )
+    url: HttpsUrl | None = Field(None, description="https URL of the patch")
     sha256: Sha256
 
     @model_validator(mode="after")
     def _one_location(self) -> Patch:
         if (self.path is None) == (self.url is None):
             raise ValueError("give exactly one of `path` or `url`")
-        if self.url is not None and not self.url.startswith("https://"):
-            raise ValueError("`url` must be an https:// URL")
         return self
 
 
@@ -80,16 +186,14 @@ class Xsa(_Frozen):
 class Manifest(_Frozen):
     """One published branch: a base tag plus XSAs from `source`, in order."""
 
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        json_schema_extra={"title": "xsabot manifest"},
+    tree: TreeName = Field("xen", description="A tree from the bot config (upstream and mirror)")
+    base: TagName = Field(description="Upstream tag the branch starts from, e.g. RELEASE-4.19.3")
+    source: BranchName = Field(
+        description="Upstream branch where fix commits live, e.g. stable-4.19"
     )
-
-    tree: str = Field("xen", description="A tree from the bot config (upstream and mirror)")
-    base: str = Field(description="Upstream tag the branch starts from, e.g. RELEASE-4.19.3")
-    source: str = Field(description="Upstream branch where fix commits live, e.g. stable-4.19")
-    branch: str = Field(description="Branch published in the mirror, e.g. xsa/4.19.3")
+    branch: BranchName = Field(
+        description="Branch published in the mirror, under the bot's namespace, e.g. xsa/4.19.3"
+    )
     xsas: tuple[Xsa, ...] = Field((), description="Advisories, applied in this order")
 
     def commit_ids(self) -> list[str]:

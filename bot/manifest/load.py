@@ -1,0 +1,540 @@
+"""Reading manifest files: YAML with positions in, a validated `Manifest` or every problem out.
+
+This module owns the file side of manifests: decoding, YAML syntax, mapping the model's
+validation errors to line and column, and the checks that need context (the bot's namespace and
+trees, patch files on disk, repeats within a file, branches published by two files). Each file
+is parsed once, in ruamel's round-trip mode because only it records where every key and value
+is; ruamel is imported on first use so commands that never read a manifest do not pay for it.
+Patch paths are relative to the manifests directory (`root`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from bot.errors import InvalidInput, Problem, SetupError
+from bot.manifest.model import Manifest, patch_path_problem
+
+SUFFIXES = (".yaml", ".yml")
+_FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
+_TOKEN = re.compile(r"[^\s,\]}#]+")  # a plain scalar as written, up to the next flow indicator
+
+Pos = tuple[int, int]  # 0-based line and column, as ruamel records them
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    """A manifest that passed every check, with where it came from."""
+
+    path: Path  # absolute path of the file
+    name: str  # file stem, e.g. "4.19"
+    manifest: Manifest
+    text: str  # the file's text as read
+
+
+@dataclass(frozen=True)
+class ManifestSet:
+    """The manifests of a directory: the valid ones, and each broken file with all its problems.
+
+    A broken manifest stops only its own branch, so callers act on `loaded` and report `invalid`.
+    """
+
+    loaded: tuple[LoadedManifest, ...]  # valid ones, sorted by name
+    invalid: Mapping[Path, tuple[Problem, ...]]  # every broken file with all its problems
+
+
+def load_manifest(
+    path: Path, *, root: Path, namespace: str = "xsa/", trees: Collection[str] | None = None
+) -> LoadedManifest:
+    """Load and check one manifest; raise `InvalidInput` with every problem of the file."""
+    result = _Reader(path, root=root, namespace=namespace, trees=trees).read()
+    if result.loaded is None:
+        raise InvalidInput(list(result.problems))
+    return result.loaded
+
+
+def load_manifests(
+    directory: Path,
+    *,
+    namespace: str = "xsa/",
+    trees: Collection[str] | None = None,
+    paths: Sequence[Path] | None = None,
+) -> ManifestSet:
+    """Load `*.yaml` and `*.yml` in `directory` (or only `paths`); a bad file never raises.
+
+    Besides each file's own checks, no two files may publish the same branch or share a name
+    (file stem). Raises `SetupError` only when `directory` itself cannot be listed.
+    """
+    if paths is None:
+        try:
+            paths = [p for p in directory.iterdir() if p.suffix in SUFFIXES and p.is_file()]
+        except OSError as exc:
+            raise SetupError(f"cannot list manifests in {directory}: {exc.strerror}") from None
+    results = [
+        _Reader(p, root=directory, namespace=namespace, trees=trees).read()
+        for p in sorted({p.absolute() for p in paths})
+    ]
+    problems = {r.path: list(r.problems) for r in results}
+    _check_across(results, problems)
+    loaded = [r.loaded for r in results if r.loaded is not None and not problems[r.path]]
+    return ManifestSet(
+        loaded=tuple(sorted(loaded, key=lambda m: m.name)),
+        invalid={path: tuple(_in_order(found)) for path, found in problems.items() if found},
+    )
+
+
+def display_path(path: Path) -> str:
+    """How problems name a file: relative to the working directory when it is inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+class _Where(NamedTuple):
+    value: str
+    line: int  # 1-based, as in a Problem
+    col: int
+
+
+@dataclass(frozen=True)
+class _Result:
+    path: Path
+    loaded: LoadedManifest | None
+    problems: tuple[Problem, ...]
+    branch: _Where | None  # the raw `branch`, kept for the check across files
+
+
+def _check_across(results: list[_Result], problems: dict[Path, list[Problem]]) -> None:
+    """Two files publishing one branch would overwrite each other's work: both are invalid."""
+    by_branch: dict[str, list[tuple[_Result, _Where]]] = defaultdict(list)
+    by_name: dict[str, list[_Result]] = defaultdict(list)
+    for r in results:
+        by_name[r.path.stem].append(r)
+        if r.branch is not None:
+            by_branch[r.branch.value].append((r, r.branch))
+    for branch, group in by_branch.items():
+        for r, where in group if len(group) > 1 else ():
+            others = ", ".join(f"{display_path(o.path)}:{w.line}" for o, w in group if o is not r)
+            message = f"branch `{branch}` is also published by {others}"
+            problems[r.path].append(
+                Problem(display_path(r.path), where.line, where.col, "branch", message)
+            )
+    # The name identifies a manifest in plans, state and proposals, so it must be unique too.
+    for name, same in by_name.items():
+        for r in same if len(same) > 1 else ():
+            others = ", ".join(display_path(o.path) for o in same if o is not r)
+            message = f"another manifest has the name `{name}`: {others}"
+            problems[r.path].append(Problem(display_path(r.path), 1, 1, "", message))
+
+
+def _in_order(problems: Collection[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.line, p.col))
+
+
+class _Reader:
+    """Reads one file and collects every problem in it instead of stopping at the first."""
+
+    def __init__(
+        self, path: Path, *, root: Path, namespace: str, trees: Collection[str] | None
+    ) -> None:
+        self.path = path.absolute()
+        self.shown = display_path(self.path)
+        self.root = root.absolute()
+        self.namespace = namespace
+        self.trees = trees
+        self.text = ""
+        self.problems: list[Problem] = []
+
+    def read(self) -> _Result:
+        doc = self._parse()
+        if doc is None:
+            return _Result(self.path, None, tuple(self.problems), None)
+        manifest = self._validate(doc)
+        self._check_context(doc)
+        branch = doc.get("branch")
+        where = None
+        if isinstance(branch, str):
+            line, col = _value_pos(doc, "branch")
+            where = _Where(branch, line + 1, col + 1)
+        loaded = None
+        if manifest is not None and not self.problems:
+            loaded = LoadedManifest(self.path, self.path.stem, manifest, self.text)
+        return _Result(self.path, loaded, tuple(_in_order(self.problems)), where)
+
+    def _problem(self, pos: Pos, field: str, message: str) -> None:
+        self.problems.append(Problem(self.shown, pos[0] + 1, pos[1] + 1, field, message))
+
+    # -- YAML ------------------------------------------------------------------------------
+
+    def _parse(self) -> Any:
+        """The document as ruamel's CommentedMap, or None after recording why there is none."""
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            self._problem((0, 0), "", f"cannot read the file: {exc.strerror}")
+            return None
+        try:
+            self.text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line_start = data.rfind(b"\n", 0, exc.start) + 1
+            pos = (data.count(b"\n", 0, exc.start), exc.start - line_start)
+            self._problem(pos, "", "the file is not UTF-8 text")
+            return None
+        from ruamel.yaml import YAML
+        from ruamel.yaml.constructor import DuplicateKeyError
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+        try:
+            doc = YAML(typ="rt").load(self.text)
+        except DuplicateKeyError as exc:
+            mark = exc.problem_mark
+            self._duplicate_key(mark.index, (mark.line, mark.column))
+            return None
+        except MarkedYAMLError as exc:
+            self._syntax_error(exc)
+            return None
+        except YAMLError as exc:
+            self._problem((0, 0), "", f"not valid YAML: {exc}")
+            return None
+        if doc is None:
+            needs = "a manifest needs `base`, `source` and `branch`"
+            self._problem(_first_content(self.text), "", f"the file is empty; {needs}")
+            return None
+        if not isinstance(doc, dict):
+            pos = (doc.lc.line, doc.lc.col) if hasattr(doc, "lc") else _first_content(self.text)
+            self._problem(
+                pos, "", f"a manifest is a mapping (`key: value` lines), not {_kind(doc)}"
+            )
+            return None
+        return doc
+
+    def _syntax_error(self, exc: Any) -> None:
+        mark = exc.problem_mark or exc.context_mark
+        message = exc.problem or exc.context or "cannot parse"
+        if exc.problem and exc.context and exc.context_mark is not None:
+            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        pos = (mark.line, mark.column) if mark is not None else (0, 0)
+        self._problem(pos, "", f"YAML syntax: {message}")
+
+    def _duplicate_key(self, index: int, fallback: Pos) -> None:
+        # ruamel's message points at the repeated key only; composing the node tree (no
+        # construction, so no duplicate check) finds the first one. Only on this error path.
+        from ruamel.yaml import YAML
+
+        found = _find_duplicate(YAML(typ="rt").compose(self.text), index)
+        if found is None:
+            self._problem(fallback, "", "duplicate key")
+            return
+        key, first, second = found
+        self._problem(second, "", f"duplicate key `{key}` (first at line {first[0] + 1})")
+
+    # -- the model -------------------------------------------------------------------------
+
+    def _validate(self, doc: Any) -> Manifest | None:
+        try:
+            return Manifest.model_validate(_plain(doc))
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                self._validation_problem(doc, err)
+            return None
+
+    def _validation_problem(self, doc: Any, err: ErrorDetails) -> None:
+        loc = err["loc"]
+        pos = _locate(doc, loc, at_key=err["type"] == "extra_forbidden")
+        self._problem(pos, _field(loc), self._message(err, pos))
+
+    def _message(self, err: ErrorDetails, pos: Pos) -> str:
+        kind, value, ctx = err["type"], err["input"], err.get("ctx", {})
+        if kind == "value_error":
+            return str(ctx["error"])
+        if kind == "missing":
+            return "required key is missing"
+        if kind == "extra_forbidden":
+            return f"unknown key{_suggestion(err['loc'])}"
+        if kind == "string_type" and _is_scalar(value):
+            # A SHA of digits only (or digits and one `e`) is a number to YAML, 4.19 too.
+            token = self._token(pos)
+            return f"YAML reads {token} as {_kind(value)}; quote it: '{token}'"
+        expected = {
+            "string_type": "text",
+            "int_type": "a whole number",
+            "tuple_type": "a list",
+            "list_type": "a list",
+            "model_type": "a mapping (`key: value`)",
+            "dict_type": "a mapping (`key: value`)",
+            "literal_error": str(ctx.get("expected", "")),
+        }.get(kind)
+        if expected:
+            return f"expected {expected}, got {_kind(value)}"
+        return err["msg"]
+
+    def _token(self, pos: Pos) -> str:
+        lines = self.text.splitlines()
+        match = _TOKEN.match(lines[pos[0]], pos[1]) if pos[0] < len(lines) else None
+        return match.group() if match else "this value"
+
+    # -- checks that need context ----------------------------------------------------------
+
+    def _check_context(self, doc: Any) -> None:
+        branch = doc.get("branch")
+        ns = self.namespace
+        if isinstance(branch, str) and not (branch.startswith(ns) and len(branch) > len(ns)):
+            message = f"`{branch}` is outside the bot's namespace: branches start with `{ns}`"
+            self._problem(_value_pos(doc, "branch"), "branch", message)
+        if self.trees is not None:
+            self._check_tree(doc, self.trees)
+        xsas = doc.get("xsas")
+        if isinstance(xsas, list):
+            self._check_xsas(xsas)
+
+    def _check_tree(self, doc: Any, trees: Collection[str]) -> None:
+        known = ", ".join(f"`{t}`" for t in sorted(trees)) or "none"
+        if "tree" not in doc:
+            default = Manifest.model_fields["tree"].default
+            if default not in trees:
+                message = f"no `tree` given and the default `{default}` is not configured "
+                self._problem((doc.lc.line, doc.lc.col), "tree", message + f"(trees: {known})")
+            return
+        tree = doc["tree"]
+        if isinstance(tree, str) and tree not in trees:
+            message = f"unknown tree `{tree}`; the bot config has {known}"
+            self._problem(_value_pos(doc, "tree"), "tree", message)
+
+    def _check_xsas(self, xsas: Any) -> None:
+        numbers: dict[int, Pos] = {}
+        commits: list[tuple[Pos, str, str]] = []  # where, field, lower-case SHA
+        for i, entry in enumerate(xsas):
+            if not isinstance(entry, dict):
+                continue
+            number = entry.get("xsa")
+            if isinstance(number, int) and not isinstance(number, bool):
+                pos = _value_pos(entry, "xsa")
+                if number in numbers:
+                    line = numbers[number][0] + 1
+                    self._problem(
+                        pos,
+                        f"xsas[{i}].xsa",
+                        f"XSA-{number} is listed twice (first at line {line})",
+                    )
+                else:
+                    numbers[number] = pos
+            commits += _commits(entry, f"xsas[{i}]")
+            patches = entry.get("patches")
+            for j, patch in enumerate(patches if isinstance(patches, list) else ()):
+                if isinstance(patch, dict) and isinstance(patch.get("path"), str):
+                    field = f"xsas[{i}].patches[{j}].path"
+                    self._check_patch_file(_value_pos(patch, "path"), field, patch["path"])
+        first: dict[str, tuple[Pos, str]] = {}
+        for pos, field, sha in sorted(commits):
+            if sha in first:
+                (line, _), where = first[sha]
+                message = f"commit {sha[:12]} is listed twice (first at line {line + 1}, {where})"
+                self._problem(pos, field, message)
+            else:
+                first[sha] = (pos, field)
+
+    def _check_patch_file(self, pos: Pos, field: str, path: str) -> None:
+        if patch_path_problem(path) is not None:
+            return  # the model says what is wrong with the path itself
+        target = self.root / path
+        if not target.resolve().is_relative_to(self.root.resolve()):
+            self._problem(pos, field, "the path leaves the manifests directory (symlink)")
+        elif not target.is_file():
+            where = display_path(self.root)
+            self._problem(pos, field, f"no file `{path}` in the manifests directory ({where})")
+
+
+def _commits(entry: Any, where: str) -> list[tuple[Pos, str, str]]:
+    """Every full SHA an XSA entry lists, fixes and prerequisites, with position and field."""
+    out: list[tuple[Pos, str, str]] = []
+    commits = entry.get("commits")
+    for j, sha in enumerate(commits if isinstance(commits, list) else ()):
+        if isinstance(sha, str) and _FULL_SHA.fullmatch(sha):
+            out.append((_item_pos(commits, j), f"{where}.commits[{j}]", sha.lower()))
+    prerequisites = entry.get("prerequisites")
+    for j, prereq in enumerate(prerequisites if isinstance(prerequisites, list) else ()):
+        sha = prereq.get("commit") if isinstance(prereq, dict) else None
+        if isinstance(sha, str) and _FULL_SHA.fullmatch(sha):
+            pos = _value_pos(prereq, "commit")
+            out.append((pos, f"{where}.prerequisites[{j}].commit", sha.lower()))
+    return out
+
+
+# -- positions -------------------------------------------------------------------------------
+
+
+def _node_pos(node: Any) -> Pos:
+    return (node.lc.line, node.lc.col)
+
+
+def _value_pos(mapping: Any, key: object) -> Pos:
+    """Where the value of `key` is written; its key when the value is empty."""
+    try:
+        # ruamel puts an empty value at the start of whatever follows; the key is clearer.
+        if mapping[key] is None:
+            return _key_pos(mapping, key)
+        return tuple(mapping.lc.value(key))
+    except (KeyError, TypeError):  # keys merged in with `<<` have no position of their own
+        return _node_pos(mapping)
+
+
+def _key_pos(mapping: Any, key: object) -> Pos:
+    try:
+        return tuple(mapping.lc.key(key))
+    except (KeyError, TypeError):
+        return _node_pos(mapping)
+
+
+def _item_pos(seq: Any, index: int) -> Pos:
+    try:
+        return tuple(seq.lc.item(index))
+    except (KeyError, TypeError):
+        return _node_pos(seq)
+
+
+def _locate(doc: Any, loc: tuple[int | str, ...], *, at_key: bool) -> Pos:
+    """The position of pydantic's error location `loc` in the document.
+
+    Values point at the value, unknown keys (`at_key`) at the key, and a location that does not
+    exist in the file (a missing key) at the mapping that lacks it.
+    """
+    node, pos = doc, _node_pos(doc)
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            if at_key and i == len(loc) - 1:
+                return _key_pos(node, part)
+            pos, node = _value_pos(node, part), node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            pos, node = _item_pos(node, part), node[part]
+        else:
+            break
+    return pos
+
+
+def _first_content(text: str) -> Pos:
+    """The first line that is not blank, a comment or a document marker."""
+    for n, line in enumerate(text.splitlines()):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "---", "%")):
+            return (n, len(line) - len(line.lstrip()))
+    return (0, 0)
+
+
+def _find_duplicate(root: Any, index: int) -> tuple[str, Pos, Pos] | None:
+    """The repeated key starting at `index`, with where it is first and second written."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is None:
+            continue
+        if node.id == "mapping":
+            keys = [k for k, _ in node.value]
+            for k in keys:
+                if k.start_mark.index == index:
+                    twin = next(o for o in keys if o.id == k.id and o.value == k.value)
+                    first, second = twin.start_mark, k.start_mark
+                    return (str(k.value), (first.line, first.column), (second.line, second.column))
+            stack += [n for pair in node.value for n in pair]
+        elif node.id == "sequence":
+            stack += node.value
+    return None
+
+
+# -- pydantic errors in the volunteer's words -------------------------------------------------
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    """`('xsas', 1, 'commits', 0)` -> `xsas[1].commits[0]`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
+
+
+def _suggestion(loc: tuple[int | str, ...]) -> str:
+    keys = _keys_at(loc[:-1])
+    if not keys:
+        return ""
+    import difflib  # only on this error path
+
+    close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+    if close:
+        return f" (did you mean `{close[0]}`?)"
+    return " (known keys: " + ", ".join(f"`{k}`" for k in keys) + ")"
+
+
+def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model allows in the mapping at `loc`."""
+    model: type[BaseModel] = Manifest
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        inner = _model_in(info.annotation) if info is not None else None
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_scalar(value: object) -> bool:
+    """A value YAML typed as something other than text, though the user may have meant text."""
+    return isinstance(value, int | float | datetime.date)
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if _is_number(value):
+        return "a number"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, datetime.date):
+        return "a date"
+    return f"a {type(value).__name__}"
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip types as plain Python, so the model holds plain str and int."""
+    if isinstance(node, dict):
+        return {_plain(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if node is None or isinstance(node, bool):
+        return node
+    for kind in (str, int, float):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
