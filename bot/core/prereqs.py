@@ -67,6 +67,9 @@ class Limits:
     max_proof_sets: int = 20_000
 
 
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass(frozen=True)
 class FinderResult:
     xsa: int
@@ -250,7 +253,7 @@ def find_minimal_set(
     *,
     xsa: int,
     fix: str,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     clock: Callable[[], float] = time.monotonic,
 ) -> FinderResult:
     """Search the stages' pools, narrowest first, for the smallest set that makes `fix` apply.

@@ -1,0 +1,222 @@
+"""Prerequisites of a blocked fix: candidates from the source branch, searched by trial picks.
+
+Candidates are the commits on `source` between the base and the fix, minus XSA fix commits,
+commits already on the branch (by ID, by patch-id, or because their change is there already)
+and merges. They come in widening stages, each the whole pool so far:
+  narrow  commits changing the fix's files, and the commits that wrote the lines the fix
+          removes or keeps as context, then the lines those need in turn (a bounded blame);
+  files   commits changing any file a narrow candidate changes;
+  range   every commit between the base and the fix: the source branch itself proves this
+          pool works, so no fix on `source` stays blocked for lack of search.
+The search itself (which set, how small, how faithful) is `bot.core.prereqs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import pygit2
+
+from bot.core.prereqs import (
+    DEFAULT_LIMITS,
+    Candidate,
+    FinderResult,
+    Limits,
+    Stage,
+    find_minimal_set,
+)
+from bot.errors import UsageError
+from bot.git.blame import SourceFiles, line_origins, relied_on_lines, spans
+from bot.git.objects import ObjectStore
+from bot.git.pick import TreeMerger
+from bot.git.sourcelog import SourceCommit, SourceLog, source_log
+from bot.git.trials import TreeReader, TreeTrials
+
+BLAME_DEPTH = 3  # the lines a candidate relies on, and theirs, and theirs
+_FILES: dict[str, SourceFiles] = {}
+
+
+def _files(repo: pygit2.Repository) -> SourceFiles:
+    key = str(Path(repo.path).resolve())
+    found = _FILES.get(key)
+    if found is None or found.repo is not repo:
+        found = _FILES[key] = SourceFiles(repo)
+    return found
+
+
+class _Pool:
+    """The commits a fix may need and why, grown stage by stage."""
+
+    def __init__(
+        self,
+        repo: pygit2.Repository,
+        log: SourceLog,
+        files: SourceFiles,
+        chain: list[SourceCommit],
+        fixes: list[SourceCommit],
+        ours_tree: str,
+        reader: TreeReader,
+        on_branch: Collection[str],
+    ) -> None:
+        self.repo, self.log, self.files, self.reader = repo, log, files, reader
+        self.chain = chain  # (base, last fix], oldest first
+        self.place = {c.sha: i for i, c in enumerate(chain)}
+        self.fixes = fixes
+        self.ours_tree = ours_tree
+        self.on_branch = set(on_branch)
+        self.reasons: dict[str, list[str]] = {}
+        self._eligible: dict[str, bool] = {}
+        self._branch_ids: dict[frozenset[str], set[str]] | None = None
+        last = self.place[fixes[-1].sha]
+        self.before = [c for c in chain[:last] if c.sha not in {f.sha for f in fixes}]
+
+    # -- which commits may be prerequisites ---------------------------------------------------
+
+    def eligible(self, c: SourceCommit) -> bool:
+        found = self._eligible.get(c.sha)
+        if found is None:
+            found = self._eligible[c.sha] = (
+                c.parent is not None
+                and not c.xsas
+                and c.sha not in self.on_branch
+                and not self._already_there(c)
+                and not self._same_patch_on_branch(c)
+            )
+        return found
+
+    def _already_there(self, c: SourceCommit) -> bool:
+        """Its change is on the branch already (as in a base cut with it, or an equivalent
+        pick): every path it changes already holds its result."""
+        return all(
+            self.reader.blob_id(self.ours_tree, p) == self.files.blob_id(c.sha, p) for p in c.paths
+        )
+
+    def _same_patch_on_branch(self, c: SourceCommit) -> bool:
+        if self._branch_ids is None:
+            self._branch_ids = {}
+            for sha in self.on_branch:
+                picked = self.log.commits.get(sha)
+                if picked is not None and picked.parent is not None:
+                    same_paths = self._branch_ids.setdefault(picked.paths, set())
+                    same_paths.add(self._patch_id(picked))
+        ids = self._branch_ids.get(c.paths)
+        return ids is not None and self._patch_id(c) in ids
+
+    def _patch_id(self, c: SourceCommit) -> str:
+        assert c.parent is not None
+        return str(self.repo.diff(c.parent, c.sha).patchid)
+
+    def note(self, sha: str, reason: str) -> None:
+        reasons = self.reasons.setdefault(sha, [])
+        if reason not in reasons:
+            reasons.append(reason)
+
+    def candidates(self) -> list[Candidate]:
+        return [
+            Candidate(c.sha, c.subject, tuple(self.reasons[c.sha]), c.paths)
+            for c in self.before
+            if c.sha in self.reasons
+        ]
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def narrow(self) -> list[Candidate]:
+        fix_paths = frozenset().union(*(f.paths for f in self.fixes))
+        for c in self.before:
+            shared = sorted(c.paths & fix_paths)
+            if shared and self.eligible(c):
+                self.note(c.sha, f"changes {_few(shared)}, which the fix changes")
+        queue = [(f, 0) for f in self.fixes]
+        seen = {f.sha for f in self.fixes}
+        while queue:
+            needer, depth = queue.pop(0)
+            for sha, path, lines in self._origins(needer):
+                c = self.log.commits[sha]
+                if not self.eligible(c):
+                    continue
+                who = "the fix" if needer in self.fixes else needer.sha[:12]
+                self.note(sha, f"wrote lines {spans(lines)} of {path}, which {who} relies on")
+                if sha not in seen and depth + 1 < BLAME_DEPTH:
+                    seen.add(sha)
+                    queue.append((c, depth + 1))
+        return self.candidates()
+
+    def _origins(self, needer: SourceCommit) -> list[tuple[str, str, list[int]]]:
+        """(commit, path, lines) of the range that wrote the lines `needer` removes or keeps
+        as context."""
+        if needer.parent is None or needer.sha not in self.place:
+            return []
+        older = self.chain[: self.place[needer.sha]]
+        out = []
+        for path in sorted(needer.paths):
+            old = self.files.read(needer.parent, path)
+            lines = relied_on_lines(old, self.files.read(needer.sha, path))
+            if lines:
+                for sha, found in line_origins(self.files, older, path, lines).items():
+                    out.append((sha, path, found))
+        return out
+
+    def files_stage(self) -> list[Candidate]:
+        touched: dict[str, str] = {}
+        for sha in list(self.reasons):
+            for p in self.log.commits[sha].paths:
+                touched.setdefault(p, sha)
+        for c in self.before:
+            shared = sorted(p for p in c.paths if p in touched)
+            if shared and self.eligible(c):
+                near = touched[shared[0]][:12]
+                self.note(c.sha, f"changes {_few(shared)}, which candidate {near} changes")
+        return self.candidates()
+
+    def range_stage(self) -> list[Candidate]:
+        for c in self.before:
+            if c.sha not in self.reasons and self.eligible(c):
+                self.note(c.sha, "on source between the base and the fix")
+        return self.candidates()
+
+
+def _few(paths: Sequence[str]) -> str:
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+def find_prerequisites(
+    repo: pygit2.Repository,
+    store: ObjectStore,
+    *,
+    base_commit: str,
+    fix: str,
+    xsa: int,
+    ours_tree: str,
+    on_branch: Collection[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+    xsa_commits: Sequence[str] = (),
+    merger: TreeMerger | None = None,
+) -> FinderResult:
+    """The smallest set of source commits that makes `fix` apply on `ours_tree`.
+
+    `ours_tree` is the branch tree the failing pick met; `on_branch` the source commits already
+    picked onto the branch. With `xsa_commits` (all of the XSA's commits, in order), the
+    trials pick every one of them after the prerequisites, as a manifest applies them, and
+    `ours_tree` is the branch tree before the XSA's first commit.
+    """
+    log, files = source_log(repo), _files(repo)
+    fixes_ids = list(xsa_commits) or [fix]
+    if fix not in fixes_ids:
+        raise UsageError(f"{fix} is not one of the XSA's commits")
+    chain = log.range(base_commit, fixes_ids[-1])
+    by_id = {c.sha: c for c in chain}
+    missing = [f for f in fixes_ids if f not in by_id]
+    if missing:
+        raise UsageError(f"{missing[0]} is not on the source branch after the base")
+    fixes = [by_id[f] for f in fixes_ids]
+    merger = merger or TreeMerger(store)
+    reader = TreeReader(store)
+    pool = _Pool(repo, log, files, chain, fixes, ours_tree, reader, on_branch)
+    port = TreeTrials(store, merger, files, log.commits, ours_tree, fixes_ids)
+    stages = [
+        Stage("narrow", pool.narrow),
+        Stage("files", pool.files_stage),
+        Stage("range", pool.range_stage),
+    ]
+    return find_minimal_set(port, stages, xsa=xsa, fix=fix, limits=limits)

@@ -1,0 +1,120 @@
+"""Facts about the commits on a source branch that the prerequisite finder reads many times.
+
+Parents, subject, XSA statement and the paths each commit changes, read with one `git log`
+per range: git lists changed paths about ten times faster than pygit2 diffs do (0.03 s against
+0.32 s for the 579 commits after RELEASE-4.17.0). Commit IDs name their content, so the facts
+are kept for the life of the process and never go stale.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from bot.errors import UsageError
+from bot.git.runner import git
+from bot.importer import subject_of, xsa_numbers
+
+
+@dataclass(frozen=True)
+class SourceCommit:
+    sha: str
+    parents: tuple[str, ...]
+    subject: str
+    xsas: tuple[int, ...]  # the XSAs its message says it fixes; () for any other commit
+    paths: frozenset[str]  # paths it changes (both sides of a rename)
+
+    @property
+    def parent(self) -> str | None:
+        return self.parents[0] if len(self.parents) == 1 else None
+
+
+class SourceLog:
+    """One repository's commit facts and the linear ranges already listed."""
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.repo = repo
+        self.commits: dict[str, SourceCommit] = {}
+        # Per base: the longest linear chain listed so far and each commit's place in it, so a
+        # range ending anywhere on it costs a slice, not a `git log`.
+        self._chains: dict[str, list[str]] = {}
+        self._places: dict[str, dict[str, int]] = {}
+
+    def range(self, base: str, tip: str) -> list[SourceCommit]:
+        """Commits reachable from `tip` and not from `base`, oldest first."""
+        place = self._places.get(base, {}).get(tip)
+        if place is not None:
+            return [self.commits[s] for s in self._chains[base][: place + 1]]
+        if tip == base:
+            return []
+        listed = self._log(base, tip)
+        if _linear(listed) and len(listed) > len(self._chains.get(base, ())):
+            self._chains[base] = [c.sha for c in listed]
+            self._places[base] = {c.sha: i for i, c in enumerate(listed)}
+        return listed
+
+    def get(self, sha: str) -> SourceCommit:
+        found = self.commits.get(sha)
+        if found is None:
+            listed = self._log(None, sha)
+            found = listed[0]
+        return found
+
+    def _log(self, base: str | None, tip: str) -> list[SourceCommit]:
+        spec = [f"{base}..{tip}"] if base else ["-1", tip]
+        proc = git(
+            [
+                "log",
+                "--topo-order",
+                "--reverse",
+                "--no-renames",
+                "--name-only",
+                "-z",
+                "--format=%x01%H %P%x02%B%x02",
+                *spec,
+                "--",
+            ],
+            cwd=Path(self.repo.path),
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise UsageError(f"cannot list {' '.join(spec)}: not commits of this repository")
+        out: list[SourceCommit] = []
+        for record in proc.stdout.split(b"\x01")[1:]:
+            ids, _, rest = record.partition(b"\x02")
+            message, _, names = rest.partition(b"\x02")
+            sha, *parents = ids.decode().split()
+            known = self.commits.get(sha)
+            if known is None:
+                text = message.decode("utf-8", "replace")
+                paths = frozenset(p.decode("utf-8", "surrogateescape") for p in _names(names))
+                known = SourceCommit(
+                    sha, tuple(parents), subject_of(text), xsa_numbers(text), paths
+                )
+                self.commits[sha] = known
+            out.append(known)
+        return out
+
+
+def _names(raw: bytes) -> list[bytes]:
+    return [n.strip(b"\n") for n in raw.split(b"\0") if n.strip(b"\n")]
+
+
+def _linear(commits: list[SourceCommit]) -> bool:
+    return all(c.parents == (p.sha,) for p, c in itertools.pairwise(commits))
+
+
+_LOGS: dict[str, SourceLog] = {}
+
+
+def source_log(repo: pygit2.Repository) -> SourceLog:
+    """The shared log of a repository (keyed by its path: one per repository per process)."""
+    key = str(Path(repo.path).resolve())
+    found = _LOGS.get(key)
+    if found is None:
+        found = _LOGS[key] = SourceLog(repo)
+    found.repo = repo
+    return found

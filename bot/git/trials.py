@@ -1,0 +1,174 @@
+"""Trial picks for the prerequisite search: prerequisites then the fix, as tree merges in memory.
+
+The search tries many sets that share their first commits (ddmin splits a pool in source
+order), so every prefix built is kept in a trie: a trial only merges what no earlier trial
+merged. A clean fix is *faithful* when, on every path it changes, its diff on the branch has the
+same `git patch-id --stable` content as on source (the changed lines and their context,
+whitespace and line numbers aside); the comparison reads blobs from the object store, so it
+needs neither a work tree nor a flush of the objects the merges made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pygit2
+
+from bot.core.prereqs import Trial
+from bot.git.blame import CONTEXT, SourceFiles
+from bot.git.objects import ObjectStore
+from bot.git.pick import TreeMerger
+from bot.git.sourcelog import SourceCommit
+
+Fingerprint = tuple[bool, bool, tuple[tuple[str, bytes], ...]]
+
+
+class TreeReader:
+    """Blob IDs by path in any tree of the store (made in memory or read from the repo)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._trees: dict[str, dict[str, str]] = {}
+
+    def _entries(self, tree: str) -> dict[str, str]:
+        found = self._trees.get(tree)
+        if found is None:
+            found = {}
+            data = self.store.read(tree)[1]
+            at = 0
+            while at < len(data):
+                space = data.index(b" ", at)
+                nul = data.index(b"\0", space)
+                found[data[space + 1 : nul].decode("utf-8", "surrogateescape")] = data[
+                    nul + 1 : nul + 21
+                ].hex()
+                at = nul + 21
+            self._trees[tree] = found
+        return found
+
+    def blob_id(self, tree: str, path: str) -> str | None:
+        """The object at `path` (a blob, or a tree for a directory); None if absent."""
+        oid: str | None = tree
+        for name in path.split("/"):
+            if oid is None:
+                return None
+            try:
+                oid = self._entries(oid).get(name)
+            except (KeyError, ValueError):  # a blob where a directory was expected
+                return None
+        return oid
+
+    def read(self, oid: str | None) -> bytes | None:
+        return None if oid is None else self.store.read(oid)[1]
+
+
+def fingerprint(old: bytes | None, new: bytes | None) -> Fingerprint:
+    """What `git patch-id --stable` hashes of one file's diff: each changed or context line
+    without its whitespace, no line numbers; plus whether the file is added or deleted."""
+    patch = pygit2.Patch.create_from(old or b"", new or b"", context_lines=CONTEXT)
+    if patch.delta.is_binary:
+        body: tuple[tuple[str, bytes], ...] = (("binary", (old or b"") + b"\0" + (new or b"")),)
+    else:
+        body = tuple(
+            (line.origin, b"".join(line.raw_content.split()))
+            for hunk in patch.hunks
+            for line in hunk.lines
+        )
+    return (old is None, new is None, body)
+
+
+@dataclass
+class _Node:
+    tree: str | None  # None: this pick conflicted
+    conflicts: tuple[str, ...] = ()
+
+
+class TreeTrials:
+    """A `TrialPort`: picks prerequisites then the XSA's commits onto `ours_tree`."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        merger: TreeMerger,
+        files: SourceFiles,
+        commits: dict[str, SourceCommit],
+        ours_tree: str,
+        fixes: Sequence[str],
+    ) -> None:
+        self.store = store
+        self.merger = merger
+        self.files = files
+        self.commits = commits
+        self.fixes = list(fixes)
+        self.reader = TreeReader(store)
+        self._nodes = [_Node(ours_tree)]
+        self._children: dict[tuple[int, str], int] = {}
+        self._fix_trials: dict[str, Trial] = {}
+        self._wanted: dict[str, dict[str, Fingerprint]] = {}
+        self._commit_trees: dict[str, tuple[str, str]] = {}
+        self.merges = 0
+
+    def trial(self, prerequisites: Sequence[str]) -> Trial:
+        node = 0
+        for sha in prerequisites:
+            child = self._children.get((node, sha))
+            if child is None:
+                child = self._children[(node, sha)] = len(self._nodes)
+                self._nodes.append(self._pick(self._nodes[node].tree, sha))
+            node = child
+            if self._nodes[node].tree is None:
+                return Trial(False, False, self._nodes[node].conflicts, failed=sha)
+        tree = self._nodes[node].tree
+        assert tree is not None
+        found = self._fix_trials.get(tree)
+        if found is None:
+            found = self._fix_trials[tree] = self._fixes_onto(tree)
+        return found
+
+    def _trees(self, sha: str) -> tuple[str, str]:
+        """(parent tree, tree) of a source commit."""
+        found = self._commit_trees.get(sha)
+        if found is None:
+            commit = self.store.repo[sha].peel(pygit2.Commit)
+            found = self._commit_trees[sha] = (
+                str(commit.parents[0].tree_id),
+                str(commit.tree_id),
+            )
+        return found
+
+    def _pick(self, tree: str | None, sha: str) -> _Node:
+        assert tree is not None
+        base, theirs = self._trees(sha)
+        self.merges += 1
+        merge = self.merger.merge(base, tree, theirs)
+        return _Node(merge.tree, merge.conflicts)
+
+    def _fixes_onto(self, tree: str) -> Trial:
+        unfaithful: list[str] = []
+        for sha in self.fixes:
+            base, theirs = self._trees(sha)
+            self.merges += 1
+            merge = self.merger.merge(base, tree, theirs)
+            if merge.tree is None:
+                return Trial(False, False, merge.conflicts)
+            unfaithful += self._unfaithful_paths(sha, tree, merge.tree)
+            tree = merge.tree
+        return Trial(True, not unfaithful, unfaithful=tuple(sorted(set(unfaithful))))
+
+    def _unfaithful_paths(self, sha: str, before: str, after: str) -> list[str]:
+        commit = self.commits[sha]
+        parent = commit.parent
+        assert parent is not None
+        out = []
+        for path in sorted(commit.paths):
+            old, new = self.reader.blob_id(before, path), self.reader.blob_id(after, path)
+            src_old, src_new = self.files.blob_id(parent, path), self.files.blob_id(sha, path)
+            if (old, new) == (src_old, src_new) or old == new == src_new:
+                continue  # the same blobs (or the change was there already)
+            wanted = self._wanted.setdefault(sha, {})
+            if path not in wanted:
+                wanted[path] = fingerprint(self.reader.read(src_old), self.reader.read(src_new))
+            if fingerprint(self.reader.read(old), self.reader.read(new)) != wanted[path]:
+                out.append(path)
+        return out

@@ -1,0 +1,199 @@
+"""The prerequisite finder on real repositories built commit by commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from bot.core.prereqs import FinderResult
+from bot.git.objects import ObjectStore
+from bot.git.pick import TreeMerger
+from bot.git.prereqs import find_prerequisites
+from tests.gitrepo import RepoBuilder, XenLike, numbered
+
+A = "xen/common/a.c"
+C = "xen/arch/x86/c.c"
+
+
+def a(**changed: str) -> dict[str, str | None]:
+    return {A: numbered("a", 30, **changed)}
+
+
+class World:
+    """An upstream with a base commit; `stable` grows on top of it."""
+
+    def __init__(self, path: Path) -> None:
+        self.b = RepoBuilder(path)
+        self.base = self.b.commit("base\n", {A: numbered("a", 30), C: numbered("c", 30)})
+        self.b.branch("stable")
+        self.b.checkout("stable")
+
+    def commit(self, message: str, files: dict[str, str | None]) -> str:
+        return self.b.commit(message, files)
+
+    def find(
+        self,
+        fix: str,
+        *,
+        picked: Sequence[str] = (),
+        ours: str | None = None,
+        xsa_commits: Sequence[str] = (),
+    ) -> FinderResult:
+        """Run the finder with `picked` already on the branch (picked onto `ours`, default
+        the base)."""
+        repo = pygit2.Repository(str(self.b.path))
+        store = ObjectStore(repo)
+        merger = TreeMerger(store)
+        tree = str(repo[ours or self.base].peel(pygit2.Tree).id)
+        for sha in picked:
+            commit = repo[sha]
+            merge = merger.merge(str(commit.parents[0].tree_id), tree, str(commit.tree_id))
+            assert merge.tree is not None
+            tree = merge.tree
+        return find_prerequisites(
+            repo,
+            store,
+            base_commit=self.base,
+            fix=fix,
+            xsa=99,
+            ours_tree=tree,
+            on_branch=picked,
+            xsa_commits=xsa_commits,
+        )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path / "up")
+
+
+def chosen(result: FinderResult) -> tuple[str, ...]:
+    return tuple(c.sha for c in result.chosen)
+
+
+def candidates(result: FinderResult) -> set[str]:
+    return {c.sha for c in result.candidates}
+
+
+def test_fix_needing_one_prerequisite(world: World) -> None:
+    world.commit("tools: noise\n", {"tools/x.c": "x\n"})
+    prereq = world.commit("a: rework line 10\n", a(l10="a reworked"))
+    world.commit("a: unrelated line 25\n", a(l10="a reworked", l25="a tidy"))
+    fix = world.commit("a: fix it\n\nThis is XSA-99.\n", a(l10="a reworked fixed", l25="a tidy"))
+    r = world.find(fix)
+    assert chosen(r) == (prereq,)
+    assert r.found and r.minimal and r.faithful and r.bound_hit is None
+    assert r.conflicts == (A,) and r.widened == ()
+    assert any("lines 10" in why and A in why for why in r.chosen[0].reasons)
+
+
+def test_chain_of_two_found_through_the_first(world: World) -> None:
+    second = world.commit("c: new helper\n", {C: numbered("c", 30, l5="c helper")})
+    first = world.commit(
+        "a: use the helper\n",
+        {**a(l10="a calls helper"), C: numbered("c", 30, l5="c helper v2")},
+    )
+    world.commit("c: far away\n", {C: numbered("c", 30, l5="c helper v2", l28="c far")})
+    fix = world.commit("a: fix the call\n\nThis is XSA-99.\n", a(l10="a calls helper safely"))
+    r = world.find(fix)
+    assert chosen(r) == (second, first)
+    assert r.found and r.minimal and r.faithful and r.widened == ()
+    why_second = " ".join(r.chosen[0].reasons)
+    assert first[:12] in why_second and C in why_second
+
+
+def test_faithful_set_chosen_over_a_smaller_clean_one(world: World) -> None:
+    prereq = world.commit("a: rework line 10\n", a(l10="a reworked"))
+    context = world.commit("a: reword line 12\n", a(l10="a reworked", l12="a reworded"))
+    fix = world.commit(
+        "a: fix it\n\nThis is XSA-99.\n", a(l10="a reworked fixed", l12="a reworded")
+    )
+    # {prereq} alone makes the fix apply, but with line 12 (its context) as it was: only
+    # with `context` too does the fix land as on source.
+    with_prereq = world.find(fix, picked=[prereq])
+    assert with_prereq.found and chosen(with_prereq) == () and not with_prereq.faithful
+    r = world.find(fix)
+    assert chosen(r) == (prereq, context)
+    assert r.faithful and r.minimal
+
+
+def test_no_possible_set(world: World) -> None:
+    world.b.checkout("master")
+    local = world.commit("local change on the branch\n", a(l10="a local"))
+    world.b.checkout("stable")
+    world.commit("a: rework line 10\n", a(l10="a reworked"))
+    fix = world.commit("a: fix it\n\nThis is XSA-99.\n", a(l10="a reworked fixed"))
+    r = world.find(fix, ours=local)
+    assert not r.found and chosen(r) == () and not r.faithful
+    assert r.widened == ("files", "range") and r.conflicts == (A,)
+
+
+def test_xsa_commit_is_never_a_candidate(world: World) -> None:
+    other_xsa = world.commit("a: another fix\n\nThis is XSA-98.\n", a(l25="a xsa98"))
+    prereq = world.commit("a: rework line 10\n", a(l10="a reworked", l25="a xsa98"))
+    fix = world.commit("a: fix it\n\nThis is XSA-99.\n", a(l10="a reworked fixed", l25="a xsa98"))
+    r = world.find(fix)
+    assert chosen(r) == (prereq,)
+    assert other_xsa not in candidates(r)
+
+
+def test_fix_needing_an_excluded_xsa_commit_has_no_set(world: World) -> None:
+    other_xsa = world.commit("a: another fix\n\nThis is XSA-98.\n", a(l10="a xsa98"))
+    fix = world.commit("a: fix it\n\nThis is XSA-99.\n", a(l10="a xsa98 and 99"))
+    r = world.find(fix)
+    assert not r.found and other_xsa not in candidates(r)
+
+
+def test_prerequisite_already_on_the_branch_is_excluded(world: World) -> None:
+    on_branch = world.commit("a: rework line 10\n", a(l10="a reworked"))
+    needed = world.commit("a: rework line 11\n", a(l10="a reworked", l11="a also"))
+    fix = world.commit(
+        "a: fix both\n\nThis is XSA-99.\n", a(l10="a reworked fixed", l11="a also fixed")
+    )
+    r = world.find(fix, picked=[on_branch])
+    assert chosen(r) == (needed,)
+    assert on_branch not in candidates(r)
+
+
+def test_change_already_in_the_base_is_excluded(world: World, tmp_path: Path) -> None:
+    world.b.checkout("master")
+    cut = world.commit("release cut with the rework\n", a(l10="a reworked"))
+    world.b.checkout("stable")
+    rework = world.commit("a: rework line 10\n", a(l10="a reworked"))
+    needed = world.commit("a: rework line 11\n", a(l10="a reworked", l11="a also"))
+    fix = world.commit(
+        "a: fix both\n\nThis is XSA-99.\n", a(l10="a reworked fixed", l11="a also fixed")
+    )
+    r = world.find(fix, ours=cut)
+    assert chosen(r) == (needed,)
+    assert rework not in candidates(r)
+
+
+def test_all_commits_of_an_xsa_are_tried_after_the_prerequisites(world: World) -> None:
+    prereq = world.commit("c: rework line 5\n", {C: numbered("c", 30, l5="c reworked")})
+    part1 = world.commit("a: part one\n\nThis is part of XSA-99.\n", a(l3="a part one"))
+    part2 = world.commit(
+        "c: part two\n\nThis is part of XSA-99.\n",
+        {C: numbered("c", 30, l5="c reworked fixed")},
+    )
+    r = world.find(part2, xsa_commits=[part1, part2])
+    assert chosen(r) == (prereq,) and r.faithful and r.minimal
+
+
+def test_xenlike_xsa2_needs_its_prereq(xenlike: XenLike) -> None:
+    s = xenlike.shas
+    repo = pygit2.Repository(str(xenlike.path))
+    store = ObjectStore(repo)
+    base = str(repo.revparse_single(xenlike.base_tag).peel(pygit2.Commit).id)
+    r = find_prerequisites(
+        repo,
+        store,
+        base_commit=base,
+        fix=s["xsa2"],
+        xsa=2,
+        ours_tree=str(repo[base].peel(pygit2.Tree).id),
+    )
+    assert chosen(r) == (s["prereq"],) and r.faithful and r.minimal
