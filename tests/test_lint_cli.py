@@ -1,0 +1,211 @@
+"""`xsabot lint` and `xsabot schema`, run in-process: output, summary and exit status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.manifest.schema import manifest_json_schema, manifest_json_schema_text
+
+A, B = "a" * 40, "b" * 40
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    status: int
+    out: list[str]
+    err: str
+
+
+Xsabot = Callable[..., Run]
+
+
+@pytest.fixture
+def xsabot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Xsabot:
+    """`xsabot ARGS...` in `tmp_path` (no config file there unless a test writes one)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "manifests").mkdir()
+
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        status = main(list(args))
+        captured = capsys.readouterr()
+        return Run(status, captured.out.splitlines(), captured.err)
+
+    return run
+
+
+def write(path: Path, branch: str, extra: str = "", tree: str = "xen") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"tree: {tree}\nbase: RELEASE-4.19.3\nsource: stable-4.19\nbranch: {branch}\n"
+        f"xsas:\n  - xsa: 467\n    commits: [{A}]\n{extra}"
+    )
+    return path
+
+
+def test_clean_manifests_exit_0_with_a_summary(tmp_path: Path, xsabot: Xsabot) -> None:
+    write(tmp_path / "manifests/4.19.yaml", "xsa/4.19")
+    write(tmp_path / "manifests/4.18.yml", "xsa/4.18")
+    run = xsabot("lint")
+    assert (run.status, run.out, run.err) == (0, [], "2 manifests, 0 problems\n")
+
+
+def test_problems_go_to_stdout_one_per_line_and_exit_1(tmp_path: Path, xsabot: Xsabot) -> None:
+    write(tmp_path / "manifests/4.19.yaml", "xsa/4.19")
+    write(tmp_path / "manifests/4.18.yaml", "main", extra="owner: me\n")
+    write(tmp_path / "manifests/4.17.yaml", "xsa/4.17")
+    run = xsabot("lint")
+    assert run.status == 1
+    assert run.out == [
+        "manifests/4.18.yaml:4:9: branch: `main` is outside the bot's namespace:"
+        " branches start with `xsa/`",
+        "manifests/4.18.yaml:8:1: owner: unknown key"
+        " (known keys: `tree`, `base`, `source`, `branch`, `xsas`)",
+    ]
+    assert run.err == "3 manifests, 2 problems in 1 file\n"
+
+
+def test_every_broken_file_is_reported(tmp_path: Path, xsabot: Xsabot) -> None:
+    write(tmp_path / "manifests/a.yaml", "xsa/same")
+    write(tmp_path / "manifests/b.yaml", "xsa/same")
+    (tmp_path / "manifests/c.yaml").write_text("base: [oops\n")
+    run = xsabot("lint")
+    assert run.status == 1
+    assert run.out == [
+        "manifests/a.yaml:4:9: branch: branch `xsa/same` is also published by manifests/b.yaml:4",
+        "manifests/b.yaml:4:9: branch: branch `xsa/same` is also published by manifests/a.yaml:4",
+        "manifests/c.yaml:2:1: YAML syntax: expected ',' or ']', but got '<stream end>'"
+        " (while parsing a flow sequence at line 1)",
+    ]
+    assert run.err == "3 manifests, 3 problems in 3 files\n"
+
+
+def test_given_paths_restrict_the_check(tmp_path: Path, xsabot: Xsabot) -> None:
+    good = write(tmp_path / "manifests/4.19.yaml", "xsa/4.19")
+    write(tmp_path / "manifests/4.18.yaml", "main")
+    run = xsabot("lint", str(good))
+    assert (run.status, run.out, run.err) == (0, [], "1 manifest, 0 problems\n")
+
+
+def test_a_missing_path_exits_2(tmp_path: Path, xsabot: Xsabot) -> None:
+    good = write(tmp_path / "manifests/4.19.yaml", "xsa/4.19")
+    run = xsabot("lint", str(good), "manifests/nope.yaml")
+    assert (run.status, run.out) == (2, [])
+    assert run.err == "xsabot lint: manifests/nope.yaml: no such file\n"
+
+
+def test_a_directory_path_exits_2(xsabot: Xsabot) -> None:
+    run = xsabot("lint", "manifests")
+    assert run.status == 2
+    assert "not a file" in run.err
+
+
+def test_a_missing_manifests_directory_exits_2(xsabot: Xsabot) -> None:
+    run = xsabot("lint", "--manifests", "elsewhere")
+    assert run.status == 2
+    assert "cannot list manifests" in run.err
+
+
+def test_namespace_and_trees_come_from_the_config(tmp_path: Path, xsabot: Xsabot) -> None:
+    (tmp_path / "xsabot.yaml").write_text(
+        "namespace: security/\ntrees:\n  qemu:\n    upstream: /srv/qemu.git\n"
+    )
+    write(tmp_path / "manifests/ok.yaml", "security/4.19", tree="qemu")
+    write(tmp_path / "manifests/bad.yaml", "xsa/4.19")
+    run = xsabot("lint")
+    assert run.status == 1
+    assert run.out == [
+        "manifests/bad.yaml:1:7: tree: unknown tree `xen`; the bot config has `qemu`",
+        "manifests/bad.yaml:4:9: branch: `xsa/4.19` is outside the bot's namespace:"
+        " branches start with `security/`",
+    ]
+
+
+def test_a_tree_given_on_the_command_line_is_known(tmp_path: Path, xsabot: Xsabot) -> None:
+    write(tmp_path / "manifests/arm.yaml", "xsa/arm", tree="xen-arm")
+    assert xsabot("lint").status == 1
+    run = xsabot("lint", "--upstream", "xen-arm=/srv/xen-arm.git")
+    assert (run.status, run.out) == (0, [])
+
+
+def test_patch_paths_of_a_file_elsewhere_are_relative_to_its_directory(
+    tmp_path: Path, xsabot: Xsabot
+) -> None:
+    patch = f"  - xsa: 471\n    patches:\n      - path: p/x.patch\n        sha256: {'e' * 64}\n"
+    other = write(tmp_path / "checkout/4.19.yaml", "xsa/4.19", extra=patch)
+    (tmp_path / "checkout/p").mkdir()
+    (tmp_path / "checkout/p/x.patch").write_text("From x\n")
+    run = xsabot("lint", str(other))
+    assert (run.status, run.out) == (0, [])
+    (tmp_path / "checkout/p/x.patch").unlink()
+    run = xsabot("lint", str(other))
+    assert run.out == [
+        "checkout/4.19.yaml:10:15: xsas[1].patches[0].path: no file `p/x.patch`"
+        " in the manifests directory (checkout)"
+    ]
+
+
+# -- the JSON Schema --------------------------------------------------------------------------
+
+
+def test_schema_command_prints_the_schema(xsabot: Xsabot) -> None:
+    run = xsabot("schema")
+    assert run.status == 0
+    assert json.loads("\n".join(run.out)) == manifest_json_schema()
+
+
+def test_committed_schema_is_the_generated_one() -> None:
+    committed = (REPO / "manifests" / "schema.json").read_text()
+    assert committed == manifest_json_schema_text(), (
+        "manifests/schema.json is stale: run `xsabot schema > manifests/schema.json`"
+    )
+
+
+def test_schema_is_draft_2020_12_with_an_id() -> None:
+    schema = manifest_json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == "urn:xsabot:manifest"
+    assert schema["title"] == "xsabot manifest"
+    assert "# yaml-language-server: $schema=schema.json" in schema["description"]
+    assert schema["required"] == ["base", "source", "branch"]
+    assert schema["additionalProperties"] is False
+
+
+def valid() -> dict[str, object]:
+    return {
+        "base": "RELEASE-4.19.3",
+        "source": "stable-4.19",
+        "branch": "xsa/4.19.3",
+        "xsas": [
+            {"xsa": 467, "commits": [A], "prerequisites": [{"commit": B, "why": "x"}]},
+            {"xsa": 471, "patches": [{"path": "p/x.patch", "sha256": "e" * 64}]},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "ok"),
+    [
+        ({}, True),
+        ({"owner": "me"}, False),
+        ({"branch": "xsa/a..b"}, False),
+        ({"source": "-stable"}, False),
+        ({"base": "RELEASE-4.19.3.lock"}, False),
+        ({"xsas": [{"xsa": 1, "commits": [A[:12]]}]}, False),
+        ({"xsas": [{"xsa": 1, "commits": [A.upper()]}]}, False),
+        ({"xsas": [{"xsa": 1, "patches": [{"path": "../x", "sha256": "e" * 64}]}]}, False),
+    ],
+)
+def test_schema_checks_what_a_file_alone_shows(change: dict[str, object], ok: bool) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(manifest_json_schema())
+    assert validator.is_valid({**valid(), **change}) is ok
