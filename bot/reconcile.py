@@ -23,7 +23,7 @@ from bot.errors import XsabotError
 from bot.git.build import Builder, Identity
 from bot.git.commits import parse_commit
 from bot.git.objects import ObjectStore
-from bot.git.publish import RefUpdate, notes_commit, pseudo_merge, push, read_record
+from bot.git.publish import PushResult, RefUpdate, notes_commit, pseudo_merge, push, read_record
 from bot.git.workrepo import NOTES, WorkRepo
 from bot.manifest.load import LoadedManifest, load_manifests
 from bot.progress import Progress
@@ -123,25 +123,49 @@ def _pass_tree(
             updates.append(update)
         if note is not None:
             new_notes[note[0]] = note[1]
-    if publish and new_notes:
+    if publish and config.trees[tree].copy_upstream_refs:
+        updates += _upstream_copies(work, mirror, items)
+    if publish and (new_notes or updates):
         ident = config.identity
-        notes_sha = notes_commit(
-            store, old=notes, notes=new_notes, name=ident.name, email=ident.email
-        )
-        updates.append(RefUpdate(NOTES, notes_sha, notes))
+        if new_notes:
+            notes_sha = notes_commit(
+                store, old=notes, notes=new_notes, name=ident.name, email=ident.email
+            )
+            updates.append(RefUpdate(NOTES, notes_sha, notes))
         with progress.step(f"publishing to the {tree} mirror"):
             store.flush()
             result = push(work, mirror, updates)
-        changed = {u.ref for u in updates}
-        reports = [
-            replace(r, published=True)
-            if result.ok and r.branch and f"refs/heads/{r.branch}" in changed
-            else r
-            if result.ok or f"refs/heads/{r.branch}" not in changed
-            else replace(r, action="error", problems=(*r.problems, result.message))
-            for r in reports
-        ]
+        moved = {f"refs/heads/{r.branch}" for r in reports} & {u.ref for u in updates}
+        reports = [_after_push(r, result, moved) for r in reports]
     return tree_pass, reports
+
+
+def _after_push(report: BranchReport, result: PushResult, moved: set[str]) -> BranchReport:
+    """Mark what the push published; a failed push is an error for each branch it would move
+    (and a problem for all when it would move only notes or upstream copies)."""
+    mine = f"refs/heads/{report.branch}" in moved
+    if result.ok:
+        return replace(report, published=True) if mine else report
+    if mine:
+        return replace(report, action="error", problems=(*report.problems, result.message))
+    if not moved:
+        return replace(report, problems=(*report.problems, result.message))
+    return report
+
+
+def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -> list[RefUpdate]:
+    """Upstream's RELEASE-* tags and the manifests' source branches, where the mirror differs."""
+    wanted = work.upstream_refs("tags/RELEASE-*")
+    for source in sorted({m.manifest.source for m in items}):
+        wanted.update(work.upstream_refs(f"heads/{source}"))
+    current = work.remote_refs(
+        mirror, ["refs/tags/RELEASE-*", *{r for r in wanted if "/heads/" in r}]
+    )
+    return [
+        RefUpdate(ref, sha, current.get(ref))
+        for ref, sha in sorted(wanted.items())
+        if current.get(ref) != sha
+    ]
 
 
 def _plan_branch(

@@ -228,3 +228,37 @@ def test_lease_failure_publishes_nothing_and_says_so(
     assert [line for line in after.splitlines() if "xsa/4.20" not in line] == [
         line for line in before.splitlines() if "xsa/4.20" not in line
     ]
+
+
+def test_copy_upstream_refs_puts_tags_and_sources_in_the_same_push(
+    bot: Bot, xenlike: XenLike, tmp_path: Path
+) -> None:
+    config = tmp_path / "xsabot.yaml"
+    config.write_text(
+        f"trees:\n  xen:\n    upstream: {xenlike.path}\n    mirror: {bot.mirror}\n"
+        "    copy_upstream_refs: true\n"
+    )
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    run = bot("reconcile", "--config", str(config))
+    assert run.status == 0, run.out + run.err
+    refs = _git(bot.mirror, "for-each-ref", "--format=%(refname) %(objectname)")
+    assert f"refs/tags/RELEASE-4.19.0 {xenlike.shas['release']}" in refs
+    assert f"refs/heads/stable-4.19 {xenlike.shas['xsa5']}" in refs
+    assert "refs/heads/master" not in refs  # only what the manifests use
+    # Upstream moves on; the next pass follows it, and a second pass has nothing to push.
+    xenlike.builder.checkout("stable-4.19")
+    newer = xenlike.builder.commit("tools: later backport\n", {"tools/x.c": "x\n"})
+    assert bot("reconcile", "--config", str(config)).status == 0
+    assert _git(bot.mirror, "rev-parse", "refs/heads/stable-4.19") == newer
+
+
+def test_upstream_environment_variable_points_a_tree_at_a_local_clone(
+    bot: Bot, xenlike: XenLike, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cli import main
+
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    monkeypatch.setenv("XSABOT_UPSTREAM_XEN", str(xenlike.path))
+    status = main(["plan", "--manifests", str(bot.manifests), "--state", str(bot.state)])
+    assert status == 0
+    assert "would create xsa/4.19" in bot.capsys.readouterr().out

@@ -116,5 +116,21 @@ class WorkRepo:
     def mirror_notes(self) -> str | None:
         return self.resolve(f"{MIRROR}notes/xsabot")
 
+    def upstream_refs(self, pattern: str) -> dict[str, str]:
+        """Fetched upstream refs matching `pattern` (e.g. `tags/RELEASE-*`), not peeled."""
+        out = git(
+            ["for-each-ref", "--format=%(objectname) %(refname)", f"{UPSTREAM}{pattern}"],
+            cwd=self.path,
+        ).stdout.decode()
+        return {
+            "refs/" + ref[len(UPSTREAM) :]: sha
+            for sha, ref in (line.split(" ", 1) for line in out.splitlines())
+        }
+
+    def remote_refs(self, location: str, patterns: list[str]) -> dict[str, str]:
+        """Refs of a remote matching `patterns`, as `git ls-remote` sees them now."""
+        out = git(["ls-remote", "--refs", location, *patterns], cwd=self.path).stdout.decode()
+        return {ref: sha for sha, ref in (line.split("\t", 1) for line in out.splitlines())}
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         return ancestor == descendant or bool(self.repo.descendant_of(descendant, ancestor))
