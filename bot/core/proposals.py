@@ -1,0 +1,345 @@
+"""Which proposals (merge requests on the manifests repository) should exist after a pass.
+
+Pure: manifests, the pass's build results, the prerequisite finder's results and the bot's
+merge requests as the forge has them in; one decision per (manifest, XSA) out: `open`,
+`update`, `keep` or `close`. The glue in `bot/proposals.py` carries them out.
+
+Every text here depends only on the state it describes (no times of day, no run IDs), because
+a merge request is updated exactly when its content hash changes: text that drifted from pass
+to pass would edit the merge request, and notify its watchers, on every pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.core.outcome import BuildResult, XsaOutcome
+from bot.core.prereqs import Candidate, FinderResult
+from bot.manifest.edit import add_prerequisites, mark_blocked
+from bot.manifest.model import Manifest
+from bot.ports import BOT_BRANCH_PREFIX, MergeRequest, Proposal
+
+Action = Literal["open", "update", "keep", "close"]
+
+# One proposal per (manifest, XSA): the name is how the bot finds its merge request again.
+_PROPOSAL_BRANCH = re.compile(rf"^{re.escape(BOT_BRANCH_PREFIX)}(?P<name>[^/]+)/xsa-(?P<xsa>\d+)$")
+_LISTED_CANDIDATES = 100  # forges cap bodies (GitHub: 65,536 characters)
+_NO_LONGER_NEEDED = ("applied", "already-applied", "not-affected")
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """A manifest as proposals see it; `path` is relative to the manifests repository's top."""
+
+    name: str
+    path: str
+    text: str
+    manifest: Manifest
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do about one (manifest, XSA) proposal, and why (for reports)."""
+
+    action: Action
+    manifest: str
+    xsa: int
+    branch: str
+    reason: str
+    proposal: Proposal | None = None  # what should exist (open, update, keep of a wanted one)
+    existing: MergeRequest | None = None  # the forge's merge request it concerns, if any
+    comment: str = ""  # for close: posted on the merge request before it is closed
+
+
+def proposal_branch(manifest: str, xsa: int) -> str:
+    return f"{BOT_BRANCH_PREFIX}{manifest}/xsa-{xsa}"
+
+
+def parse_proposal_branch(branch: str) -> tuple[str, int] | None:
+    """(manifest name, XSA) for a prerequisite proposal's branch; None for any other branch."""
+    match = _PROPOSAL_BRANCH.match(branch)
+    return (match["name"], int(match["xsa"])) if match else None
+
+
+def desired_proposals(
+    manifests: Sequence[ManifestFile],
+    results: Mapping[str, BuildResult],
+    found: Mapping[tuple[str, int], FinderResult],
+    *,
+    bot: str = "xsabot",
+) -> dict[str, tuple[ManifestFile, int, Proposal]]:
+    """The proposals a pass asks for, by branch: one per blocked XSA the finder looked at."""
+    wanted: dict[str, tuple[ManifestFile, int, Proposal]] = {}
+    for m in manifests:
+        result = results.get(m.name)
+        if result is None:
+            continue
+        for outcome in result.outcomes:
+            finder = found.get((m.name, outcome.xsa))
+            if outcome.state != "blocked" or finder is None:
+                continue
+            proposal = proposal_for(m, outcome, finder, bot=bot)
+            if proposal is not None:
+                wanted[proposal.branch] = (m, outcome.xsa, proposal)
+    return wanted
+
+
+def decide(
+    manifests: Sequence[ManifestFile],
+    results: Mapping[str, BuildResult],
+    found: Mapping[tuple[str, int], FinderResult],
+    existing: Sequence[MergeRequest],
+    *,
+    unreadable: Collection[str] = (),
+    bot: str = "xsabot",
+) -> list[Decision]:
+    """One decision per proposal branch that is wanted or has an open merge request.
+
+    `existing`: the bot's open merge requests plus the newest one of each wanted branch (in
+    any state). `unreadable`: manifests that exist but did not load this pass; their merge
+    requests are left as they are. A manifest without a build result was not built this pass
+    (unchanged, or its upstream failed): nothing is known about it, so nothing is closed.
+    """
+    by_name = {m.name: m for m in manifests}
+    current = _current_by_branch(existing)
+    wanted = desired_proposals(manifests, results, found, bot=bot)
+    decisions = [
+        _decide_wanted(m, xsa, proposal, current.get(branch))
+        for branch, (m, xsa, proposal) in wanted.items()
+    ]
+    for branch, mr in current.items():
+        parsed = parse_proposal_branch(branch)
+        if branch in wanted or mr.state != "open" or parsed is None:
+            continue  # only prerequisite proposals are judged here (intake has its own)
+        name, xsa = parsed
+        if name in unreadable:
+            continue
+        m = by_name.get(name)
+        why = _why_not_needed(name, xsa, m, results.get(name), bot=bot)
+        if why is None:
+            decisions.append(Decision("keep", name, xsa, branch, "still needed", existing=mr))
+        else:
+            decisions.append(
+                Decision("close", name, xsa, branch, why[0], existing=mr, comment=why[1])
+            )
+    return sorted(decisions, key=lambda d: (d.manifest, d.xsa, d.branch))
+
+
+def _current_by_branch(existing: Sequence[MergeRequest]) -> dict[str, MergeRequest]:
+    """Per branch, the merge request that counts: an open one, else the newest."""
+    current: dict[str, MergeRequest] = {}
+    for mr in existing:
+        seen = current.get(mr.branch)
+        rank = (mr.state == "open", mr.id)
+        if seen is None or rank > (seen.state == "open", seen.id):
+            current[mr.branch] = mr
+    return current
+
+
+def _decide_wanted(
+    m: ManifestFile, xsa: int, proposal: Proposal, mr: MergeRequest | None
+) -> Decision:
+    def decision(action: Action, reason: str) -> Decision:
+        return Decision(action, m.name, xsa, proposal.branch, reason, proposal, mr)
+
+    if mr is None:
+        return decision("open", "XSA is blocked")
+    same = mr.content_hash == proposal.content_hash()
+    if mr.state == "open":
+        return decision("keep", "unchanged") if same else decision("update", "content changed")
+    # A merged or closed merge request with this very content is a volunteer's answer (or
+    # ours, not yet seen by this pass's build): reopening it every pass would be spam.
+    if same:
+        return decision("keep", f"{mr.state} with this content; not reopened")
+    return decision("open", f"XSA is blocked again after the last proposal was {mr.state}")
+
+
+def _why_not_needed(
+    name: str, xsa: int, m: ManifestFile | None, result: BuildResult | None, *, bot: str
+) -> tuple[str, str] | None:
+    """(reason, closing comment) when an open proposal is no longer needed; None: keep it."""
+    tail = f"so this merge request is no longer needed. Closed by {bot}."
+    if m is None:
+        return "manifest removed", f"The manifest `{name}` no longer exists, {tail}"
+    if xsa not in {e.xsa for e in m.manifest.xsas}:
+        return "XSA removed from the manifest", f"XSA-{xsa} is no longer in `{m.path}`, {tail}"
+    outcome = _outcome(result, xsa)
+    if outcome is None or outcome.state not in _NO_LONGER_NEEDED:
+        return None
+    if outcome.state == "not-affected":
+        comment = f"XSA-{xsa} is now declared `not-affected` in `{m.path}`, {tail}"
+        return "XSA declared not-affected", comment
+    comment = f"XSA-{xsa} now applies to `{m.manifest.branch}` without this change, {tail}"
+    return "XSA applies now", comment
+
+
+def _outcome(result: BuildResult | None, xsa: int) -> XsaOutcome | None:
+    if result is None:
+        return None
+    return next((o for o in result.outcomes if o.xsa == xsa), None)
+
+
+def proposal_for(
+    m: ManifestFile, outcome: XsaOutcome, finder: FinderResult, *, bot: str = "xsabot"
+) -> Proposal | None:
+    """The proposal for one blocked XSA; None when there is nothing to change in the manifest."""
+    xsa = outcome.xsa
+    branch = proposal_branch(m.name, xsa)
+    if finder.found:
+        if not finder.chosen:
+            return None  # nothing to add: the fix needs no prerequisite after all
+        text = add_prerequisites(m.text, xsa, [(c.sha, c.subject) for c in finder.chosen])
+        if text == m.text:
+            return None  # already listed: a proposal could not change anything
+        title = f"{m.name}: add {_count(len(finder.chosen), 'prerequisite')} for XSA-{xsa}"
+        return Proposal(branch, title, found_body(m, outcome, finder), {m.path: text})
+    paths = _short_paths(_conflicts(outcome, finder))
+    why = f"{bot} found no prerequisite set: the fix conflicts in {paths}"
+    text = mark_blocked(m.text, xsa, why)
+    title = f"{m.name}: mark XSA-{xsa} blocked (no prerequisite set found)"
+    body = not_found_body(m, outcome, finder, branch)
+    return Proposal(branch, title, body, {m.path: text}, draft=True)
+
+
+def found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -> str:
+    chosen = finder.chosen
+    rows = "\n".join(f"| `{c.sha}` | {_cell(c.subject)} | {_cell(_reasons(c))} |" for c in chosen)
+    return "\n".join(
+        [
+            _conflict_lines(m, outcome, finder),
+            "",
+            f"This adds {_count(len(chosen), 'prerequisite')} from "
+            f"`{m.manifest.source}` to `{m.path}`, applied before the fix in this order:",
+            "",
+            "| commit | subject | why it is needed |",
+            "|---|---|---|",
+            rows,
+            "",
+            _minimal_line(finder),
+            _faithful_line(m, finder),
+            "",
+            _search_line(finder),
+            "",
+            *_candidate_lines(finder),
+            _reproduce_line(m, outcome.xsa),
+        ]
+    )
+
+
+def not_found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult, branch: str) -> str:
+    xsa = outcome.xsa
+    return "\n".join(
+        [
+            _conflict_lines(m, outcome, finder),
+            "",
+            f"No set of prerequisites from `{m.manifest.source}` makes it apply, so this draft "
+            f"marks XSA-{xsa} `status: blocked` in `{m.path}`.",
+            "",
+            f"To unblock it, push a manual backport to `{branch}`: add the patch to the "
+            f"manifests repository, list it under `patches:` of XSA-{xsa} with its sha256, and "
+            "remove `status` and `why`.",
+            "",
+            _search_line(finder),
+            "",
+            *_candidate_lines(finder),
+            _reproduce_line(m, xsa),
+        ]
+    )
+
+
+def _conflicts(outcome: XsaOutcome, finder: FinderResult) -> tuple[str, ...]:
+    if finder.conflicts:
+        return finder.conflicts
+    return outcome.blocked.paths if outcome.blocked else ()
+
+
+def _conflict_lines(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -> str:
+    paths = _conflicts(outcome, finder)
+    listed = "\n".join(f"- `{p}`" for p in paths) or "- (no path reported)"
+    return (
+        f"XSA-{outcome.xsa} does not apply to `{m.manifest.branch}` (base `{m.manifest.base}`): "
+        f"its fix `{finder.fix}` conflicts in:\n\n{listed}"
+    )
+
+
+def _minimal_line(finder: FinderResult) -> str:
+    if finder.minimal:
+        return "The set is **minimal**: no smaller set makes the fix apply."
+    return (
+        "The set is **irreducible**: no single commit can be dropped "
+        "(a smaller set was not ruled out)."
+    )
+
+
+def _faithful_line(m: ManifestFile, finder: FinderResult) -> str:
+    if finder.faithful:
+        return (
+            f"It is **faithful**: the fix lands with the same patch-id as on `{m.manifest.source}`."
+        )
+    return (
+        f"It is **not faithful**: the fix applies, but not as on `{m.manifest.source}` "
+        "(different context); review the result. No faithful set was found."
+    )
+
+
+def _search_line(finder: FinderResult) -> str:
+    parts = [
+        f"Search: {_count(len(finder.candidates), 'candidate')}, "
+        f"{_count(finder.trials, 'trial merge')}, "
+        f"{_duration(finder.seconds)}"
+    ]
+    if finder.widened:
+        parts.append(f"widened to {', '.join(finder.widened)}")
+    if finder.bound_hit:
+        parts.append(f"stopped at the {finder.bound_hit} bound")
+    return "; ".join(parts) + "."
+
+
+def _candidate_lines(finder: FinderResult) -> list[str]:
+    if not finder.candidates:
+        return []
+    shown = finder.candidates[:_LISTED_CANDIDATES]
+    lines = [f"<details><summary>Candidates tried ({len(finder.candidates)})</summary>", ""]
+    lines += [
+        f"- `{c.sha[:12]}` {c.subject}" + (f" ({_reasons(c)})" if c.reasons else "") for c in shown
+    ]
+    if len(finder.candidates) > len(shown):
+        lines.append(f"- ... and {len(finder.candidates) - len(shown)} more")
+    return [*lines, "", "</details>", ""]
+
+
+def _reproduce_line(m: ManifestFile, xsa: int) -> str:
+    return f"To reproduce: `xsabot deps {m.path} {xsa}`"
+
+
+def _duration(seconds: float) -> str:
+    # Coarse on purpose: the exact time differs on every run, and the body must not.
+    if seconds < 1:
+        return "under a second"
+    if seconds < 10:
+        return "a few seconds"
+    if seconds < 60:
+        return "under a minute"
+    return "several minutes" if seconds < 600 else "over ten minutes"
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
+def _reasons(c: Candidate) -> str:
+    return "; ".join(c.reasons)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _short_paths(paths: Sequence[str]) -> str:
+    if not paths:
+        return "(no path reported)"
+    shown = ", ".join(paths[:3])
+    return shown if len(paths) <= 3 else f"{shown} and {len(paths) - 3} more"
