@@ -1,0 +1,305 @@
+"""The local forge: proposals as branches of the manifests repository, with no server.
+
+The embedded default. The manifests directory lives in a git repository; a proposal is the
+branch `xsabot/...` in it, holding the manifest edit committed by the bot, plus a JSON record
+(id, branch, title, body, state, draft, comments) in `<state>/proposals/<id>.json`.
+A volunteer reviews with `git show xsabot/4.19/xsa-470` and accepts with
+`git merge xsabot/4.19/xsa-470`: a proposal whose branch tip is in the default branch counts
+as merged. Commit statuses are kept per commit in `<state>/proposals/statuses/<sha>.json`,
+as they belong to commits, not to proposals (the plan's status goes on a volunteer's commit).
+
+The bot writes only refs under `refs/heads/xsabot/`, never the work tree or the index, and
+moves its branch only from the commit it last wrote there: a volunteer's manual backport
+pushed to a draft proposal's branch is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from bot.config import Identity
+from bot.errors import ForgeConflict, ForgeError, ForgeNotFound, GitError, SetupError
+from bot.forges.branch import branch_tip, commit_files, move_branch
+from bot.git.runner import git
+from bot.ports import BOT_BRANCH_PREFIX, CommitState, MergeRequest, Proposal, content_hash_in
+
+Record = dict[str, Any]
+
+
+def manifests_repository(manifests: Path) -> Path:
+    """The top level of the git repository holding the manifests directory."""
+    if not manifests.is_dir():
+        raise SetupError(f"{manifests}: the manifests directory does not exist")
+    proc = git(["rev-parse", "--show-toplevel"], cwd=manifests, check=False)
+    top = proc.stdout.decode().strip()
+    if proc.returncode != 0 or not top:
+        raise SetupError(
+            f"{manifests} is not in a git repository; the local forge keeps proposals as "
+            f"branches of the manifests repository. Make it one: git init {manifests} && "
+            f"git -C {manifests} add . && git -C {manifests} commit -m 'Manifests'"
+        )
+    return Path(top)
+
+
+class LocalForge:
+    """`Forge` over a local git repository and a directory of proposal records."""
+
+    def __init__(
+        self, manifests: Path, state: Path, identity: Identity, default_branch: str | None = None
+    ) -> None:
+        self.repo = manifests_repository(manifests)
+        self.records = state / "proposals"
+        self.identity = identity
+        self._default = default_branch or self._detect_default_branch()
+
+    # -- Forge ------------------------------------------------------------------------------
+
+    def default_branch(self) -> str:
+        return self._default
+
+    def find(self, branch: str) -> MergeRequest | None:
+        matching = [r for r in self._all_records() if r["branch"] == branch]
+        return self._merge_request(max(matching, key=lambda r: int(r["id"]))) if matching else None
+
+    def list_open(self) -> list[MergeRequest]:
+        mrs = [self._merge_request(r) for r in self._all_records()]
+        return [mr for mr in mrs if mr.state == "open" and mr.branch.startswith(BOT_BRANCH_PREFIX)]
+
+    def open(self, proposal: Proposal) -> MergeRequest:
+        _check_proposal(proposal)
+        previous = self.find(proposal.branch)
+        if previous is not None and previous.state == "open":
+            return previous
+        record = self._load(previous.id) if previous is not None else None
+        expected = self._movable_tip(proposal.branch, record)
+        head = self._commit(proposal)
+        self._move(proposal.branch, head, expected)
+        new: Record = {
+            "branch": proposal.branch,
+            "title": proposal.title,
+            "body": proposal.body_with_marker(),
+            "state": "open",
+            "draft": proposal.draft,
+            "base": self._default,
+            "head": head,
+            "comments": [],
+        }
+        return self._merge_request(self._create(new))
+
+    def update(self, mr: MergeRequest, proposal: Proposal) -> MergeRequest:
+        _check_proposal(proposal)
+        record = self._load(mr.id)
+        if record["branch"] != proposal.branch:
+            raise ForgeError(
+                f"merge request !{mr.id} is from {record['branch']}, not {proposal.branch}"
+            )
+        if self._state(record) != "open":
+            raise ForgeConflict(f"merge request !{mr.id} is {self._state(record)}; not updating it")
+        if content_hash_in(record["body"]) == proposal.content_hash():
+            return self._merge_request(record)
+        expected = self._movable_tip(proposal.branch, record)
+        head = self._commit(proposal)
+        self._move(proposal.branch, head, expected)
+        record.update(
+            title=proposal.title,
+            body=proposal.body_with_marker(),
+            draft=proposal.draft,
+            base=self._default,
+            head=head,
+        )
+        self._save(record)
+        return self._merge_request(record)
+
+    def close(self, mr: MergeRequest, comment: str) -> None:
+        record = self._load(mr.id)
+        state = self._state(record)
+        if state == "merged":
+            raise ForgeConflict(f"merge request !{mr.id} is merged; not closing it")
+        if state == "closed":
+            return
+        record["comments"].append({"key": None, "body": comment})
+        record["state"] = "closed"
+        self._save(record)
+
+    def comment(self, mr_id: int, key: str, body: str) -> None:
+        record = self._load(mr_id)
+        mine = next((c for c in record["comments"] if c["key"] == key), None)
+        if mine is not None and mine["body"] == body:
+            return
+        if mine is not None:
+            mine["body"] = body
+        else:
+            record["comments"].append({"key": key, "body": body})
+        self._save(record)
+
+    def set_status(
+        self, sha: str, state: CommitState, context: str, description: str, url: str | None = None
+    ) -> None:
+        path = self._status_path(sha)
+        statuses = _read_json(path) if path.exists() else {}
+        statuses[context] = {"state": state, "description": description, "url": url}
+        _write_json(path, statuses)
+
+    def check_status(self, sha: str) -> Literal["pending", "success", "failure", "unknown"]:
+        path = self._status_path(sha)
+        states = {s["state"] for s in _read_json(path).values()} if path.exists() else set()
+        if not states:
+            return "unknown"
+        if states & {"failure", "error"}:
+            return "failure"
+        return "pending" if "pending" in states else "success"
+
+    # -- git --------------------------------------------------------------------------------
+
+    def _detect_default_branch(self) -> str:
+        proc = git(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=self.repo, check=False)
+        head = proc.stdout.decode().strip()
+        # A volunteer may have a proposal checked out to try it; that is not the default.
+        if head and not head.startswith(BOT_BRANCH_PREFIX):
+            return head
+        for name in ("main", "master"):
+            if branch_tip(self.repo, name):
+                return name
+        raise SetupError(
+            f"{self.repo}: cannot tell the default branch of the manifests repository "
+            "(HEAD is detached or on a proposal branch); check out the default branch"
+        )
+
+    def _default_tip(self) -> str:
+        tip = branch_tip(self.repo, self._default)
+        if tip is None:
+            raise SetupError(
+                f"{self.repo}: branch {self._default} has no commits; commit the manifests first"
+            )
+        return tip
+
+    def _is_merged(self, commit: str) -> bool:
+        proc = git(
+            ["merge-base", "--is-ancestor", commit, self._default_tip()], cwd=self.repo, check=False
+        )
+        return proc.returncode == 0
+
+    def _commit(self, proposal: Proposal) -> str:
+        message = f"{proposal.title}\n\n{proposal.body}\n"
+        return commit_files(
+            self.repo,
+            base=self._default_tip(),
+            files=proposal.files,
+            message=message,
+            name=self.identity.name,
+            email=self.identity.email,
+        )
+
+    def _movable_tip(self, branch: str, record: Record | None) -> str | None:
+        """The branch's tip if the bot may move it: its own last commit, or one already merged."""
+        tip = branch_tip(self.repo, branch)
+        if tip is None or (record is not None and tip == record["head"]) or self._is_merged(tip):
+            return tip
+        raise ForgeConflict(
+            f"{branch} has commits the bot did not make (a manual backport?); the bot leaves "
+            f"it alone. Merge it, or delete it to let the bot propose again: git branch -D {branch}"
+        )
+
+    def _move(self, branch: str, new: str, old: str | None) -> None:
+        checked_out = git(["symbolic-ref", "--quiet", "HEAD"], cwd=self.repo, check=False)
+        if checked_out.stdout.decode().strip() == f"refs/heads/{branch}":
+            raise ForgeConflict(f"{branch} is checked out in {self.repo}; switch branches first")
+        try:
+            move_branch(self.repo, branch, new, old)
+        except GitError as exc:
+            raise ForgeConflict(f"{branch} moved while the bot was updating it: {exc}") from None
+
+    # -- records ----------------------------------------------------------------------------
+
+    def _state(self, record: Record) -> Literal["open", "merged", "closed"]:
+        if record["state"] != "open":
+            return "closed"
+        # The branch tip, or the bot's last commit if a volunteer deleted the branch after merging.
+        tip = branch_tip(self.repo, record["branch"]) or record["head"]
+        return "merged" if self._is_merged(tip) else "open"
+
+    def _merge_request(self, record: Record) -> MergeRequest:
+        return MergeRequest(
+            id=int(record["id"]),
+            branch=record["branch"],
+            title=record["title"],
+            state=self._state(record),
+            draft=bool(record["draft"]),
+            url=self._record_path(int(record["id"])).as_uri(),
+            content_hash=content_hash_in(record["body"]),
+        )
+
+    def _record_path(self, mr_id: int) -> Path:
+        return self.records.resolve() / f"{mr_id}.json"
+
+    def _status_path(self, sha: str) -> Path:
+        if not sha or not all(ch in "0123456789abcdef" for ch in sha):
+            raise ForgeError(f"not a commit ID: {sha!r}")
+        return self.records / "statuses" / f"{sha}.json"
+
+    def _all_records(self) -> list[Record]:
+        if not self.records.is_dir():
+            return []
+        return [_read_json(p) for p in sorted(self.records.glob("*.json")) if p.stem.isdigit()]
+
+    def _load(self, mr_id: int) -> Record:
+        path = self._record_path(mr_id)
+        if not path.is_file():
+            raise ForgeNotFound(f"no local merge request !{mr_id} (no {path})")
+        return _read_json(path)
+
+    def _save(self, record: Record) -> None:
+        _write_json(self._record_path(int(record["id"])), record)
+
+    def _create(self, record: Record) -> Record:
+        """Store a new record under the next free id; linking makes the claim atomic."""
+        self.records.mkdir(parents=True, exist_ok=True)
+        ids = [int(p.stem) for p in self.records.glob("*.json") if p.stem.isdigit()]
+        mr_id = max(ids, default=0) + 1
+        while True:
+            record["id"] = mr_id
+            tmp = _write_temp(self.records, record)
+            try:
+                os.link(tmp, self._record_path(mr_id))
+                return record
+            except FileExistsError:
+                mr_id += 1
+            finally:
+                tmp.unlink()
+
+
+def _check_proposal(proposal: Proposal) -> None:
+    if not proposal.branch.startswith(BOT_BRANCH_PREFIX):
+        raise ForgeError(f"{proposal.branch}: proposals live under {BOT_BRANCH_PREFIX}")
+    for path in proposal.files:
+        parts = PurePosixPath(path).parts
+        if not parts or PurePosixPath(path).is_absolute() or ".." in parts or ".git" in parts:
+            raise ForgeError(f"{path}: not a path inside the manifests repository")
+
+
+def _read_json(path: Path) -> Record:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ForgeError(f"{path}: unreadable proposal record: {exc}") from None
+    if not isinstance(data, dict):
+        raise ForgeError(f"{path}: unreadable proposal record: not a JSON object")
+    return data
+
+
+def _write_temp(directory: Path, data: object) -> Path:
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return Path(name)
+
+
+def _write_json(path: Path, data: object) -> None:
+    """Replace the file in one step, so a reader never sees half a record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(_write_temp(path.parent, data), path)

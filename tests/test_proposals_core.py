@@ -1,0 +1,231 @@
+"""Which proposals should exist after a pass: pure decisions, no git and no forge."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ruamel.yaml import YAML
+
+from bot.core.outcome import XsaOutcome
+from bot.core.prereqs import FinderResult
+from bot.core.proposals import Decision, ManifestFile, decide, parse_proposal_branch
+from bot.manifest.edit import add_prerequisites, mark_blocked
+from bot.manifest.model import Manifest
+from bot.ports import MergeRequest, Proposal
+from tests.forge_contract import (
+    BRANCH,
+    FIX2,
+    MANIFEST,
+    MANIFEST_PATH,
+    PRE_A,
+    PRE_B,
+    build_result,
+    finder_result,
+)
+
+
+def manifest_file(text: str = MANIFEST) -> ManifestFile:
+    model = Manifest.model_validate(YAML(typ="safe").load(text))
+    return ManifestFile("4.19", MANIFEST_PATH, text, model)
+
+
+def merge_request(
+    proposal: Proposal | None = None, *, state: str = "open", branch: str = BRANCH, id: int = 7
+) -> MergeRequest:
+    return MergeRequest(
+        id=id,
+        branch=branch,
+        title=proposal.title if proposal else "old title",
+        state=state,  # type: ignore[arg-type]
+        draft=proposal.draft if proposal else False,
+        url=f"https://forge.invalid/mr/{id}",
+        content_hash=proposal.content_hash() if proposal else "0" * 16,
+    )
+
+
+def decide_blocked(
+    finder: FinderResult, existing: list[MergeRequest] | None = None, text: str = MANIFEST
+) -> list[Decision]:
+    return decide(
+        [manifest_file(text)],
+        {"4.19": build_result([470])},
+        {("4.19", 470): finder},
+        existing or [],
+    )
+
+
+def the_proposal(finder: FinderResult) -> Proposal:
+    [decision] = decide_blocked(finder)
+    assert decision.proposal is not None
+    return decision.proposal
+
+
+def test_a_blocked_xsa_with_a_set_opens_one_proposal_with_the_evidence() -> None:
+    [d] = decide_blocked(finder_result(PRE_A, PRE_B, minimal=False))
+    assert (d.action, d.manifest, d.xsa, d.branch, d.existing) == (
+        "open",
+        "4.19",
+        470,
+        BRANCH,
+        None,
+    )
+    p = d.proposal
+    assert p is not None
+    assert (p.branch, p.title, p.draft) == (BRANCH, "4.19: add 2 prerequisites for XSA-470", False)
+    assert p.files == {
+        MANIFEST_PATH: add_prerequisites(
+            MANIFEST, 470, [(PRE_A.sha, PRE_A.subject), (PRE_B.sha, PRE_B.subject)]
+        )
+    }
+    assert p.body == (
+        f"XSA-470 does not apply to `xsa/4.19.3` (base `RELEASE-4.19.3`): its fix `{FIX2}` "
+        "conflicts in:\n"
+        "\n"
+        "- `xen/arch/x86/cpu/amd.c`\n"
+        "\n"
+        "This adds 2 prerequisites from `stable-4.19` to `manifests/4.19.yaml`, applied before "
+        "the fix in this order:\n"
+        "\n"
+        "| commit | subject | why it is needed |\n"
+        "|---|---|---|\n"
+        f"| `{PRE_A.sha}` | x86/amd: Stop updating the mitigation dynamically | amd.c: blame |\n"
+        f"| `{PRE_B.sha}` | x86/cpu: add the model table | amd.c: same file |\n"
+        "\n"
+        "The set is **irreducible**: no single commit can be dropped (a smaller set was not "
+        "ruled out).\n"
+        "It is **faithful**: the fix lands with the same patch-id as on `stable-4.19`.\n"
+        "\n"
+        "Search: 3 candidates, 7 trial merges, under a second.\n"
+        "\n"
+        "<details><summary>Candidates tried (3)</summary>\n"
+        "\n"
+        "- `a1a1a1a1a1a1` x86/amd: Stop updating the mitigation dynamically (amd.c: blame)\n"
+        "- `b2b2b2b2b2b2` x86/cpu: add the model table (amd.c: same file)\n"
+        "- `c3c3c3c3c3c3` tools: unrelated (amd.c: same file)\n"
+        "\n"
+        "</details>\n"
+        "\n"
+        "To reproduce: `xsabot deps manifests/4.19.yaml 470`"
+    )
+
+
+def test_the_proposal_text_depends_only_on_the_state() -> None:
+    slow = the_proposal(finder_result(PRE_A, seconds=0.9))
+    assert the_proposal(finder_result(PRE_A, seconds=0.1)) == slow
+    assert the_proposal(finder_result(PRE_A, seconds=0.1)).content_hash() == slow.content_hash()
+
+
+def test_an_unchanged_state_keeps_the_open_merge_request() -> None:
+    proposal = the_proposal(finder_result(PRE_A))
+    mr = merge_request(proposal)
+    [d] = decide_blocked(finder_result(PRE_A), [mr])
+    assert (d.action, d.existing, d.proposal) == ("keep", mr, proposal)
+
+
+def test_changed_evidence_updates_the_open_merge_request() -> None:
+    mr = merge_request(the_proposal(finder_result(PRE_A)))
+    for changed in (
+        finder_result(PRE_A, PRE_B),
+        finder_result(PRE_A, faithful=False),
+        finder_result(PRE_A, trials=8),
+        finder_result(PRE_A, seconds=12.0),
+    ):
+        [d] = decide_blocked(changed, [mr])
+        assert (d.action, d.existing, d.reason) == ("update", mr, "content changed")
+
+
+def test_no_set_found_proposes_a_draft_that_marks_the_xsa_blocked() -> None:
+    [d] = decide_blocked(finder_result(found=False))
+    p = d.proposal
+    assert d.action == "open" and p is not None
+    assert (p.title, p.draft) == ("4.19: mark XSA-470 blocked (no prerequisite set found)", True)
+    why = "xsabot found no prerequisite set: the fix conflicts in xen/arch/x86/cpu/amd.c"
+    assert p.files == {MANIFEST_PATH: mark_blocked(MANIFEST, 470, why)}
+    assert "push a manual backport to `xsabot/4.19/xsa-470`" in p.body
+    assert "Search: 1 candidate, 7 trial merges, under a second." in p.body
+    assert p.body.endswith("To reproduce: `xsabot deps manifests/4.19.yaml 470`")
+
+
+def test_an_xsa_that_applies_now_closes_its_open_proposal() -> None:
+    mr = merge_request()
+    for state in ("applied", "already-applied"):
+        result = replace(build_result(), outcomes=(XsaOutcome(470, state),))
+        [d] = decide([manifest_file()], {"4.19": result}, {}, [mr])
+        assert (d.action, d.existing, d.reason) == ("close", mr, "XSA applies now")
+        assert d.comment == (
+            "XSA-470 now applies to `xsa/4.19.3` without this change, so this merge request is "
+            "no longer needed. Closed by xsabot."
+        )
+
+
+def test_an_xsa_declared_not_affected_closes_its_open_proposal() -> None:
+    [d] = decide(
+        [manifest_file()], {"4.19": build_result(not_affected=[470])}, {}, [merge_request()]
+    )
+    assert (d.action, d.reason) == ("close", "XSA declared not-affected")
+
+
+def test_an_xsa_removed_from_the_manifest_closes_its_proposal() -> None:
+    without = MANIFEST.replace(
+        f"  - xsa: 470\n    commits:\n      - {FIX2}  # x86/amd: Mitigate the thing\n", ""
+    )
+    [d] = decide([manifest_file(without)], {}, {}, [merge_request()])
+    assert (d.action, d.reason) == ("close", "XSA removed from the manifest")
+    assert d.comment.startswith("XSA-470 is no longer in `manifests/4.19.yaml`, ")
+
+
+def test_a_removed_manifest_closes_its_proposals_unless_it_is_only_unreadable() -> None:
+    [d] = decide([], {}, {}, [merge_request()])
+    assert (d.action, d.manifest, d.xsa, d.reason) == ("close", "4.19", 470, "manifest removed")
+    assert decide([], {}, {}, [merge_request()], unreadable={"4.19"}) == []
+
+
+def test_a_manifest_not_built_this_pass_keeps_its_proposals() -> None:
+    [d] = decide([manifest_file()], {}, {}, [merge_request()])
+    assert (d.action, d.reason) == ("keep", "still needed")
+
+
+def test_a_blocked_xsa_without_a_finder_result_keeps_its_proposal() -> None:
+    [d] = decide([manifest_file()], {"4.19": build_result([470])}, {}, [merge_request()])
+    assert d.action == "keep"
+
+
+def test_a_merged_or_closed_proposal_with_the_same_content_is_not_reopened() -> None:
+    proposal = the_proposal(finder_result(PRE_A))
+    for state in ("merged", "closed"):
+        [d] = decide_blocked(finder_result(PRE_A), [merge_request(proposal, state=state)])
+        assert (d.action, d.reason) == ("keep", f"{state} with this content; not reopened")
+
+
+def test_blocked_again_after_a_merge_opens_a_new_proposal() -> None:
+    merged = merge_request(the_proposal(finder_result(PRE_A)), state="merged")
+    with_a = add_prerequisites(MANIFEST, 470, [(PRE_A.sha, PRE_A.subject)])
+    [d] = decide_blocked(finder_result(PRE_B), [merged], text=with_a)
+    assert (d.action, d.existing) == ("open", merged)
+
+
+def test_the_open_merge_request_counts_over_older_closed_ones() -> None:
+    proposal = the_proposal(finder_result(PRE_A))
+    closed = merge_request(proposal, state="closed", id=9)
+    current = merge_request(proposal, id=3)
+    [d] = decide_blocked(finder_result(PRE_A), [closed, current])
+    assert (d.action, d.existing) == ("keep", current)
+
+
+def test_nothing_to_add_proposes_nothing() -> None:
+    with_a = add_prerequisites(MANIFEST, 470, [(PRE_A.sha, PRE_A.subject)])
+    assert decide_blocked(finder_result(PRE_A), text=with_a) == []
+    assert decide_blocked(finder_result()) == []  # found, and no prerequisite needed
+
+
+def test_other_bot_merge_requests_are_not_judged_here() -> None:
+    intake = merge_request(branch="xsabot/intake/4.19/xsa-480")
+    assert decide([], {}, {}, [intake]) == []
+    assert parse_proposal_branch("xsabot/intake/4.19/xsa-480") is None
+    assert parse_proposal_branch(BRANCH) == ("4.19", 470)
+
+
+def test_decisions_come_in_manifest_and_xsa_order() -> None:
+    found = {("4.19", 471): finder_result(PRE_B, xsa=471), ("4.19", 470): finder_result(PRE_A)}
+    decisions = decide([manifest_file()], {"4.19": build_result([471, 470])}, found, [])
+    assert [(d.action, d.xsa) for d in decisions] == [("open", 470), ("open", 471)]
