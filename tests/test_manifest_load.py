@@ -153,6 +153,16 @@ def test_duplicate_key_in_a_flow_mapping(tmp_path: Path) -> None:
     assert problems_of(path) == [(6, 67, "", "duplicate key `xsa` (first at line 6)")]
 
 
+def test_a_value_ruamel_cannot_build_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    write(tmp_path, "good.yaml", manifest(branch="xsa/good"))
+    write(tmp_path, "m.yaml", "base: 2024-13-45\n")
+    result = load_manifests(tmp_path)
+    assert [m.name for m in result.loaded] == ["good"]
+    assert [str(p) for p in result.invalid[tmp_path / "m.yaml"]] == [
+        "m.yaml:1:1: YAML cannot be read: month must be in 1..12"
+    ]
+
+
 @pytest.mark.parametrize("text", ["", "\n", "# only a comment\n", "---\n"])
 def test_empty_file_is_a_problem(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, "m.yaml", text)

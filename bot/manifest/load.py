@@ -206,6 +206,11 @@ class _Reader:
         except YAMLError as exc:
             self._problem((0, 0), "", f"not valid YAML: {exc}")
             return None
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # ruamel lets some bad values through as plain Python errors (a date like
+            # 2024-13-45, nesting too deep); a bad file must never stop the other manifests.
+            self._problem((0, 0), "", f"YAML cannot be read: {exc or type(exc).__name__}")
+            return None
         if doc is None:
             needs = "a manifest needs `base`, `source` and `branch`"
             self._problem(_first_content(self.text), "", f"the file is empty; {needs}")
