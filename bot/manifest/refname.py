@@ -10,9 +10,7 @@ from __future__ import annotations
 
 # Characters git refuses anywhere: ASCII control characters, DEL, space and the revision
 # syntax `~^:?*[\` (see `man git-check-ref-format`, rules 4, 5 and 10).
-_BAD_CHARS = {"~": "`~`", "^": "`^`", ":": "`:`", "?": "`?`", "*": "`*`", "[": "`[`"}
-_BAD_CHARS["\\"] = "a backslash"
-_BAD_CHARS[" "] = "a space"
+_BAD_CHARS = {ch: f"`{ch}`" for ch in "~^:?*["} | {"\\": "a backslash", " ": "a space"}
 
 # The same rules as one anchored regex (negative lookaheads are valid in ECMA 262 too), so
 # editors checking manifests against the JSON Schema flag the same names.
