@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "status": "show published branches, blocked XSAs and open proposals",
     "deps": "find the prerequisites one XSA needs",
     "import": "print a manifest listing the XSA commits on a source branch",
+    "check": "build one manifest's branch and run the tree's check command on it",
 }
 
 
@@ -64,6 +65,7 @@ class Context:
                 state=self.args.state,
                 upstreams=dict(self.args.upstream),
                 mirrors=dict(self.args.mirror),
+                checks=dict(self.args.check),
             )
         return self._config
 
@@ -78,6 +80,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--mirror", type=_tree_value, action="append", default=[], metavar="TREE=PATH_OR_URL"
+    )
+    g.add_argument(
+        "--check",
+        type=_tree_value,
+        action="append",
+        default=[],
+        metavar="TREE=COMMAND",
+        help="check command a built tree must pass (overrides the config)",
     )
     g.add_argument("-v", "--verbose", action="store_true", help="log what is done")
 
@@ -125,5 +135,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xsabot: interrupted", file=sys.stderr)
         return 2
-
-

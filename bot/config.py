@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.errors import UsageError
 
@@ -41,14 +41,67 @@ class Tree(_Frozen):
     copy_upstream_refs: bool = Field(
         False, description="Also copy RELEASE-* tags and source branches into the mirror"
     )
+    check: str | None = Field(
+        None,
+        description="Command that must pass on a built tree before it is published, run with "
+        "/bin/sh in an export of the tree, e.g. `make -C xen defconfig && make -C xen -j2`",
+    )
+    check_timeout: float = Field(1800.0, gt=0, description="Seconds the check may take")
 
 
 class ForgeConfig(_Frozen):
+    """Where the manifests repository lives and how the bot reaches it.
+
+    `url` is the forge's web base (`https://gitlab.com`, a self-hosted GitLab such as
+    `https://git.example.org/gitlab`, `https://github.com` or a GitHub Enterprise host); the API
+    and clone URLs are derived from it unless given. With `fork_project` the bot pushes its
+    branches to that fork and opens merge requests from it into `project`.
+    """
+
     kind: Literal["local", "gitlab", "github"] = "local"
     url: str | None = None
-    project: str | None = None
+    project: str | None = Field(None, description="Manifests project, e.g. xen-project/manifests")
     token_env: str | None = Field(None, description="Environment variable holding the token")
     token_file: str | None = Field(None, description="File holding the token")
+    api_url: str | None = Field(
+        None, description="API base; default: derived from url (GitHub: api.github.com, /api/v3)"
+    )
+    git_url: str | None = Field(
+        None, description="Clone URL of project; default: <url>/<project>.git"
+    )
+    fork_project: str | None = Field(None, description="Project the bot pushes its branches to")
+    fork_git_url: str | None = Field(None, description="Clone URL of fork_project")
+    known_hosts: str | None = Field(None, description="Pinned known_hosts file for git over SSH")
+    timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request to the forge")
+
+    @model_validator(mode="after")
+    def _remote_forge_needs_project(self) -> ForgeConfig:
+        if self.kind != "local" and not self.project:
+            raise ValueError(f"forge kind {self.kind!r} needs `project` (e.g. group/manifests)")
+        return self
+
+    def web_url(self) -> str:
+        default = "https://github.com" if self.kind == "github" else "https://gitlab.com"
+        return (self.url or default).rstrip("/")
+
+    def resolved_api_url(self) -> str:
+        """The REST base the client talks to (python-gitlab adds `/api/v4` itself)."""
+        if self.api_url:
+            api = self.api_url.rstrip("/")
+            return api.removesuffix("/api/v4") if self.kind == "gitlab" else api
+        web = self.web_url()
+        if self.kind != "github":
+            return web
+        return "https://api.github.com" if web == "https://github.com" else web + "/api/v3"
+
+    def clone_url(self) -> str:
+        return self.git_url or f"{self.web_url()}/{self.project}.git"
+
+    def push_url(self) -> str:
+        """Where the bot's branches go: the fork when there is one."""
+        if not self.fork_project:
+            return self.clone_url()
+        return self.fork_git_url or f"{self.web_url()}/{self.fork_project}.git"
 
 
 class Config(_Frozen):
@@ -101,8 +154,7 @@ def load_config(path: Path | None, cwd: Path | None = None) -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         lines = [
-            f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors()
+            f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         ]
         raise UsageError("invalid config:\n" + "\n".join(lines)) from None
     return config.model_copy(
@@ -120,6 +172,7 @@ def with_overrides(
     state: Path | None = None,
     upstreams: dict[str, str] | None = None,
     mirrors: dict[str, str] | None = None,
+    checks: dict[str, str] | None = None,
 ) -> Config:
     """Apply command-line overrides; `--upstream TREE=...` may name a tree not in the config."""
     trees = dict(config.trees)
@@ -137,6 +190,11 @@ def with_overrides(
         if current is None:
             raise UsageError(f"--mirror {name}=...: no tree {name!r} (give --upstream too)")
         trees[name] = current.model_copy(update={"mirror": url})
+    for name, command in (checks or {}).items():
+        current = trees.get(name)
+        if current is None:
+            raise UsageError(f"--check {name}=...: no tree {name!r}")
+        trees[name] = current.model_copy(update={"check": command})
     update: dict[str, object] = {"trees": trees}
     if manifests is not None:
         update["manifests"] = manifests.resolve()
