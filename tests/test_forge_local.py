@@ -102,7 +102,9 @@ def test_the_work_tree_index_and_other_refs_are_never_touched(forge_world: Local
     def outside() -> tuple[bytes, bytes, bytes, bytes]:
         refs = git(["for-each-ref", "--format=%(refname) %(objectname)"], cwd=repo).stdout
         mine = b"\n".join(r for r in refs.splitlines() if b"refs/heads/xsabot/" not in r)
-        status = git(["status", "--porcelain=v2", "--branch"], cwd=repo).stdout
+        status = git(
+            ["--no-optional-locks", "status", "--porcelain=v2", "--branch"], cwd=repo
+        ).stdout
         return (
             mine,
             status,
