@@ -95,7 +95,7 @@ def test_a_blocked_xsa_with_a_set_opens_one_proposal_with_the_evidence() -> None
         "ruled out).\n"
         "It is **faithful**: the fix lands with the same patch-id as on `stable-4.19`.\n"
         "\n"
-        "Search: 3 candidates, 7 trial merges, under a second.\n"
+        "Search: 3 candidates, 7 trial merges.\n"
         "\n"
         "<details><summary>Candidates tried (3)</summary>\n"
         "\n"
@@ -110,7 +110,7 @@ def test_a_blocked_xsa_with_a_set_opens_one_proposal_with_the_evidence() -> None
 
 
 def test_the_proposal_text_depends_only_on_the_state() -> None:
-    slow = the_proposal(finder_result(PRE_A, seconds=0.9))
+    slow = the_proposal(finder_result(PRE_A, seconds=12.0))
     assert the_proposal(finder_result(PRE_A, seconds=0.1)) == slow
     assert the_proposal(finder_result(PRE_A, seconds=0.1)).content_hash() == slow.content_hash()
 
@@ -128,7 +128,6 @@ def test_changed_evidence_updates_the_open_merge_request() -> None:
         finder_result(PRE_A, PRE_B),
         finder_result(PRE_A, faithful=False),
         finder_result(PRE_A, trials=8),
-        finder_result(PRE_A, seconds=12.0),
     ):
         [d] = decide_blocked(changed, [mr])
         assert (d.action, d.existing, d.reason) == ("update", mr, "content changed")
@@ -142,7 +141,7 @@ def test_no_set_found_proposes_a_draft_that_marks_the_xsa_blocked() -> None:
     why = "xsabot found no prerequisite set: the fix conflicts in xen/arch/x86/cpu/amd.c"
     assert p.files == {MANIFEST_PATH: mark_blocked(MANIFEST, 470, why)}
     assert "push a manual backport to `xsabot/4.19/xsa-470`" in p.body
-    assert "Search: 1 candidate, 7 trial merges, under a second." in p.body
+    assert "Search: 1 candidate, 7 trial merges." in p.body
     assert p.body.endswith("To reproduce: `xsabot deps manifests/4.19.yaml 470`")
 
 

@@ -288,8 +288,7 @@ def _faithful_line(m: ManifestFile, finder: FinderResult) -> str:
 def _search_line(finder: FinderResult) -> str:
     parts = [
         f"Search: {_count(len(finder.candidates), 'candidate')}, "
-        f"{_count(finder.trials, 'trial merge')}, "
-        f"{_duration(finder.seconds)}"
+        f"{_count(finder.trials, 'trial merge')}"
     ]
     if finder.widened:
         parts.append(f"widened to {', '.join(finder.widened)}")
@@ -313,17 +312,6 @@ def _candidate_lines(finder: FinderResult) -> list[str]:
 
 def _reproduce_line(m: ManifestFile, xsa: int) -> str:
     return f"To reproduce: `xsabot deps {m.path} {xsa}`"
-
-
-def _duration(seconds: float) -> str:
-    # Coarse on purpose: the exact time differs on every run, and the body must not.
-    if seconds < 1:
-        return "under a second"
-    if seconds < 10:
-        return "a few seconds"
-    if seconds < 60:
-        return "under a minute"
-    return "several minutes" if seconds < 600 else "over ten minutes"
 
 
 def _count(n: int, thing: str) -> str:
