@@ -94,12 +94,15 @@ class _BoundHit(Exception):
 
 @dataclass
 class _Best:
-    members: frozenset[str]
+    members: int
     faithful: bool
 
 
 @dataclass
 class _Search:
+    """Sets of candidates are int bitmasks here: the proof enumerates thousands of them, and
+    a prediction is then a few ANDs and set lookups."""
+
     port: TrialPort
     limits: Limits
     clock: Callable[[], float]
@@ -107,39 +110,77 @@ class _Search:
     trials: int = 0
     info: dict[str, Candidate] = field(default_factory=dict)
     order: dict[str, int] = field(default_factory=dict)
-    memo: dict[frozenset[str], Trial] = field(default_factory=dict)
+    bit: dict[str, int] = field(default_factory=dict)
+    sha_of: dict[int, str] = field(default_factory=dict)
+    by_path: dict[str, int] = field(default_factory=dict)  # path -> candidates changing it
+    unknown: int = 0  # candidates whose paths are not known: they touch every path
+    _before: dict[str, int] = field(default_factory=dict)
+    memo: dict[int, Trial] = field(default_factory=dict)
     # Learned failures, keyed by path: projections of a set onto that path's touchers.
-    bad: dict[Target, dict[str, set[frozenset[str]]]] = field(
+    bad: dict[Target, dict[str, set[int]]] = field(
         default_factory=lambda: {"faithful": {}, "clean": {}}
     )
-    bad_pick: dict[tuple[str, str], set[frozenset[str]]] = field(default_factory=dict)
+    bad_pick: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     best: _Best | None = None
 
-    # -- trials -----------------------------------------------------------------------------
+    def add(self, c: Candidate, position: int) -> None:
+        self.order[c.sha] = position
+        self.info[c.sha] = c
+        self._before.clear()
+        if c.sha in self.bit:
+            return
+        b = self.bit[c.sha] = 1 << len(self.bit)
+        self.sha_of[b] = c.sha
+        if c.paths is None:
+            self.unknown |= b
+        else:
+            for path in c.paths:
+                self.by_path[path] = self.by_path.get(path, 0) | b
+
+    # -- sets as masks ----------------------------------------------------------------------
+
+    def mask(self, members: Iterable[str]) -> int:
+        out = 0
+        for m in members:
+            out |= self.bit[m]
+        return out
+
+    def members(self, mask: int) -> list[str]:
+        out = []
+        while mask:
+            low = mask & -mask
+            out.append(self.sha_of[low])
+            mask ^= low
+        return self.ordered(out)
 
     def ordered(self, members: Iterable[str]) -> list[str]:
         return sorted(members, key=self.order.__getitem__)
 
-    def touches(self, sha: str, path: str) -> bool:
-        paths = self.info[sha].paths if sha in self.info else None
-        return paths is None or path in paths
+    def touch(self, path: str) -> int:
+        return self.by_path.get(path, 0) | self.unknown
 
-    def project(self, members: Iterable[str], path: str) -> frozenset[str]:
-        return frozenset(m for m in members if self.touches(m, path))
+    def before(self, sha: str) -> int:
+        found = self._before.get(sha)
+        if found is None:
+            place = self.order[sha]
+            found = self._before[sha] = self.mask(
+                m for m, p in self.order.items() if p < place and m in self.bit
+            )
+        return found
 
-    def predicted_fail(self, members: frozenset[str], target: Target) -> bool:
+    # -- trials -----------------------------------------------------------------------------
+
+    def predicted_fail(self, mask: int, target: Target) -> bool:
         for path, seen in self.bad[target].items():
-            if self.project(members, path) in seen:
+            if mask & self.touch(path) in seen:
                 return True
         for (sha, path), seen in self.bad_pick.items():
-            if sha in members:
-                before = (m for m in members if self.order[m] < self.order[sha])
-                if self.project(before, path) in seen:
-                    return True
+            if mask & self.bit[sha] and mask & self.before(sha) & self.touch(path) in seen:
+                return True
         return False
 
-    def run(self, members: frozenset[str]) -> Trial:
-        found = self.memo.get(members)
+    def run(self, mask: int) -> Trial:
+        found = self.memo.get(mask)
         if found is not None:
             return found
         if self.trials >= self.limits.max_trials:
@@ -147,40 +188,38 @@ class _Search:
         if self.clock() - self.started > self.limits.max_seconds:
             raise _BoundHit("seconds")
         self.trials += 1
-        result = self.port.trial(self.ordered(members))
-        self.memo[members] = result
-        self.learn(members, result)
+        result = self.port.trial(self.members(mask))
+        self.memo[mask] = result
+        self.learn(mask, result)
         return result
 
-    def learn(self, members: frozenset[str], t: Trial) -> None:
+    def learn(self, mask: int, t: Trial) -> None:
         if not t.clean and t.failed is not None:
-            before = [m for m in members if self.order[m] < self.order[t.failed]]
+            before = mask & self.before(t.failed)
             for path in t.conflicts:
-                key = (t.failed, path)
-                self.bad_pick.setdefault(key, set()).add(self.project(before, path))
+                seen = self.bad_pick.setdefault((t.failed, path), set())
+                seen.add(before & self.touch(path))
         elif not t.clean:
             for target in _TARGETS:
                 for path in t.conflicts:
-                    proj = self.project(members, path)
-                    self.bad[target].setdefault(path, set()).add(proj)
+                    self.bad[target].setdefault(path, set()).add(mask & self.touch(path))
         elif not t.faithful:
             for path in t.unfaithful:
-                proj = self.project(members, path)
-                self.bad["faithful"].setdefault(path, set()).add(proj)
+                self.bad["faithful"].setdefault(path, set()).add(mask & self.touch(path))
         if t.clean:
-            self.consider(members, t.faithful)
+            size = mask.bit_count()
+            b = self.best
+            if b is None or (t.faithful, -size) > (b.faithful, -b.members.bit_count()):
+                self.best = _Best(mask, t.faithful)
 
-    def consider(self, members: frozenset[str], faithful: bool) -> None:
-        b = self.best
-        if b is None or (faithful, -len(members)) > (b.faithful, -len(b.members)):
-            self.best = _Best(members, faithful)
+    def works_mask(self, mask: int, target: Target) -> bool:
+        if mask not in self.memo and self.predicted_fail(mask, target):
+            return False
+        t = self.run(mask)
+        return t.faithful if target == "faithful" else t.clean
 
     def works(self, members: Iterable[str], target: Target) -> bool:
-        key = frozenset(members)
-        if key not in self.memo and self.predicted_fail(key, target):
-            return False
-        t = self.run(key)
-        return t.faithful if target == "faithful" else t.clean
+        return self.works_mask(self.mask(members), target)
 
     # -- minimising -------------------------------------------------------------------------
 
@@ -225,14 +264,16 @@ class _Search:
 
         Returns (set found or None, whether every smaller set was ruled out).
         """
+        bits = [self.bit[m] for m in pool]
         examined = 0
         for k in range(1, size):
-            for combo in itertools.combinations(pool, k):
+            for combo in itertools.combinations(bits, k):
                 examined += 1
                 if examined > self.limits.max_proof_sets:
                     return None, False
-                if self.works(combo, target):
-                    return list(combo), True
+                mask = sum(combo)
+                if self.works_mask(mask, target):
+                    return self.members(mask), True
         return None, True
 
 
@@ -270,7 +311,7 @@ def find_minimal_set(
     minimal = False
 
     def result(found: bool) -> FinderResult:
-        faithful = found and s.memo[frozenset(chosen)].faithful
+        faithful = found and s.memo[s.mask(chosen)].faithful
         return FinderResult(
             xsa=xsa,
             fix=fix,
@@ -287,7 +328,7 @@ def find_minimal_set(
         )
 
     try:
-        first = s.run(frozenset())
+        first = s.run(0)
         conflicts = first.conflicts
         if first.clean:  # nothing needed: the fix applies as it is
             minimal = True
@@ -302,7 +343,7 @@ def find_minimal_set(
             usable = _drop_failing_picks(s, pool)
             if usable is None:
                 continue
-            if s.memo[frozenset(usable)].faithful:
+            if s.memo[s.mask(usable)].faithful:
                 chosen, minimal, proof_bound = _minimise(s, usable, "faithful")
                 bound = bound or proof_bound
                 return result(True)
@@ -317,7 +358,7 @@ def find_minimal_set(
         bound = hit.bound
         if s.best is None:
             return result(False)
-        chosen, minimal = s.ordered(s.best.members), False
+        chosen, minimal = s.members(s.best.members), False
         return result(True)
 
 
@@ -327,8 +368,7 @@ def _grow(
     """The new pool, in source order: the old one plus as many new candidates as fit, the
     ones nearest the fix first (they are the likeliest to share its context)."""
     for position, c in enumerate(fresh):
-        s.order[c.sha] = position
-        s.info[c.sha] = c
+        s.add(c, position)
     kept = set(pool)
     room = cap - len(kept)
     new = [c.sha for c in fresh if c.sha not in kept]
@@ -347,7 +387,7 @@ def _drop_failing_picks(s: _Search, pool: list[str]) -> list[str] | None:
     """
     usable = list(pool)
     while True:
-        t = s.run(frozenset(usable))
+        t = s.run(s.mask(usable))
         if t.clean:
             return usable
         if t.failed is None or t.failed not in usable:
@@ -364,7 +404,7 @@ def _minimise(s: _Search, usable: list[str], target: Target) -> tuple[list[str],
     Most fixes need one commit (the median set on real history), and a single that touches
     every conflicting path is cheap to try, so a few of those go first.
     """
-    singles = [m for m in usable if not s.predicted_fail(frozenset((m,)), target)]
+    singles = [m for m in usable if not s.predicted_fail(s.bit[m], target)]
     if len(singles) <= _FIRST_SINGLES:
         for m in singles:
             if s.works((m,), target):

@@ -17,12 +17,20 @@ from bot.git.sourcelog import SourceCommit
 CONTEXT = 3  # lines of context, as `git diff` and `git patch-id` use
 
 
+Hunks = list[tuple[int, int, int, int]]  # (old_start, old_lines, new_start, new_lines)
+
+
 class SourceFiles:
-    """File contents at source commits, cached per (commit, path)."""
+    """Files at source commits and what each commit did to them, cached per (commit, path):
+    the same fixes come back for every point release of a line, over mostly the same commits.
+    """
 
     def __init__(self, repo: pygit2.Repository) -> None:
         self.repo = repo
         self._blobs: dict[tuple[str, str], str | None] = {}
+        self._hunks: dict[tuple[str, str], Hunks | None] = {}
+        self._relied: dict[tuple[str, str], list[int]] = {}
+        self._patch_ids: dict[str, str] = {}
 
     def blob_id(self, commit: str, path: str) -> str | None:
         key = (commit, path)
@@ -38,6 +46,41 @@ class SourceFiles:
     def read(self, commit: str, path: str) -> bytes | None:
         oid = self.blob_id(commit, path)
         return None if oid is None else bytes(self.repo.odb.read(oid)[1])
+
+    def hunks(self, commit: SourceCommit, path: str) -> Hunks | None:
+        """The zero-context hunks of `commit` on `path`; None if it created the file (or the
+        file is binary, or was replaced by a directory)."""
+        key = (commit.sha, path)
+        if key not in self._hunks:
+            assert commit.parent is not None
+            old, new = self.read(commit.parent, path), self.read(commit.sha, path)
+            found: Hunks | None = None
+            if old is not None and new is not None:
+                patch = _patch(old, new, 0)
+                if not patch.delta.is_binary:
+                    found = [
+                        (h.old_start, h.old_lines, h.new_start, h.new_lines) for h in patch.hunks
+                    ]
+            self._hunks[key] = found
+        return self._hunks[key]
+
+    def relied_on(self, commit: SourceCommit, path: str) -> list[int]:
+        key = (commit.sha, path)
+        found = self._relied.get(key)
+        if found is None:
+            assert commit.parent is not None
+            old = self.read(commit.parent, path)
+            found = self._relied[key] = relied_on_lines(old, self.read(commit.sha, path))
+        return found
+
+    def patch_id(self, commit: SourceCommit) -> str:
+        """`git patch-id --stable` of the commit (libgit2 computes the same)."""
+        found = self._patch_ids.get(commit.sha)
+        if found is None:
+            assert commit.parent is not None
+            diff = self.repo.diff(commit.parent, commit.sha)
+            found = self._patch_ids[commit.sha] = str(diff.patchid)
+        return found
 
 
 def _patch(old: bytes | None, new: bytes | None, context: int) -> pygit2.Patch:
@@ -89,15 +132,10 @@ def line_origins(
             break
         if path not in commit.paths or commit.parent is None:
             continue
-        old = files.read(commit.parent, path)
-        new = files.read(commit.sha, path)
-        if old is None or new is None:  # created here (or replaced by a directory)
+        hunks = files.hunks(commit, path)
+        if hunks is None:  # created here (or binary, or replaced by a directory)
             found.setdefault(commit.sha, []).extend(sorted(pending.values()))
             break
-        patch = _patch(old, new, 0)
-        if patch.delta.is_binary:
-            continue
-        hunks = [(h.old_start, h.old_lines, h.new_start, h.new_lines) for h in patch.hunks]
         moved: dict[int, int] = {}
         for now, asked in pending.items():
             before = _map_back(hunks, now)

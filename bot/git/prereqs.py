@@ -27,11 +27,11 @@ from bot.core.prereqs import (
     find_minimal_set,
 )
 from bot.errors import UsageError
-from bot.git.blame import SourceFiles, line_origins, relied_on_lines, spans
+from bot.git.blame import SourceFiles, line_origins, spans
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
 from bot.git.sourcelog import SourceCommit, SourceLog, source_log
-from bot.git.trials import TreeReader, TreeTrials
+from bot.git.trials import TreeReader, TreeTrials, tree_reader
 
 BLAME_DEPTH = 3  # the lines a candidate relies on, and theirs, and theirs
 _FILES: dict[str, SourceFiles] = {}
@@ -67,7 +67,7 @@ class _Pool:
         self.on_branch = set(on_branch)
         self.reasons: dict[str, list[str]] = {}
         self._eligible: dict[str, bool] = {}
-        self._branch_ids: dict[frozenset[str], set[str]] | None = None
+        self._branch_ids: dict[frozenset[str], list[SourceCommit]] | None = None
         last = self.place[fixes[-1].sha]
         self.before = [c for c in chain[:last] if c.sha not in {f.sha for f in fixes}]
 
@@ -93,19 +93,15 @@ class _Pool:
         )
 
     def _same_patch_on_branch(self, c: SourceCommit) -> bool:
+        # Only a commit changing exactly the same paths can have the same patch-id.
         if self._branch_ids is None:
             self._branch_ids = {}
             for sha in self.on_branch:
                 picked = self.log.commits.get(sha)
                 if picked is not None and picked.parent is not None:
-                    same_paths = self._branch_ids.setdefault(picked.paths, set())
-                    same_paths.add(self._patch_id(picked))
-        ids = self._branch_ids.get(c.paths)
-        return ids is not None and self._patch_id(c) in ids
-
-    def _patch_id(self, c: SourceCommit) -> str:
-        assert c.parent is not None
-        return str(self.repo.diff(c.parent, c.sha).patchid)
+                    self._branch_ids.setdefault(picked.paths, []).append(picked)
+        same_paths = self._branch_ids.get(c.paths, [])
+        return any(self.files.patch_id(p) == self.files.patch_id(c) for p in same_paths)
 
     def note(self, sha: str, reason: str) -> None:
         reasons = self.reasons.setdefault(sha, [])
@@ -150,8 +146,7 @@ class _Pool:
         older = self.chain[: self.place[needer.sha]]
         out = []
         for path in sorted(needer.paths):
-            old = self.files.read(needer.parent, path)
-            lines = relied_on_lines(old, self.files.read(needer.sha, path))
+            lines = self.files.relied_on(needer, path)
             if lines:
                 for sha, found in line_origins(self.files, older, path, lines).items():
                     out.append((sha, path, found))
@@ -211,7 +206,7 @@ def find_prerequisites(
         raise UsageError(f"{missing[0]} is not on the source branch after the base")
     fixes = [by_id[f] for f in fixes_ids]
     merger = merger or TreeMerger(store)
-    reader = TreeReader(store)
+    reader = tree_reader(store)
     pool = _Pool(repo, log, files, chain, fixes, ours_tree, reader, on_branch)
     port = TreeTrials(store, merger, files, log.commits, ours_tree, fixes_ids)
     stages = [

@@ -50,8 +50,18 @@ class SourceLog:
             return [self.commits[s] for s in self._chains[base][: place + 1]]
         if tip == base:
             return []
+        chain = self._chains.get(base)
+        if chain:
+            # The next fix usually sits further along the same line: list only the new part.
+            more = self._log(chain[-1], tip)
+            if more and more[0].parents == (chain[-1],) and _linear(more):
+                places = self._places[base]
+                for c in more:
+                    places[c.sha] = len(chain)
+                    chain.append(c.sha)
+                return [self.commits[s] for s in chain]
         listed = self._log(base, tip)
-        if _linear(listed) and len(listed) > len(self._chains.get(base, ())):
+        if _linear(listed) and len(listed) > len(chain or ()):
             self._chains[base] = [c.sha for c in listed]
             self._places[base] = {c.sha: i for i, c in enumerate(listed)}
         return listed

@@ -10,6 +10,7 @@ needs neither a work tree nor a flush of the objects the merges made.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ class TreeReader:
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
         self._trees: dict[str, dict[str, str]] = {}
+        self._fingerprints: dict[tuple[str | None, str | None], Fingerprint] = {}
 
     def _entries(self, tree: str) -> dict[str, str]:
         found = self._trees.get(tree)
@@ -61,6 +63,26 @@ class TreeReader:
 
     def read(self, oid: str | None) -> bytes | None:
         return None if oid is None else self.store.read(oid)[1]
+
+    def fingerprint(self, old: str | None, new: str | None) -> Fingerprint:
+        """`fingerprint` of the diff between two blobs, cached: trials keep landing the same
+        fix on the same file versions."""
+        key = (old, new)
+        found = self._fingerprints.get(key)
+        if found is None:
+            found = self._fingerprints[key] = fingerprint(self.read(old), self.read(new))
+        return found
+
+
+_READERS: weakref.WeakKeyDictionary[ObjectStore, TreeReader] = weakref.WeakKeyDictionary()
+
+
+def tree_reader(store: ObjectStore) -> TreeReader:
+    """One reader per store: parsed trees and fingerprints stay valid (IDs name content)."""
+    found = _READERS.get(store)
+    if found is None:
+        found = _READERS[store] = TreeReader(store)
+    return found
 
 
 def fingerprint(old: bytes | None, new: bytes | None) -> Fingerprint:
@@ -101,11 +123,10 @@ class TreeTrials:
         self.files = files
         self.commits = commits
         self.fixes = list(fixes)
-        self.reader = TreeReader(store)
+        self.reader = tree_reader(store)
         self._nodes = [_Node(ours_tree)]
         self._children: dict[tuple[int, str], int] = {}
         self._fix_trials: dict[str, Trial] = {}
-        self._wanted: dict[str, dict[str, Fingerprint]] = {}
         self._commit_trees: dict[str, tuple[str, str]] = {}
         self.merges = 0
 
@@ -166,9 +187,6 @@ class TreeTrials:
             src_old, src_new = self.files.blob_id(parent, path), self.files.blob_id(sha, path)
             if (old, new) == (src_old, src_new) or old == new == src_new:
                 continue  # the same blobs (or the change was there already)
-            wanted = self._wanted.setdefault(sha, {})
-            if path not in wanted:
-                wanted[path] = fingerprint(self.reader.read(src_old), self.reader.read(src_new))
-            if fingerprint(self.reader.read(old), self.reader.read(new)) != wanted[path]:
+            if self.reader.fingerprint(old, new) != self.reader.fingerprint(src_old, src_new):
                 out.append(path)
         return out
