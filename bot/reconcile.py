@@ -12,15 +12,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from bot import __version__
 from bot.config import Config
 from bot.core.outcome import BuildResult
 from bot.core.plan import BranchReport, PassReport, from_record
+from bot.core.prereqs import FinderResult
 from bot.core.publish import changes, decide, pseudo_merge_message
 from bot.core.record import inputs_digest, make_record
 from bot.errors import XsabotError
-from bot.git.build import Builder, Identity
+from bot.git.build import Builder
 from bot.git.commits import parse_commit
 from bot.git.objects import ObjectStore
 from bot.git.publish import PushResult, RefUpdate, notes_commit, pseudo_merge, push, read_record
@@ -45,10 +47,6 @@ class PassOutcome:
     report: PassReport
     manifests: list[LoadedManifest]
     trees: dict[str, TreePass]
-
-
-def identity(config: Config) -> Identity:
-    return Identity(config.identity.name, config.identity.email)
 
 
 def run_pass(
@@ -108,7 +106,7 @@ def _pass_tree(
         work.fetch_mirror(mirror, config.namespace)
     store = ObjectStore(work.repo)
     tree_pass = TreePass(work, store)
-    builder = Builder(work.repo, store, identity(config), patch_cache=config.state / "patches")
+    builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
     notes = work.mirror_notes()
     reports: list[BranchReport] = []
     updates: list[RefUpdate] = []
@@ -249,3 +247,44 @@ def _extends(work: WorkRepo, store: ObjectStore, result: BuildResult, published:
             return True
         commit = parse_commit(store.read(commit)[1]).parents[0]
     return work.is_ancestor(published, result.base_commit)
+
+
+def propose(config: Config, outcome: PassOutcome, progress: Progress | None = None) -> list[Any]:
+    """Find prerequisites for every XSA a fresh build found blocked by a conflict, and make the
+    bot's merge requests match: open, update, close. Returns the `ProposalAction`s."""
+    from bot.forges.local import manifests_repository
+    from bot.git.prereqs import find_prerequisites
+    from bot.proposals import load_forge, sync_proposals
+
+    progress = progress or Progress(False)
+    by_name = {m.name: m for m in outcome.manifests}
+    results: dict[str, BuildResult] = {}
+    found: dict[tuple[str, int], FinderResult] = {}
+    for tree_pass in outcome.trees.values():
+        for name, result in tree_pass.results.items():
+            results[name] = result
+            entries = {x.xsa: x for x in by_name[name].manifest.xsas}
+            on_branch: list[str] = []
+            for o in result.outcomes:
+                b = o.blocked
+                if o.state == "blocked" and b and b.reason == "conflict" and b.commit and b.tree:
+                    with progress.step(f"finding prerequisites for {name} XSA-{o.xsa}"):
+                        found[(name, o.xsa)] = find_prerequisites(
+                            tree_pass.work.repo,
+                            tree_pass.store,
+                            base_commit=result.base_commit,
+                            fix=b.commit,
+                            xsa=o.xsa,
+                            ours_tree=b.tree,
+                            on_branch=tuple(on_branch),
+                            xsa_commits=entries[o.xsa].commits,
+                        )
+                elif o.state == "applied":
+                    on_branch += [p.source for p in o.picks if p.role != "patch"]
+    forge = load_forge(config)
+    root = manifests_repository(config.manifests)
+    unreadable = {p.stem for p in config.manifests.glob("*.y*ml") if p.stem not in by_name}
+    with progress.step("updating proposals"):
+        return sync_proposals(
+            forge, root, outcome.manifests, results, found, config.identity, unreadable=unreadable
+        )

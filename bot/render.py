@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from bot.core.plan import BranchReport, PassReport
@@ -61,3 +62,19 @@ def pass_text(report: PassReport, *, done: bool) -> str:
 
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False)
+
+
+_DONE = {"open": "opened", "update": "updated", "close": "closed", "keep": "unchanged"}
+
+
+def proposal_lines(actions: Sequence[Any]) -> list[str]:
+    """One line per proposal the pass touched (`bot.proposals.ProposalAction`)."""
+    lines = []
+    for a in actions:
+        where = f" !{a.id}" if a.id is not None else ""
+        draft = " (draft)" if a.draft else ""
+        lines.append(
+            f"proposal{where}{draft} {_DONE.get(a.action, a.action)}: {a.manifest} XSA-{a.xsa}"
+            f" [{a.branch}] {a.title or a.reason}"
+        )
+    return lines

@@ -17,7 +17,6 @@ from bot.git.runner import git
 from bot.git.workrepo import WorkRepo, is_local
 from bot.manifest.load import load_manifest
 from bot.progress import Progress
-from bot.reconcile import identity
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         missing = m.base if base is None else m.source
         raise UsageError(f"{args.manifest}: {missing!r} not found in {upstream}")
     store = ObjectStore(work.repo)
-    builder = Builder(work.repo, store, identity(config), patch_cache=config.state / "patches")
+    builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
     with Progress().step(f"building {loaded.name}"):
         result = builder.build(m, manifests_root=root, base_commit=base, source_commit=source)
     status = 0

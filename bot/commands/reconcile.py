@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from bot.cli import Context
+from bot.errors import XsabotError
 from bot.progress import Progress
-from bot.reconcile import run_pass
-from bot.render import dump_json, pass_text
+from bot.reconcile import propose, run_pass
+from bot.render import dump_json, pass_text, proposal_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +19,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    outcome = run_pass(ctx.config, publish=not args.dry_run, progress=Progress())
+    progress = Progress()
+    outcome = run_pass(ctx.config, publish=not args.dry_run, progress=progress)
     report = outcome.report
-    print(dump_json(report.to_json()) if args.json else pass_text(report, done=True))
-    return report.exit_status
+    actions = []
+    errors: list[str] = []
+    if not args.dry_run:
+        try:
+            actions = propose(ctx.config, outcome, progress)
+        except XsabotError as exc:  # no forge: branches are published, proposals are not
+            errors.append(f"proposals: {exc}")
+    errors += [f"proposal {a.branch}: {a.error}" for a in actions if a.error]
+    if args.json:
+        data = report.to_json()
+        data["proposals"] = [a.to_json() for a in actions]
+        data["errors"] += errors
+        data["ok"] = data["ok"] and not errors
+        print(dump_json(data))
+    else:
+        print(pass_text(report, done=True))
+        for line in [*proposal_lines(actions), *errors]:
+            print(line)
+    return max(report.exit_status, 1 if errors else 0)

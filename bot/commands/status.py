@@ -7,14 +7,18 @@ holds or lacks and why, and the bot's open proposals.
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from bot.cli import Context
+from bot.errors import SetupError
 from bot.core.plan import BranchReport, from_record
 from bot.git.publish import read_record
 from bot.git.workrepo import WorkRepo
 from bot.manifest.load import load_manifests
 from bot.render import branch_lines, dump_json
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,14 +59,17 @@ def branch_status(ctx: Context) -> list[BranchReport]:
 
 
 def _proposals(ctx: Context) -> list[dict[str, Any]]:
+    from bot.proposals import load_forge
+
     try:
-        from bot.proposals import load_forge
-    except ImportError:  # pragma: no cover - proposals not installed in this build
+        forge = load_forge(ctx.config)
+        open_ones = forge.list_open()
+    except SetupError as exc:  # e.g. manifests not in a git repository: no local proposals
+        log.info("no proposals: %s", exc)
         return []
-    forge = load_forge(ctx.config)
     return [
         {"id": mr.id, "branch": mr.branch, "title": mr.title, "draft": mr.draft, "url": mr.url}
-        for mr in forge.list_open()
+        for mr in open_ones
     ]
 
 
@@ -70,11 +77,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     reports = branch_status(ctx)
     proposals = _proposals(ctx)
     if args.json:
-        print(
-            dump_json(
-                {"branches": [r.to_json() for r in reports], "proposals": proposals}
-            )
-        )
+        print(dump_json({"branches": [r.to_json() for r in reports], "proposals": proposals}))
     else:
         for report in reports:
             for line in branch_lines(report, done=True):

@@ -20,7 +20,11 @@ class Pick:
 
 @dataclass(frozen=True)
 class Blocked:
-    """Why an XSA is not on the branch. `tree` is the branch tree the failing pick met."""
+    """Why an XSA is not on the branch.
+
+    `tree` and `head` are the branch before the XSA's first pick: where the prerequisite
+    search starts (it tries prerequisites, then all of the XSA's commits, from there).
+    """
 
     xsa: int
     commit: str | None  # the source commit that failed (None for a patch or a bad input)
@@ -28,7 +32,7 @@ class Blocked:
     reason: str  # "conflict", "bad-source", "patch-does-not-apply", "sha256-mismatch", ...
     detail: str = ""
     tree: str | None = None
-    head: str | None = None  # the branch commit the failing pick met
+    head: str | None = None
 
 
 @dataclass(frozen=True)

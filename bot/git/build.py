@@ -8,23 +8,18 @@ the XSA is reported blocked with the paths, and the XSAs after it are still trie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pygit2
 
+from bot.config import Identity
 from bot.core.outcome import Blocked, BuildResult, Pick, XsaOutcome
 from bot.git.commits import parse_commit, pick_commit
 from bot.git.objects import ObjectStore
 from bot.git.patch import PatchError, apply_to_tree, parse_mail, patch_commit, read_patch
 from bot.git.pick import TreeMerger
 from bot.manifest.model import Manifest, Xsa
-
-
-@dataclass(frozen=True)
-class Identity:
-    name: str
-    email: str
 
 
 class _BadSource(Exception):
@@ -103,13 +98,14 @@ class Builder:
                 blocked = Blocked(entry.xsa, exc.commit, (), "bad-source", str(exc))
             if blocked is not None:
                 branch.head, branch.tree = start.head, start.tree
+                blocked = replace(blocked, tree=start.tree, head=start.head)
                 return XsaOutcome(entry.xsa, "blocked", tuple(picks), blocked)
         for patch in entry.patches:
             try:
                 self._apply_patch(patch.path, patch.url, patch.sha256, branch, root, picks)
             except PatchError as exc:
                 blocked = Blocked(
-                    entry.xsa, None, exc.paths, exc.reason, str(exc), branch.tree, branch.head
+                    entry.xsa, None, exc.paths, exc.reason, str(exc), start.tree, start.head
                 )
                 branch.head, branch.tree = start.head, start.tree
                 return XsaOutcome(entry.xsa, "blocked", tuple(picks), blocked)
