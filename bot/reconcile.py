@@ -21,7 +21,7 @@ from bot.core.plan import BranchReport, PassReport, from_record
 from bot.core.prereqs import FinderResult
 from bot.core.publish import changes, decide, pseudo_merge_message
 from bot.core.record import inputs_digest, make_record
-from bot.errors import XsabotError
+from bot.errors import SetupError, XsabotError
 from bot.git.build import Builder
 from bot.git.commits import parse_commit
 from bot.git.objects import ObjectStore
@@ -281,8 +281,15 @@ def propose(config: Config, outcome: PassOutcome, progress: Progress | None = No
                         )
                 elif o.state == "applied":
                     on_branch += [p.source for p in o.picks if p.role != "patch"]
-    forge = load_forge(config)
-    root = manifests_repository(config.manifests)
+    try:
+        forge = load_forge(config)
+        root = manifests_repository(config.manifests)
+    except SetupError as exc:
+        if found:
+            raise
+        # Nothing to propose this pass; closing moot proposals waits for a working forge.
+        log.warning("proposals skipped: %s", exc)
+        return []
     unreadable = {p.stem for p in config.manifests.glob("*.y*ml") if p.stem not in by_name}
     with progress.step("updating proposals"):
         return sync_proposals(

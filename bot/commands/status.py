@@ -11,8 +11,8 @@ import logging
 from typing import Any
 
 from bot.cli import Context
-from bot.errors import SetupError
 from bot.core.plan import BranchReport, from_record
+from bot.errors import SetupError
 from bot.git.publish import read_record
 from bot.git.workrepo import WorkRepo
 from bot.manifest.load import load_manifests
