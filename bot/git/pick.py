@@ -2,13 +2,37 @@
 
 A conflict is reported with its paths and never produces a tree: no conflict markers can
 reach a branch.
+
+`TreeMerger.merge` gives exactly what libgit2's `merge_trees(base, ours, theirs)` with its
+defaults (rename detection on) gives, tree ID and conflicts alike, but a pick only looks at the
+paths the picked commit changes: it walks base -> theirs, skipping identical subtrees, and per
+changed path takes theirs where ours still equals the base, keeps ours where it already equals
+theirs, merges one file with libgit2's own file merge where both sides changed it, and rewrites
+only the trees on those paths. About 0.5 ms a pick instead of 10 ms on Xen.
+
+Why the shortcuts give libgit2's answer (src/libgit2/merge.c, v1.9): `merge_trees` diffs the
+three flattened trees, pairs renames, then resolves each differing path. Rename pairing only
+ever joins a path that one side lacks with one the base lacks. A pairing on our side alone
+(base..ours, paths the pick leaves alone) or on their side alone where ours still has the base's
+version resolves to what path-by-path resolution gives. Every case where renames could change
+the outcome involves, on a path the pick changes, a file both sides added, both deleted, or one
+deleted and the other changed; those go to the full `merge_trees` ("fall back"). So do
+directory/file and file/symlink/submodule mixtures, non-canonical modes, and files with a merge
+driver set in attributes. Directory/file conflicts need a file and a directory under one name
+in two of the trees, where one side added or changed something; on a path the pick leaves
+alone only ours differs from the base, which libgit2 resolves to ours.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.git.filemerge import FileMerger
 from bot.git.objects import ObjectStore
+from bot.git.trees import CANONICAL_MODES, REGULAR_MODES, TREE, Entries, Entry, sort_entries
+
+_EMPTY: Entries = {}
+_MISSING = b"missing"
 
 
 @dataclass(frozen=True)
@@ -23,23 +47,243 @@ class Merge:
         return self.tree is not None
 
 
-class TreeMerger:
-    """Merges trees with libgit2's `merge_trees` (rename detection on, as `git merge` does)."""
+@dataclass
+class MergeStats:
+    merges: int = 0
+    fallbacks: int = 0  # handed to the full merge_trees
+    file_merges: int = 0  # content merges run
+    file_cache_hits: int = 0
 
-    def __init__(self, store: ObjectStore) -> None:
+
+class _Fallback(Exception):
+    """The path-limited merge cannot promise libgit2's answer here."""
+
+
+class TreeMerger:
+    """Merges trees as libgit2's `merge_trees` does (rename detection on, as `git merge`)."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        file_cache_size: int = 20_000,
+        in_memory_file_merge: bool = True,
+    ) -> None:
         self.store = store
+        self.stats = MergeStats()
+        self._files = FileMerger(store, use_buffers=in_memory_file_merge)
+        # Identical (base, ours, theirs) blob triples recur: the same fix lands on every point
+        # release of a line, and each of those branches already has the same file version.
+        self._file_cache: dict[tuple[bytes, bytes, bytes], bytes | None] = {}
+        self._file_cache_size = file_cache_size
+        self._plain_text: dict[bytes, bool] = {}
+        # merge.default names the driver for files without a merge attribute.
+        self._default_driver = _config_value(store, "merge.default")
+        self._conflicts: list[bytes] = []
+        self._roots = (b"", b"", b"")
+        self._adds_memo: dict[tuple[bytes, bytes], bool] = {}
 
     def merge(self, base: str, ours: str, theirs: str) -> Merge:
+        self.stats.merges += 1
         if ours == base:
             return Merge(theirs)
-        if ours == theirs or base == theirs:
+        if base == theirs:
             return Merge(ours)
-        self.store.flush()
+        self._conflicts = []
+        self._roots = roots = (bytes.fromhex(base), bytes.fromhex(ours), bytes.fromhex(theirs))
+        try:
+            tree = self._merge_trees(*roots, b"")
+        except _Fallback:
+            self.stats.fallbacks += 1
+            return self.full_merge(base, ours, theirs)
+        if self._conflicts:
+            paths = {p.decode("utf-8", "surrogateescape") for p in self._conflicts}
+            return Merge(None, tuple(sorted(paths)))
+        if tree is None:  # everything deleted: merge_trees writes the empty tree
+            return Merge(self.store.write("tree", b""))
+        return Merge(tree.hex())
+
+    def full_merge(self, base: str, ours: str, theirs: str) -> Merge:
+        """libgit2's `merge_trees` itself; its inputs are written to the repository first."""
+        self.store.materialize([base, ours, theirs])
         repo = self.store.repo
         index = repo.merge_trees(base, ours, theirs)
         if index.conflicts is not None:
-            paths = sorted(
-                {e.path for entry in index.conflicts for e in entry if e is not None}
-            )
+            paths = sorted({e.path for entry in index.conflicts for e in entry if e is not None})
             return Merge(None, tuple(paths))
         return Merge(str(index.write_tree(repo)))
+
+    # -- the path-limited merge ----------------------------------------------------------
+
+    def _merge_trees(
+        self, base: bytes | None, ours: bytes | None, theirs: bytes | None, prefix: bytes
+    ) -> bytes | None:
+        """Merge directory `prefix` (base != theirs); returns the new tree, None if empty."""
+        if ours == base:
+            return theirs
+        tree_entries = self.store.tree_entries
+        b_entries = tree_entries(base) if base is not None else _EMPTY
+        o_entries = tree_entries(ours) if ours is not None else _EMPTY
+        t_entries = tree_entries(theirs) if theirs is not None else _EMPTY
+        changes: dict[bytes, Entry | None] = {}
+        for name, b in b_entries.items():
+            t = t_entries.get(name)
+            if t != b:
+                self._merge_entry(prefix, name, b, o_entries.get(name), t, changes)
+        for name, t in t_entries.items():
+            if name not in b_entries:
+                self._merge_entry(prefix, name, None, o_entries.get(name), t, changes)
+        if not changes:
+            return ours
+        if self._conflicts:
+            return ours  # the result is thrown away; only the walk for more conflicts goes on
+        merged = dict(o_entries)
+        reorder = False  # a parsed tree is in git's order, and replacing a value keeps it
+        for name, entry in changes.items():
+            if entry is None:
+                merged.pop(name, None)
+                continue
+            old = merged.get(name)
+            if old is None or (old[0] == TREE) != (entry[0] == TREE):
+                reorder = True  # a new name, or one that now sorts with a "/"
+            merged[name] = entry
+        if not merged:
+            return None  # an index cannot hold an empty directory
+        return self.store.write_tree_bin(sort_entries(merged) if reorder else merged)
+
+    def _merge_entry(
+        self,
+        prefix: bytes,
+        name: bytes,
+        b: Entry | None,
+        o: Entry | None,
+        t: Entry | None,
+        changes: dict[bytes, Entry | None],
+    ) -> None:
+        """Resolve one name that differs between base and theirs; record it if ours changes."""
+        if o == b:
+            result = t
+        else:
+            # Ours and theirs both differ from the base here.
+            modes = [e[0] for e in (b, o, t) if e is not None]
+            if not all(m in CANONICAL_MODES for m in modes):
+                raise _Fallback
+            trees = sum(m == TREE for m in modes)
+            if trees == len(modes):
+                oid = self._merge_trees(
+                    b[1] if b else None,
+                    o[1] if o else None,
+                    t[1] if t else None,
+                    prefix + name + b"/",
+                )
+                result = (TREE, oid) if oid is not None else None
+            elif trees:
+                raise _Fallback  # directory/file
+            else:
+                result = self._merge_file(prefix + name, b, o, t)
+        if result != o:
+            changes[name] = result
+
+    def _merge_file(
+        self, path: bytes, b: Entry | None, o: Entry | None, t: Entry | None
+    ) -> Entry | None:
+        if b is None or o is None or t is None:
+            return self._one_side_missing(path, b, o, t)
+        if o == t:
+            return o
+        if b[0] not in REGULAR_MODES or o[0] not in REGULAR_MODES or t[0] not in REGULAR_MODES:
+            raise _Fallback  # symlinks and submodules: libgit2's rules, not ours
+        if not self._is_plain_text(path):
+            raise _Fallback
+        key = (b[1], o[1], t[1])
+        blob = self._file_cache.get(key, _MISSING)
+        if blob is _MISSING:
+            self.stats.file_merges += 1
+            data = self._files.merge(path, b, o, t)
+            blob = None if data is None else self.store.write_bin("blob", data)
+            if len(self._file_cache) >= self._file_cache_size:
+                self._file_cache.clear()
+            self._file_cache[key] = blob
+        else:
+            self.stats.file_cache_hits += 1
+        if blob is None:
+            self._conflicts.append(path)
+            return o
+        # libgit2's merge_file__best_mode: the side that changed the mode wins.
+        return (t[0] if o[0] == b[0] else o[0], blob)
+
+    def _one_side_missing(
+        self, path: bytes, b: Entry | None, o: Entry | None, t: Entry | None
+    ) -> Entry | None:
+        """A file deleted on one or both sides, or added on both.
+
+        Rename detection may pair such a path with another one: a path the base has and a side
+        lacks (a source) with one the base lacks and that side has (a target). Where the side
+        concerned has no target at all, nothing can pair and path-by-path resolution stands.
+        """
+        base, ours, theirs = self._roots
+        if b is not None and o is None and t is not None:
+            # Ours deleted, theirs changed: modify/delete, unless ours renamed it.
+            if not self._adds_paths(base, ours):
+                self._conflicts.append(path)
+                return o
+        elif b is not None and o is not None and t is None:
+            # Theirs deleted, ours changed: modify/delete, unless theirs renamed it.
+            if not self._adds_paths(base, theirs):
+                self._conflicts.append(path)
+                return o
+        elif (
+            b is not None
+            and o is None
+            and t is None
+            and not self._adds_paths(base, ours)
+            and not self._adds_paths(base, theirs)
+        ):
+            return None  # deleted on both sides, and neither side can have renamed it
+        # Added on both sides (even identically): rename/add is possible wherever the base
+        # has a path either side lacks, which is nearly always.
+        raise _Fallback
+
+    def _adds_paths(self, old: bytes, new: bytes) -> bool:
+        """Whether tree `new` has a file path that tree `old` lacks (memoised per pair)."""
+        key = (old, new)
+        found = self._adds_memo.get(key)
+        if found is None:
+            found = False
+            old_entries = self.store.tree_entries(old)
+            for name, n in self.store.tree_entries(new).items():
+                o = old_entries.get(name)
+                if o == n:
+                    continue
+                # A new name, or a file where a directory was (or the reverse): either way
+                # some path below or at `name` is new.
+                if o is None or (o[0] == TREE) != (n[0] == TREE):
+                    found = True
+                elif n[0] == TREE:
+                    found = self._adds_paths(o[1], n[1])
+                if found:
+                    break
+            if len(self._adds_memo) >= self._file_cache_size:
+                self._adds_memo.clear()
+            self._adds_memo[key] = found
+        return found
+
+    def _is_plain_text(self, path: bytes) -> bool:
+        """Whether `merge_trees` would merge `path` with the built-in text driver."""
+        plain = self._plain_text.get(path)
+        if plain is None:
+            value = self.store.repo.get_attr(path.decode("utf-8", "surrogateescape"), "merge")
+            if value is None:
+                plain = self._default_driver in (None, "text")
+            else:
+                plain = value is True or value == "text"
+            self._plain_text[path] = plain
+        return plain
+
+
+def _config_value(store: ObjectStore, key: str) -> str | None:
+    try:
+        value = store.repo.config[key]
+    except KeyError:
+        return None
+    return str(value)
