@@ -183,11 +183,11 @@ class GitLabForge:
             commit = self._project().commits.get(sha, lazy=True)
             wanted = _STATUS_OUT[state]
             # GitLab refuses to "transition" a status to the state it already has (400), so
-            # an unchanged status is left alone instead of posted again.
-            for current in commit.statuses.list(name=context, iterator=True):
-                if current.status == wanted and (current.description or "") == description:
-                    return
-                break
+            # a status already in that state is left alone (its description with it). Without
+            # `all`, GitLab lists only the latest status of each name.
+            current = next(iter(commit.statuses.list(name=context, iterator=True)), None)
+            if current is not None and current.status == wanted:
+                return
             data = {"state": wanted, "name": context, "description": description}
             if url:
                 data["target_url"] = url
