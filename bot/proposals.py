@@ -113,9 +113,23 @@ def _local(config: Config) -> Forge:
     return LocalForge(config.manifests, config.state, config.identity)
 
 
-# Forge kinds and how to make each from the config; GitLab and GitHub adapters go here too.
+def _gitlab(config: Config) -> Forge:
+    from bot.forges.gitlab import GitLabForge  # python-gitlab is imported only when used
+
+    return GitLabForge.from_config(config)
+
+
+def _github(config: Config) -> Forge:
+    from bot.forges.github import GitHubForge  # PyGithub is imported only when used
+
+    return GitHubForge.from_config(config)
+
+
+# Forge kinds and how to make each from the config.
 FORGES: dict[str, Callable[[Config], Forge]] = {
     "local": _local,
+    "gitlab": _gitlab,
+    "github": _github,
 }
 
 

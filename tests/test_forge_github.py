@@ -525,3 +525,20 @@ def test_the_token_never_leaks(
     assert fake.requests[0].headers["authorization"] == f"token {TOKEN}"  # it was really used
     leaks = [t for t in texts if TOKEN in t]
     assert not leaks, leaks[:3]
+
+
+def test_load_forge_makes_the_github_forge(
+    fake: FakeGitHub, tmp_path: Path, remote: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.proposals import load_forge
+
+    monkeypatch.setenv("XSABOT_GITHUB_TOKEN", TOKEN)
+    forge = ForgeConfig(
+        kind="github",
+        url=fake.origin,
+        project=REPO,
+        git_url=str(remote),
+        token_env="XSABOT_GITHUB_TOKEN",
+    )
+    made = load_forge(Config(state=tmp_path / "state", forge=forge))
+    assert isinstance(made, GitHubForge) and made.default_branch() == "main"

@@ -485,3 +485,20 @@ def test_the_token_never_leaks(
     assert fake.requests[0].headers["private-token"] == TOKEN  # it was really used
     leaks = [t for t in texts if TOKEN in t]
     assert not leaks, leaks[:3]
+
+
+def test_load_forge_makes_the_gitlab_forge(
+    fake: FakeGitLab, tmp_path: Path, remote: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.proposals import load_forge
+
+    monkeypatch.setenv("XSABOT_GITLAB_TOKEN", TOKEN)
+    forge = ForgeConfig(
+        kind="gitlab",
+        url=fake.url,
+        project=PROJECT,
+        git_url=str(remote),
+        token_env="XSABOT_GITLAB_TOKEN",
+    )
+    made = load_forge(Config(state=tmp_path / "state", forge=forge))
+    assert isinstance(made, GitLabForge) and made.default_branch() == "main"
