@@ -57,7 +57,7 @@ class GitHubForge:
         self._gh = github.Github(
             auth=github.Auth.Token(token),
             base_url=config.resolved_api_url(),
-            timeout=int(config.timeout),
+            timeout=max(1, round(config.timeout)),  # PyGithub insists on whole seconds
             per_page=per_page,
             user_agent="xsabot",
             retry=None,
