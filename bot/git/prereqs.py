@@ -37,11 +37,13 @@ BLAME_DEPTH = 3  # the lines a candidate relies on, and theirs, and theirs
 _FILES: dict[str, SourceFiles] = {}
 
 
-def _files(repo: pygit2.Repository) -> SourceFiles:
+def source_files(repo: pygit2.Repository) -> SourceFiles:
+    """The shared file cache of a repository (keyed by its path, like `source_log`)."""
     key = str(Path(repo.path).resolve())
     found = _FILES.get(key)
-    if found is None or found.repo is not repo:
+    if found is None:
         found = _FILES[key] = SourceFiles(repo)
+    found.repo = repo
     return found
 
 
@@ -195,7 +197,7 @@ def find_prerequisites(
     trials pick every one of them after the prerequisites, as a manifest applies them, and
     `ours_tree` is the branch tree before the XSA's first commit.
     """
-    log, files = source_log(repo), _files(repo)
+    log, files = source_log(repo), source_files(repo)
     fixes_ids = list(xsa_commits) or [fix]
     if fix not in fixes_ids:
         raise UsageError(f"{fix} is not one of the XSA's commits")
