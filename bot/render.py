@@ -78,3 +78,35 @@ def proposal_lines(actions: Sequence[Any]) -> list[str]:
             f" [{a.branch}] {a.title or a.reason}"
         )
     return lines
+
+
+_MD_ACTION = {
+    "create": "create",
+    "fast-forward": "fast-forward",
+    "pseudo-merge": "pseudo-merge (rewrite, published as a merge)",
+    "none": "no change",
+    "error": "**cannot build**",
+}
+
+
+def plan_markdown(report: PassReport) -> str:
+    """The plan as a merge request comment: stable text (no times), one section per branch."""
+    lines = ["### xsabot plan", ""]
+    changing = [b for b in report.branches if b.action != "none" or b.blocked or b.problems]
+    unchanged = [b.manifest for b in report.branches if b not in changing]
+    if not changing:
+        lines.append("No published branch would change.")
+    for b in changing:
+        lines.append(f"**{b.manifest}** `{b.branch}` (base `{b.base}`): {_MD_ACTION[b.action]}")
+        if b.applied:
+            lines.append(f"- XSAs on the branch: {', '.join(map(str, b.applied))}")
+        lines += [f"- {c}" for c in b.changes]
+        for x in b.blocked:
+            paths = ", ".join(f"`{p}`" for p in x.paths)
+            lines.append(f"- blocked: XSA-{x.xsa} ({x.reason}{': ' + paths if paths else ''})")
+        lines += [f"- problem: `{p}`" for p in b.problems]
+        lines.append("")
+    if unchanged:
+        lines.append("Unchanged: " + ", ".join(unchanged))
+    lines += ["", "Nothing is published until this merge request is merged."]
+    return "\n".join(lines) + "\n"

@@ -42,14 +42,15 @@ def test_core_is_pure() -> None:
     assert not offenders, "bot/core must stay free of I/O and adapters"
 
 
-def test_only_the_runner_starts_git() -> None:
-    """Every git process goes through bot/git/runner.py (timeouts, scrubbed env, redaction)."""
+def test_only_the_runners_start_processes() -> None:
+    """Every git process goes through bot/git/runner.py (timeouts, scrubbed env, redaction);
+    the operator's check command is the only other process, run by bot/check/runner.py."""
     starters = {
         str(path.relative_to(BOT.parent))
         for path in BOT.rglob("*.py")
         if "subprocess" in _imports(path)
     }
-    allowed = {"bot/git/runner.py"}
+    allowed = {"bot/git/runner.py", "bot/check/runner.py"}
     assert starters <= allowed, starters - allowed
 
 

@@ -1,21 +1,53 @@
-"""`xsabot plan`: what a pass would do, per manifest. Builds in memory, writes nothing."""
+"""`xsabot plan`: what a pass would do, per manifest. Builds in memory, publishes nothing.
+
+With `--mr N` (or `--mr` alone in a merge request pipeline) the plan of the checked-out
+manifests is also posted on that merge request as the bot's one plan comment, edited in
+place on later runs (the Atlantis habit): volunteers see what their change does before merge.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from bot.cli import Context
+from bot.errors import UsageError
 from bot.progress import Progress
 from bot.reconcile import run_pass
-from bot.render import dump_json, pass_text
+from bot.render import dump_json, pass_text, plan_markdown
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument(
+        "--mr",
+        nargs="?",
+        const="ci",
+        metavar="N",
+        help="post the plan on merge request N (alone: the MR of this CI pipeline)",
+    )
+
+
+def merge_request_number(value: str) -> int:
+    if value != "ci":
+        if not value.isdigit():
+            raise UsageError(f"--mr {value!r}: expected a merge request number")
+        return int(value)
+    from bot.forges.ci_env import merge_request_from_ci
+
+    found = merge_request_from_ci()
+    if found is None:
+        raise UsageError("--mr without a number needs a GitLab or GitHub merge request pipeline")
+    return found.number
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    number = merge_request_number(args.mr) if args.mr else None
     outcome = run_pass(ctx.config, publish=False, progress=Progress())
     report = outcome.report
     print(dump_json(report.to_json()) if args.json else pass_text(report, done=False))
+    if number is not None:
+        from bot.forges.plan_comment import post_plan
+        from bot.proposals import load_forge
+
+        post_plan(load_forge(ctx.config), number, plan_markdown(report))
     return report.exit_status
