@@ -46,7 +46,9 @@ def commit_files(
         git(["read-tree", base], cwd=repo, env=env)
         for path, text in sorted(files.items()):
             blob = git_text(["hash-object", "-w", "--stdin"], cwd=repo, input=text.encode())
-            git(["update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], cwd=repo, env=env)
+            git(
+                ["update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], cwd=repo, env=env
+            )
         tree = git_text(["write-tree"], cwd=repo, env=env)
     return git_text(
         ["commit-tree", tree, "-p", base, "-F", "-"],
