@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from bot.core.prereqs import FinderResult
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
 from bot.git.prereqs import find_prerequisites
+from tests.conftest import Bot
 from tests.gitrepo import RepoBuilder, XenLike, numbered
+from tests.manifests import manifest
 
 A = "xen/common/a.c"
 C = "xen/arch/x86/c.c"
@@ -197,3 +200,58 @@ def test_xenlike_xsa2_needs_its_prereq(xenlike: XenLike) -> None:
         ours_tree=str(repo[base].peel(pygit2.Tree).id),
     )
     assert chosen(r) == (s["prereq"],) and r.faithful and r.minimal
+
+
+# -- `xsabot deps` ------------------------------------------------------------------------------
+
+
+def test_deps_prints_the_prerequisite_and_why(bot: Bot, xenlike: XenLike) -> None:
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (2, ["xsa2"])))
+    run = bot("deps", str(path), "XSA-2")
+    assert run.status == 0, run.err
+    prereq = xenlike.shas["prereq"]
+    assert f"  {prereq} sched: restructure the credit loop" in run.out
+    assert "prerequisites: 1, proven minimal, faithful" in run.out
+    assert "why: changes xen/common/sched.c, where the fix conflicts" in run.out
+
+
+def test_deps_json_lists_the_chosen_set(bot: Bot, xenlike: XenLike) -> None:
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (2, ["xsa2"])))
+    run = bot("deps", str(path), "2", "--json")
+    assert run.status == 0, run.err
+    data = json.loads(run.out)
+    assert [c["commit"] for c in data["chosen"]] == [xenlike.shas["prereq"]]
+    assert data["found"] and data["minimal"] and data["faithful"]
+    assert data["conflicts"] == ["xen/common/sched.c"] and data["fix"] == xenlike.shas["xsa2"]
+
+
+def test_deps_on_an_xsa_that_applies(bot: Bot, xenlike: XenLike) -> None:
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (2, ["xsa2"])))
+    run = bot("deps", str(path), "1")
+    assert run.status == 0, run.err
+    assert run.out.strip() == "XSA-1 applies as listed: no prerequisites needed"
+
+
+def test_deps_without_a_set_exits_1(bot: Bot, xenlike: XenLike) -> None:
+    # XSA-4 changes a line XSA-3 introduced; XSA-3 is not in this manifest and XSA commits
+    # are never prerequisites.
+    path = bot.write("4.19", manifest(xenlike, (4, ["xsa4"])))
+    run = bot("deps", str(path), "4", "--json")
+    assert run.status == 1, run.err
+    data = json.loads(run.out)
+    assert not data["found"] and data["chosen"] == []
+    assert xenlike.shas["xsa3b"] not in {c["commit"] for c in data["candidates"]}
+
+
+def test_deps_tries_an_xsa_marked_blocked(bot: Bot, xenlike: XenLike) -> None:
+    entry = {"xsa": 2, "commits": f"[{xenlike.shas['xsa2']}]", "status": "blocked", "why": "x"}
+    path = bot.write("4.19", manifest(xenlike, entry))
+    run = bot("deps", str(path), "2", "--json")
+    assert run.status == 0, run.err
+    assert [c["commit"] for c in json.loads(run.out)["chosen"]] == [xenlike.shas["prereq"]]
+
+
+def test_deps_unknown_xsa_is_a_usage_error(bot: Bot, xenlike: XenLike) -> None:
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    run = bot("deps", str(path), "9")
+    assert run.status == 2 and "no XSA-9" in run.err

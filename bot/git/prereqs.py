@@ -68,6 +68,7 @@ class _Pool:
         self.ours_tree = ours_tree
         self.on_branch = set(on_branch)
         self.reasons: dict[str, list[str]] = {}
+        self.lines: dict[str, dict[tuple[str, str], set[int]]] = {}
         self._eligible: dict[str, bool] = {}
         self._branch_ids: dict[frozenset[str], list[SourceCommit]] | None = None
         last = self.place[fixes[-1].sha]
@@ -110,12 +111,27 @@ class _Pool:
         if reason not in reasons:
             reasons.append(reason)
 
+    def note_lines(self, sha: str, path: str, lines: list[int], needer: SourceCommit) -> None:
+        """Blame findings are gathered per (needer, path) so each reads as one reason."""
+        self.reasons.setdefault(sha, [])
+        self.lines.setdefault(sha, {}).setdefault((needer.sha, path), set()).update(lines)
+
+    def _who(self, needer: str) -> str:
+        if needer not in {f.sha for f in self.fixes}:
+            return needer[:12]
+        return "the fix" if len(self.fixes) == 1 else f"fix {needer[:12]}"
+
     def candidates(self) -> list[Candidate]:
-        return [
-            Candidate(c.sha, c.subject, tuple(self.reasons[c.sha]), c.paths)
-            for c in self.before
-            if c.sha in self.reasons
-        ]
+        out = []
+        for c in self.before:
+            if c.sha not in self.reasons:
+                continue
+            blamed = [
+                f"wrote lines {spans(sorted(lines))} of {path}, which {self._who(needer)} relies on"
+                for (needer, path), lines in self.lines.get(c.sha, {}).items()
+            ]
+            out.append(Candidate(c.sha, c.subject, (*self.reasons[c.sha], *blamed), c.paths))
+        return out
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -133,8 +149,7 @@ class _Pool:
                 c = self.log.commits[sha]
                 if not self.eligible(c):
                     continue
-                who = "the fix" if needer in self.fixes else needer.sha[:12]
-                self.note(sha, f"wrote lines {spans(lines)} of {path}, which {who} relies on")
+                self.note_lines(sha, path, lines, needer)
                 if sha not in seen and depth + 1 < BLAME_DEPTH:
                     seen.add(sha)
                     queue.append((c, depth + 1))

@@ -1,0 +1,198 @@
+"""`xsabot deps MANIFEST XSA [--json]`: the prerequisites one blocked XSA needs, with evidence.
+
+Builds the manifest in memory up to that XSA, runs the prerequisite finder on the XSA as the
+manifest applies it (prerequisites, then all of its commits, onto the branch before it), and
+prints the candidates, the chosen set with why each commit is needed, the trials made and the
+time. Exit 0 when a set is found or the XSA applies already, 1 when no set is found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from bot.cli import Context
+from bot.core.outcome import BuildResult, XsaOutcome
+from bot.core.prereqs import Candidate, FinderResult, Limits
+from bot.errors import UsageError
+from bot.manifest.model import Manifest, Xsa
+
+
+def _xsa_number(text: str) -> int:
+    match = re.fullmatch(r"(?:XSA-?)?(\d+)", text.strip(), re.IGNORECASE)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected an XSA number such as 470, got {text!r}")
+    return int(match[1])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", type=Path, help="the manifest file")
+    parser.add_argument("xsa", type=_xsa_number, help="the XSA number (470 or XSA-470)")
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    defaults = Limits()
+    parser.add_argument("--max-candidates", type=int, default=defaults.max_candidates)
+    parser.add_argument("--max-trials", type=int, default=defaults.max_trials)
+    parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.commands.build import manifests_root
+    from bot.git.build import Builder
+    from bot.git.objects import ObjectStore
+    from bot.git.prereqs import find_prerequisites
+    from bot.git.sourcelog import source_log
+    from bot.git.workrepo import WorkRepo
+    from bot.manifest.load import load_manifest
+
+    config = ctx.config
+    if not args.manifest.is_file():
+        raise UsageError(f"{args.manifest}: no such manifest")
+    root = manifests_root(ctx, args.manifest)
+    loaded = load_manifest(
+        args.manifest, root=root, namespace=config.namespace, trees=config.trees.keys()
+    )
+    entry = next((x for x in loaded.manifest.xsas if x.xsa == args.xsa), None)
+    if entry is None:
+        raise UsageError(f"{args.manifest}: no XSA-{args.xsa} in this manifest")
+    manifest = _tried_as_listed(loaded.manifest, entry)
+    upstream = config.upstream_of(manifest.tree)
+    work = WorkRepo.for_tree(config.state, manifest.tree)
+    work.fetch_upstream(upstream)
+    base = work.upstream(manifest.base, "tags")
+    source = work.upstream(manifest.source, "heads")
+    if base is None or source is None:
+        missing = manifest.base if base is None else manifest.source
+        raise UsageError(f"{args.manifest}: {missing!r} not found in {upstream}")
+    store = ObjectStore(work.repo)
+    builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
+    built = builder.build(
+        manifest, manifests_root=root, base_commit=base, source_commit=source, stop_at=entry.xsa
+    )
+    outcome = built.outcomes[-1]
+    blocked = outcome.blocked
+    head = {"manifest": loaded.name, "xsa": entry.xsa, "state": outcome.state}
+    if blocked is None:
+        return _report_unblocked(head, outcome, args.json)
+    if blocked.reason != "conflict" or blocked.commit is None:
+        return _report_unsearchable(head, outcome, args.json)
+    limits = Limits(args.max_candidates, args.max_trials, args.max_seconds)
+    # The builder rolled the blocked XSA back: `built.tree` is the branch before it, where a
+    # manifest puts the XSA's prerequisites.
+    result = find_prerequisites(
+        work.repo,
+        store,
+        base_commit=base,
+        fix=blocked.commit,
+        xsa=entry.xsa,
+        ours_tree=built.tree,
+        on_branch=_on_branch(built),
+        limits=limits,
+        xsa_commits=[p.commit for p in entry.prerequisites] + list(entry.commits),
+    )
+    if args.json:
+        print(json.dumps(head | _finding(result), indent=2))
+    else:
+        head["subject"] = source_log(work.repo).get(blocked.commit).subject
+        _print_finding(head, result)
+    return 0 if result.found else 1
+
+
+def _tried_as_listed(manifest: Manifest, entry: Xsa) -> Manifest:
+    """A manifest whose `status: blocked` XSA is tried anyway if it lists commits: asking for
+    its prerequisites is how a volunteer finds out whether it can be unblocked."""
+    if entry.status != "blocked" or not entry.commits:
+        return manifest
+    tried = entry.model_copy(update={"status": None, "why": entry.why})
+    xsas = tuple(tried if x.xsa == entry.xsa else x for x in manifest.xsas)
+    return manifest.model_copy(update={"xsas": xsas})
+
+
+def _on_branch(built: BuildResult) -> list[str]:
+    """Source commits on the branch before the XSA (blocked XSAs were rolled back)."""
+    return [
+        p.source
+        for o in built.outcomes[:-1]
+        if o.state in ("applied", "already-applied")
+        for p in o.picks
+        if p.role != "patch"
+    ]
+
+
+def _report_unblocked(head: dict[str, Any], outcome: XsaOutcome, as_json: bool) -> int:
+    says = {
+        "applied": "applies as listed: no prerequisites needed",
+        "already-applied": "is already in the base: no prerequisites needed",
+        "not-affected": "is marked not-affected in the manifest",
+        "declared-blocked": "is marked blocked and lists no commits to try",
+    }[outcome.state]
+    if as_json:
+        print(json.dumps(head | {"found": True, "chosen": []}, indent=2))
+    else:
+        print(f"XSA-{outcome.xsa} {says}")
+    return 0
+
+
+def _report_unsearchable(head: dict[str, Any], outcome: XsaOutcome, as_json: bool) -> int:
+    b = outcome.blocked
+    assert b is not None
+    detail = f"{b.reason}" + (f": {b.detail}" if b.detail else "")
+    if as_json:
+        print(json.dumps(head | {"found": False, "reason": b.reason, "detail": b.detail}))
+    else:
+        print(f"XSA-{outcome.xsa} is blocked by {detail}; prerequisites cannot help with that")
+    return 1
+
+
+def _why(c: Candidate, conflicts: tuple[str, ...]) -> list[str]:
+    """The candidate's reasons, led by the conflicting paths it changes (the evidence a
+    reviewer looks for first)."""
+    hit = sorted(set(conflicts) & (c.paths or frozenset()))
+    lead = [f"changes {', '.join(hit)}, where the fix conflicts"] if hit else []
+    return lead + list(c.reasons)
+
+
+def _finding(r: FinderResult) -> dict[str, Any]:
+    return {
+        "fix": r.fix,
+        "conflicts": list(r.conflicts),
+        "found": r.found,
+        "minimal": r.minimal,
+        "faithful": r.faithful,
+        "chosen": [
+            {"commit": c.sha, "subject": c.subject, "why": _why(c, r.conflicts)} for c in r.chosen
+        ],
+        "candidates": [
+            {"commit": c.sha, "subject": c.subject, "reasons": list(c.reasons)}
+            for c in r.candidates
+        ],
+        "trials": r.trials,
+        "seconds": round(r.seconds, 3),
+        "bound_hit": r.bound_hit,
+        "widened": list(r.widened),
+    }
+
+
+def _print_finding(head: dict[str, Any], r: FinderResult) -> None:
+    print(f"XSA-{r.xsa} in {head['manifest']}: blocked at {r.fix} {head['subject']}")
+    print(f"  conflicts: {', '.join(r.conflicts) or '(none reported)'}")
+    stages = "narrow" + "".join(f", then {s}" for s in r.widened)
+    print(f"candidates: {len(r.candidates)} (searched: {stages})")
+    for c in r.candidates:
+        print(f"  {c.sha[:12]} {c.subject}")
+        for reason in c.reasons:
+            print(f"      {reason}")
+    if r.found:
+        kind = "proven minimal" if r.minimal else "irreducible (no single commit can go)"
+        lands = "faithful" if r.faithful else "clean but NOT faithful (context differs)"
+        print(f"prerequisites: {len(r.chosen)}, {kind}, {lands}")
+        for c in r.chosen:
+            print(f"  {c.sha} {c.subject}")
+            for reason in _why(c, r.conflicts):
+                print(f"      why: {reason}")
+    else:
+        print("prerequisites: none found: no set of candidates makes the XSA apply")
+    bound = f"; bound hit: {r.bound_hit}" if r.bound_hit else ""
+    print(f"{r.trials} trials in {r.seconds:.2f} s{bound}")
