@@ -127,7 +127,7 @@ class _Pool:
             if c.sha not in self.reasons:
                 continue
             blamed = [
-                f"wrote lines {spans(sorted(lines))} of {path}, which {self._who(needer)} relies on"
+                f"wrote {_lines(lines)} of {path}, which {self._who(needer)} relies on"
                 for (needer, path), lines in self.lines.get(c.sha, {}).items()
             ]
             out.append(Candidate(c.sha, c.subject, (*self.reasons[c.sha], *blamed), c.paths))
@@ -186,6 +186,10 @@ class _Pool:
             if c.sha not in self.reasons and self.eligible(c):
                 self.note(c.sha, "on source between the base and the fix")
         return self.candidates()
+
+
+def _lines(numbers: set[int]) -> str:
+    return ("lines " if len(numbers) > 1 else "line ") + spans(sorted(numbers))
 
 
 def _few(paths: Sequence[str]) -> str:
