@@ -282,6 +282,22 @@ def test_delete_modify_is_a_conflict(repo: pygit2.Repository) -> None:
     assert merger.stats.fallbacks == 0  # ours adds no path, so no rename can rescue it
 
 
+def test_delete_modify_next_to_an_unrelated_new_file_needs_no_full_merge(
+    repo: pygit2.Repository,
+) -> None:
+    """Ours also added a file, but one too unlike the deleted one for rename detection."""
+    ours = edit(
+        BASE,
+        tools__misc__xenpm_dot_c=None,
+        automation__build__debian_dot_dockerfile="".join(f"RUN step {i}\n" for i in range(30)),
+    )
+    theirs = edit(BASE, tools__misc__xenpm_dot_c=numbered("xenpm", 10, l1="fixed"))
+    merger = TreeMerger(ObjectStore(repo))
+    got = check(repo, *three(repo, ours, theirs), merger=merger)
+    assert got.conflicts == ("tools/misc/xenpm.c",)
+    assert merger.stats.fallbacks == 0
+
+
 def test_modify_delete_is_a_conflict(repo: pygit2.Repository) -> None:
     ours = edit(BASE, tools__misc__xenpm_dot_c=numbered("xenpm", 10, l1="ours"))
     theirs = edit(BASE, tools__misc__xenpm_dot_c=None)

@@ -3,76 +3,34 @@
 `merge_trees` reads the three blobs from the object database and calls xdiff through
 `git_merge_file`. Calling that same function on buffers gives the same bytes without needing
 the blobs in the database; blobs made by earlier in-memory merges are exactly the ones that are
-not there. pygit2's cffi declarations only carry `git_merge_file_from_index`, so the buffer
-function is reached in the libgit2 library pygit2 has already loaded (same copy, same
-allocator). Where that library cannot be found, the in-memory blobs are written out and the
-index variant is used: slower, same result.
+not there. Without the buffer function (see `bot.git.libgit2`), the in-memory blobs are written
+out and pygit2's `git_merge_file_from_index` is used: slower, same result.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import cffi  # type: ignore[import-untyped]
 from pygit2._libgit2 import ffi as pygit2_ffi
 from pygit2._libgit2 import lib as pygit2_lib
 
+from bot.git import libgit2
 from bot.git.objects import ObjectStore
 from bot.git.trees import Entry, mode_number
-
-_DECLARATIONS = """
-typedef struct {
-    unsigned int version;
-    const char *ptr;
-    size_t size;
-    const char *path;
-    unsigned int mode;
-} git_merge_file_input;
-typedef struct {
-    unsigned int automergeable;
-    const char *path;
-    unsigned int mode;
-    const char *ptr;
-    size_t len;
-} git_merge_file_result;
-int git_merge_file(git_merge_file_result *out, const git_merge_file_input *ancestor,
-                   const git_merge_file_input *ours, const git_merge_file_input *theirs,
-                   const void *opts);
-void git_merge_file_result_free(git_merge_file_result *result);
-"""
-_INPUT_VERSION = 1
-
-
-def _loaded_libgit2() -> str | None:
-    """The path of the libgit2 shared library in this process (Linux), if any."""
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.rstrip("\n").split(maxsplit=5)[-1]
-                if os.path.basename(path).startswith("libgit2") and ".so" in path:
-                    return path
-    except OSError:
-        return None
-    return None
 
 
 class FileMerger:
     """Merges one file's three versions; returns the merged bytes, or None on a conflict.
 
-    Only what decides the merge goes in: contents, and modes and paths as `merge_trees` passes
-    them (they pick no lines, but are part of the call). The merged mode is the caller's job.
+    Modes and the path go in as `merge_trees` passes them (they choose no lines, but are part
+    of the call). The merged mode is the caller's job.
     """
 
     def __init__(self, store: ObjectStore, *, use_buffers: bool = True) -> None:
         self.store = store
-        self._ffi: Any = None
-        self._lib: Any = None
-        path = _loaded_libgit2() if use_buffers else None
-        if path is not None:
-            ffi = cffi.FFI()
-            ffi.cdef(_DECLARATIONS)
-            self._ffi, self._lib = ffi, ffi.dlopen(path)
+        loaded = libgit2.load() if use_buffers else None
+        self._ffi: Any = loaded[0] if loaded else None
+        self._lib: Any = loaded[1] if loaded else None
 
     @property
     def in_memory(self) -> bool:
@@ -85,13 +43,13 @@ class FileMerger:
 
     def _merge_buffers(self, path: bytes, base: Entry, ours: Entry, theirs: Entry) -> bytes | None:
         ffi, lib = self._ffi, self._lib
-        keep: list[Any] = []
+        keep: list[Any] = []  # cffi frees what nothing references: hold the buffers
         inputs = []
         c_path = ffi.new("char[]", path)
         for mode, oid in (base, ours, theirs):
             data = self.store.blob(oid)
             item = ffi.new("git_merge_file_input *")
-            item.version = _INPUT_VERSION
+            item.version = libgit2.MERGE_FILE_INPUT_VERSION
             buf = ffi.from_buffer(data)
             keep.append(buf)
             item.ptr = buf

@@ -29,10 +29,12 @@ from dataclasses import dataclass
 
 from bot.git.filemerge import FileMerger
 from bot.git.objects import ObjectStore
+from bot.git.similarity import RENAME_THRESHOLD, Similarity
 from bot.git.trees import CANONICAL_MODES, REGULAR_MODES, TREE, Entries, Entry, sort_entries
 
 _EMPTY: Entries = {}
 _MISSING = b"missing"
+_EMPTY_BLOB = bytes.fromhex("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class TreeMerger:
         self._default_driver = _config_value(store, "merge.default")
         self._conflicts: list[bytes] = []
         self._roots = (b"", b"", b"")
-        self._adds_memo: dict[tuple[bytes, bytes], bool] = {}
+        self._added_memo: dict[tuple[bytes, bytes], tuple[Entry, ...]] = {}
+        self._similarity = Similarity(store)
 
     def merge(self, base: str, ours: str, theirs: str) -> Merge:
         self.stats.merges += 1
@@ -218,55 +221,90 @@ class TreeMerger:
         """A file deleted on one or both sides, or added on both.
 
         Rename detection may pair such a path with another one: a path the base has and a side
-        lacks (a source) with one the base lacks and that side has (a target). Where the side
-        concerned has no target at all, nothing can pair and path-by-path resolution stands.
+        lacks (a source) with one the base lacks and that side has (a target). Where no target
+        on that side could pair with it (same blob, or libgit2's similarity score at the
+        threshold), path-by-path resolution stands.
         """
         base, ours, theirs = self._roots
         if b is not None and o is None and t is not None:
             # Ours deleted, theirs changed: modify/delete, unless ours renamed it.
-            if not self._adds_paths(base, ours):
+            if not self._may_pair(b, base, ours):
                 self._conflicts.append(path)
                 return o
         elif b is not None and o is not None and t is None:
             # Theirs deleted, ours changed: modify/delete, unless theirs renamed it.
-            if not self._adds_paths(base, theirs):
+            if not self._may_pair(b, base, theirs):
                 self._conflicts.append(path)
                 return o
         elif (
             b is not None
             and o is None
             and t is None
-            and not self._adds_paths(base, ours)
-            and not self._adds_paths(base, theirs)
+            and not self._may_pair(b, base, ours)
+            and not self._may_pair(b, base, theirs)
         ):
             return None  # deleted on both sides, and neither side can have renamed it
-        # Added on both sides (even identically): rename/add is possible wherever the base
-        # has a path either side lacks, which is nearly always.
+        # Added on both sides (even identically): a target on both sides, and sources (paths
+        # the base has and a side lacks) are nearly always there.
         raise _Fallback
 
-    def _adds_paths(self, old: bytes, new: bytes) -> bool:
-        """Whether tree `new` has a file path that tree `old` lacks (memoised per pair)."""
+    def _may_pair(self, source: Entry, old: bytes, new: bytes) -> bool:
+        """Whether `merge_trees` could pair `source` with a path tree `new` has and `old` lacks.
+
+        libgit2 pairs exactly equal blobs (except the empty blob), then, between regular files,
+        the most similar above the threshold. Every score below the threshold is proof enough.
+        """
+        targets = self._added(old, new)
+        if not targets:
+            return False
+        if not self._similarity.available:
+            return True
+        mode, oid = source
+        for t_mode, t_oid in targets:
+            if t_oid == oid:
+                if oid != _EMPTY_BLOB:
+                    return True
+            elif (
+                mode in REGULAR_MODES
+                and t_mode in REGULAR_MODES
+                and self._similarity.score(oid, t_oid) >= RENAME_THRESHOLD
+            ):
+                return True
+        return False
+
+    def _added(self, old: bytes, new: bytes) -> tuple[Entry, ...]:
+        """The entries of the files tree `new` has where `old` has none (memoised per pair)."""
         key = (old, new)
-        found = self._adds_memo.get(key)
+        found = self._added_memo.get(key)
         if found is None:
-            found = False
+            out: list[Entry] = []
             old_entries = self.store.tree_entries(old)
             for name, n in self.store.tree_entries(new).items():
                 o = old_entries.get(name)
                 if o == n:
                     continue
-                # A new name, or a file where a directory was (or the reverse): either way
-                # some path below or at `name` is new.
-                if o is None or (o[0] == TREE) != (n[0] == TREE):
-                    found = True
-                elif n[0] == TREE:
-                    found = self._adds_paths(o[1], n[1])
-                if found:
-                    break
-            if len(self._adds_memo) >= self._file_cache_size:
-                self._adds_memo.clear()
-            self._adds_memo[key] = found
+                if n[0] == TREE:
+                    # A new directory, or a directory where a file was: all of it is new.
+                    if o is None or o[0] != TREE:
+                        out += self._all_files(n[1])
+                    else:
+                        out += self._added(o[1], n[1])
+                elif o is None or o[0] == TREE:
+                    out.append(n)  # a new file, or a file where a directory was
+            found = tuple(out)
+            if len(self._added_memo) >= self._file_cache_size:
+                self._added_memo.clear()
+            self._added_memo[key] = found
         return found
+
+    def _all_files(self, tree: bytes) -> list[Entry]:
+        out: list[Entry] = []
+        for entry in self.store.tree_entries(tree).values():
+            if entry[0] == TREE:
+                out += self._all_files(entry[1])
+            else:
+                out.append(entry)
+        return out
 
     def _is_plain_text(self, path: bytes) -> bool:
         """Whether `merge_trees` would merge `path` with the built-in text driver."""
