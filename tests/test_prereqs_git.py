@@ -255,3 +255,19 @@ def test_deps_unknown_xsa_is_a_usage_error(bot: Bot, xenlike: XenLike) -> None:
     path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
     run = bot("deps", str(path), "9")
     assert run.status == 2 and "no XSA-9" in run.err
+
+
+def test_widens_to_the_files_a_candidate_changes(world: World) -> None:
+    # `deleter` removes lines next to the line `needed` changes: no line `needed` keeps comes
+    # from it, so blame cannot see it, but `needed` does not pick without it.
+    c_lines = [f"c line {i}" for i in range(1, 31)]
+    trimmed = c_lines[:5] + c_lines[7:]
+    deleter = world.commit("c: drop two lines\n", {C: "".join(f"{x}\n" for x in trimmed)})
+    changed = [*trimmed[:4], "c line 5 changed", *trimmed[5:]]
+    needed = world.commit(
+        "a, c: rework\n", {**a(l10="a reworked"), C: "".join(f"{x}\n" for x in changed)}
+    )
+    fix = world.commit("a: fix it\n\nThis is XSA-99.\n", a(l10="a reworked fixed"))
+    r = world.find(fix)
+    assert chosen(r) == (deleter, needed)
+    assert r.widened == ("files",) and r.faithful and r.minimal
