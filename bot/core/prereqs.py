@@ -9,8 +9,9 @@ Trials are the cost, so the search predicts failures it has already seen: a 3-wa
 path by path, so the content a set of picks leaves at a path depends only on the picks that
 touch that path. If the fix conflicted at path q after set S, every set with the same
 q-touching members fails the same way. This needs accurate `Candidate.paths` (None: unknown,
-counts as touching every path) and assumes no renames between the picks and the fix; a wrong
-prediction can only cost a missed set, never a wrong one, as every chosen set is a real trial.
+counts as touching every path) and assumes no renames between the picks and the fix. A wrong
+prediction (a rename) can cost a missed set or an unfounded `minimal`, never a wrong set: every
+chosen set is a real trial.
 """
 
 from __future__ import annotations
