@@ -277,7 +277,11 @@ def propose(config: Config, outcome: PassOutcome, progress: Progress | None = No
                             xsa=o.xsa,
                             ours_tree=b.tree,
                             on_branch=tuple(on_branch),
-                            xsa_commits=entries[o.xsa].commits,
+                            # The listed prerequisites go first, as the manifest applies them.
+                            xsa_commits=[
+                                *(p.commit for p in entries[o.xsa].prerequisites),
+                                *entries[o.xsa].commits,
+                            ],
                         )
                 elif o.state == "applied":
                     on_branch += [p.source for p in o.picks if p.role != "patch"]

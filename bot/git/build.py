@@ -8,6 +8,7 @@ the XSA is reported blocked with the paths, and the XSAs after it are still trie
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -57,13 +58,25 @@ class Builder:
         base_commit: str,
         source_commit: str,
         stop_at: int | None = None,
+        leave_out: Mapping[int, Blocked] | None = None,
     ) -> BuildResult:
-        """Build the branch; with `stop_at`, stop after that XSA (for `deps`)."""
+        """Build the branch; with `stop_at`, stop after that XSA (for `deps`).
+
+        XSAs in `leave_out` are not applied and are reported blocked as given (the check gate
+        leaves out an XSA that applies but does not build).
+        """
         on_source = self._range(base_commit, source_commit)
         branch = _Branch(base_commit, parse_commit(self.store.read(base_commit)[1]).tree)
         outcomes: list[XsaOutcome] = []
         for entry in manifest.xsas:
-            outcomes.append(self._apply_xsa(entry, branch, base_commit, on_source, manifests_root))
+            left_out = (leave_out or {}).get(entry.xsa)
+            if left_out is not None and entry.status is None:
+                blocked = replace(left_out, tree=branch.tree, head=branch.head)
+                outcomes.append(XsaOutcome(entry.xsa, "blocked", (), blocked))
+            else:
+                outcomes.append(
+                    self._apply_xsa(entry, branch, base_commit, on_source, manifests_root)
+                )
             if entry.xsa == stop_at:
                 break
         return BuildResult(
