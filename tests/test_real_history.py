@@ -1,0 +1,62 @@
+"""The shipped manifests against real Xen history, where a clone is at hand.
+
+Set XSABOT_XEN_REPO to a Xen clone (in this workplace one is fetched to the path below);
+without one these tests skip: they need no network and write nothing into the clone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+XEN = Path(os.environ.get("XSABOT_XEN_REPO", "/work/.mirror/xen-project+xen/repo"))
+
+pytestmark = pytest.mark.skipif(not (XEN / "objects").is_dir(), reason=f"no Xen clone at {XEN}")
+
+
+def test_every_shipped_manifest_reconciles_with_nothing_blocked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "--manifests",
+        str(ROOT / "manifests"),
+        "--state",
+        str(tmp_path),
+        "--upstream",
+        f"xen={XEN}",
+        "--json",
+    ]
+    assert main(["reconcile", "--dry-run", *argv]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for branch in data["branches"]:
+        assert branch["blocked"] == [], branch["manifest"]
+        assert branch["action"] == "create"
+    assert sum(len(b["applied"]) for b in data["branches"]) == 119
+
+
+def test_the_same_tip_from_a_second_state_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tips = []
+    for state in ("a", "b"):
+        assert (
+            main(
+                [
+                    "build",
+                    str(ROOT / "manifests" / "4.19.yaml"),
+                    "--state",
+                    str(tmp_path / state),
+                    "--upstream",
+                    str(XEN),
+                ]
+            )
+            == 0
+        )
+        tips.append(capsys.readouterr().out.strip().splitlines()[-1])
+    assert tips[0] == tips[1]
