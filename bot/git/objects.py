@@ -44,7 +44,7 @@ class ObjectStore:
         self,
         repo: pygit2.Repository,
         *,
-        tree_cache_size: int = 100_000,
+        tree_cache_size: int = 50_000,
         blob_cache_bytes: int = 256 << 20,
     ) -> None:
         self.repo = repo
