@@ -8,19 +8,24 @@ defaults (rename detection on) gives, tree ID and conflicts alike, but a pick on
 paths the picked commit changes: it walks base -> theirs, skipping identical subtrees, and per
 changed path takes theirs where ours still equals the base, keeps ours where it already equals
 theirs, merges one file with libgit2's own file merge where both sides changed it, and rewrites
-only the trees on those paths. About 0.5 ms a pick instead of 10 ms on Xen.
+only the trees on those paths. On Xen's 1,852 XSA picks: about 0.7 ms a pick instead of 10 ms.
 
 Why the shortcuts give libgit2's answer (src/libgit2/merge.c, v1.9): `merge_trees` diffs the
 three flattened trees, pairs renames, then resolves each differing path. Rename pairing only
-ever joins a path that one side lacks with one the base lacks. A pairing on our side alone
-(base..ours, paths the pick leaves alone) or on their side alone where ours still has the base's
-version resolves to what path-by-path resolution gives. Every case where renames could change
-the outcome involves, on a path the pick changes, a file both sides added, both deleted, or one
-deleted and the other changed; those go to the full `merge_trees` ("fall back"). So do
-directory/file and file/symlink/submodule mixtures, non-canonical modes, and files with a merge
-driver set in attributes. Directory/file conflicts need a file and a directory under one name
-in two of the trees, where one side added or changed something; on a path the pick leaves
-alone only ours differs from the base, which libgit2 resolves to ours.
+ever joins a path that one side lacks (a source) with one the base lacks and that side has (a
+target). A pairing on our side alone (paths the pick leaves alone) or on their side alone where
+ours still has the base's version resolves to what path-by-path resolution gives. Every case
+where renames could change the outcome involves, on a path the pick changes, a file both sides
+added, both deleted, or one deleted and the other changed. Those are decided here only when no
+target on the side concerned could pair with the source (no equal blob, libgit2's similarity
+score below the threshold for all); otherwise, and for directory/file and file/symlink/submodule
+mixtures, non-canonical modes, and files with a merge driver set in attributes, the full
+`merge_trees` decides ("fall back"). Directory/file conflicts need a file and a directory under
+one name in two of the trees, where one side added or changed something; on a path the pick
+leaves alone only ours differs from the base, which libgit2 resolves to ours.
+
+Limits: trees must be canonical (sorted, modes git writes today), as `git fsck` wants; attributes
+and `merge.default` are read once per merger; one merger is not for concurrent use.
 """
 
 from __future__ import annotations
