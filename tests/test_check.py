@@ -204,6 +204,14 @@ def test_a_command_that_cannot_start_is_an_environment_error(
     assert not (tmp_path / "state/checks/results" / f"{tree}.json").exists()
 
 
+def test_a_tool_missing_in_the_build_is_an_environment_error(
+    project: Project, tmp_path: Path
+) -> None:
+    # as when flex is not installed: make reports the recipe's 127, and exits 2
+    with pytest.raises(SetupError, match="missing"):
+        runner(project, tmp_path, "make -s CC=no-such-cc").check(project.tree("RELEASE-1.0"))
+
+
 def test_a_missing_shell_is_an_environment_error(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

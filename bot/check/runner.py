@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import stat
@@ -37,8 +38,11 @@ _STATUSES = ("passed", "failed", "timeout")
 TAIL_LINES = 40
 SHELL = "/bin/sh"
 # sh's own statuses for "command not found" and "found but not executable": the check never
-# ran, which is the environment's fault, not the tree's.
+# ran, which is the environment's fault, not the tree's. The same status from a recipe, as make
+# reports it, means a tool the build needs is not installed (flex, bison, python3 for Xen):
+# also the environment's, and no XSA may be blamed for it.
 _CANNOT_START = (126, 127)
+_TOOL_MISSING = re.compile(r"^make(?:\[\d+\])?: \*\*\* \[.*\] Error 12[67]$", re.MULTILINE)
 _KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a timed-out check
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -142,6 +146,8 @@ class CheckRunner:
             raise SetupError(
                 f"check command cannot start (exit {exit_status}): {self.command}\n{tail}"
             )
+        if exit_status and _TOOL_MISSING.search(log.read_text(errors="replace")):
+            raise SetupError(f"check command: a tool the build runs is missing\n{tail}")
         status: Status = (
             "timeout" if exit_status is None else "passed" if exit_status == 0 else "failed"
         )
