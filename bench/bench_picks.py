@@ -122,9 +122,17 @@ def scratch_repo(path: Path, xen: Path) -> pygit2.Repository:
     return pygit2.Repository(str(path))
 
 
-def run_merger(
-    repo: pygit2.Repository, bases: list[Base]
-) -> tuple[list[Outcome], float, float, ObjectStore, TreeMerger]:
+@dataclass
+class MergerRun:
+    outcomes: list[Outcome]
+    seconds: float
+    flush_seconds: float
+    flushed: int
+    store: ObjectStore
+    merger: TreeMerger
+
+
+def run_merger(repo: pygit2.Repository, bases: list[Base]) -> MergerRun:
     store = ObjectStore(repo)
     merger = TreeMerger(store)
     out: list[Outcome] = []
@@ -144,8 +152,8 @@ def run_merger(
             out.append((tree, head))
     picking = time.perf_counter() - start
     start = time.perf_counter()
-    store.flush()
-    return out, picking, time.perf_counter() - start, store, merger
+    flushed = store.flush()
+    return MergerRun(out, picking, time.perf_counter() - start, flushed, store, merger)
 
 
 def run_pygit2(repo: pygit2.Repository, bases: list[Base]) -> tuple[list[Outcome], float]:
@@ -293,10 +301,12 @@ def main() -> None:
     profile = cProfile.Profile() if args.profile else None
     if profile:
         profile.enable()
-    out_a, time_a, flush_a, store, merger = run_merger(repo_a, bases)
+    run_a = run_merger(repo_a, bases)
+    out_a, time_a, store, merger = run_a.outcomes, run_a.seconds, run_a.store, run_a.merger
     if profile:
         profile.disable()
-    packs = len(list((args.out / "a.git" / "objects" / "pack").glob("*.pack")))
+    packs = list((args.out / "a.git" / "objects" / "pack").glob("*.pack"))
+    size = sum(p.stat().st_size for p in packs) / 1e6
     s = merger.stats
     conflicts = sum(1 for t, _ in out_a if t is None)
     print(
@@ -305,7 +315,10 @@ def main() -> None:
         f"{s.file_merges} file merges, {s.file_cache_hits} file-merge cache hits, "
         f"{store.loose_writes} loose objects)"
     )
-    print(f"    flush: {flush_a * 1000:.0f} ms for the new objects, {packs} pack(s)")
+    print(
+        f"    flush: {run_a.flush_seconds * 1000:.0f} ms for {run_a.flushed} new objects "
+        f"in {len(packs)} pack(s) of {size:.1f} MB"
+    )
 
     rate_b = 0.0
     if not args.skip_pygit2:
@@ -361,7 +374,8 @@ def main() -> None:
         reverse = [Base(b.tag, b.commit, b.tree, b.picks[::-1]) for b in bases]
         for what, inputs in (("XSA picks in reverse order", reverse), ("non-XSA commits", others)):
             flat_x = [(b.tag, p) for b in inputs for p in b.picks]
-            out_x, t_x, _, _, m_x = run_merger(scratch_repo(args.out / "a.git", xen), inputs)
+            run_x = run_merger(scratch_repo(args.out / "a.git", xen), inputs)
+            out_x, t_x, m_x = run_x.outcomes, run_x.seconds, run_x.merger
             out_y, t_y = run_pygit2(scratch_repo(args.out / "b.git", xen), inputs)
             diff_x = differences(out_x, out_y, flat_x, f"{what}: (a) vs (b)")
             print(
