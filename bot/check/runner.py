@@ -44,6 +44,7 @@ SHELL = "/bin/sh"
 _CANNOT_START = (126, 127)
 _TOOL_MISSING = re.compile(r"^make(?:\[\d+\])?: \*\*\* \[.*\] Error 12[67]$", re.MULTILINE)
 _KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a timed-out check
+_TREE_ID = re.compile(r"[0-9a-f]{40}")
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -105,6 +106,8 @@ class CheckRunner:
 
     def check(self, tree: str) -> CheckResult:
         """Run the check on `tree` (which must be in the repository: flush the store first)."""
+        if not _TREE_ID.fullmatch(tree):  # it names files under the state dir
+            raise ValueError(f"not a tree ID: {tree!r}")
         found = self.cached(tree)
         if found is not None:
             return found
@@ -138,7 +141,12 @@ class CheckRunner:
                 )
             except OSError as exc:
                 raise SetupError(f"check command cannot start: {SHELL}: {exc.strerror}") from None
-            exit_status = _wait(proc, self.timeout)
+            try:
+                exit_status = _wait(proc, self.timeout)
+            except BaseException:  # interrupted: leave no build running behind us
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
         seconds = time.monotonic() - started
         tail = _tail(partial)
         os.replace(partial, log)
