@@ -7,13 +7,9 @@ line. Nothing depends on the clock or the machine, so the same inputs give the s
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 PROVENANCE = "(cherry picked from commit {sha})"
-_TRAILER = re.compile(
-    rb"^([A-Za-z0-9-]+( [a-z]+)?: |\(cherry picked from commit |master (commit|date): )"
-)
 
 
 @dataclass(frozen=True)
@@ -66,15 +62,76 @@ def identity_line(name: str, email: str, date: bytes) -> bytes:
     return b"%s <%s> %s" % (name.encode(), email.encode(), date)
 
 
-def with_provenance(message: bytes, line: str) -> bytes:
-    """Append `line` the way `git cherry-pick -x` does: into a closing trailer block, if any."""
-    body = message.rstrip()
-    last_paragraph = body.rsplit(b"\n\n", 1)[-1]
-    in_trailers = bool(last_paragraph) and all(
-        _TRAILER.match(row) for row in last_paragraph.split(b"\n")
+_GIT_GENERATED = (b"Signed-off-by: ", b"(cherry picked from commit ")
+_SPACE = b" \t\n\v\f\r"
+_TOKEN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _is_blank(line: bytes) -> bool:
+    return not line.strip(_SPACE)
+
+
+def _has_separator(line: bytes) -> bool:
+    """A `token: value` line as git's trailer parser sees it (token: ASCII alnum and '-')."""
+    spaced = False
+    for i, c in enumerate(line):
+        if c == 0x3A:  # ':'
+            return i >= 1
+        if not spaced and c in _TOKEN:
+            continue
+        if i and c in b" \t":
+            spaced = True
+            continue
+        return False
+    return False
+
+
+def _ends_with_trailers(message: bytes) -> bool:
+    """Whether git's sequencer sees a trailer block at the end of `message` (trailer.c:
+    a last paragraph of only trailers, or with a git-generated one and >= 25% trailers)."""
+    lines = message.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    while lines and (lines[-1].startswith(b"#") or _is_blank(lines[-1])):
+        lines.pop()  # trailing comments and blank lines are not part of the message
+    title_end = next(
+        (i for i, line in enumerate(lines) if not line.startswith(b"#") and _is_blank(line)),
+        len(lines),
     )
-    sep = b"\n" if in_trailers and b"\n\n" in body else b"\n\n"
-    return body + sep + line.encode() + b"\n"
+    trailers = others = continuations = 0
+    recognized = False
+    for line in reversed(lines[title_end + 1 :]):
+        if line.startswith(b"#"):
+            others += continuations
+            continuations = 0
+        elif _is_blank(line):
+            break
+        elif line.startswith(_GIT_GENERATED):
+            trailers += 1
+            continuations = 0
+            recognized = True
+        elif _has_separator(line) and line[:1] not in b" \t":
+            trailers += 1
+            continuations = 0
+        elif line[:1] in (b" ", b"\t"):
+            continuations += 1
+        else:
+            others += 1 + continuations
+            continuations = 0
+    else:
+        if title_end >= len(lines):
+            return False
+    others += continuations
+    return bool(trailers) and (not others or (recognized and trailers * 3 >= others))
+
+
+def with_provenance(message: bytes, line: str) -> bytes:
+    """Append `line` exactly as `git cherry-pick -x` does: into a closing trailer block,
+    else after a blank line; so a pick equals plain git's given the same committer."""
+    if not message.endswith(b"\n"):
+        message += b"\n"
+    sep = b"" if _ends_with_trailers(message) else b"\n"
+    return message + sep + line.encode() + b"\n"
 
 
 def format_commit(
