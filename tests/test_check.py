@@ -440,3 +440,21 @@ def test_the_gate_publishes_what_builds_and_the_finder_unblocks_the_rest(
     # XSA-3's link error names util_twice, defined only in util.c: found by widening, and it
     # needs util_clamp (and that the tidy) to apply
     assert unblock(result.blocked[1]) == ([s["tidy"], s["clamp"], s["twice"]], ("whole tree",))
+
+
+def test_a_name_no_commit_adds_is_reported_not_guessed(project: Project, tmp_path: Path) -> None:
+    s = project.shas
+    check = runner(project, tmp_path)
+    work, store = work_repo(project, tmp_path)
+    found = find_build_prerequisites(
+        work.repo,
+        store,
+        check,
+        base_commit=s["root"],
+        fix=s["xsa1"],
+        xsa=1,
+        ours_tree=project.tree("RELEASE-1.0"),
+        errors="main.c:5:12: error: 'nowhere_at_all' undeclared (first use in this function)\n",
+    )
+    assert not found.found and found.finder.chosen == () and check.runs == 0
+    assert "`nowhere_at_all`" in found.detail and found.finder.widened == ("whole tree",)

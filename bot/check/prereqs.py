@@ -85,10 +85,17 @@ def find_build_prerequisites(
     `errors` is the failing check's output on the branch with the XSA; `on_branch` the source
     commits already picked; `xsa_commits` all of the XSA's commits, in order (default: `fix`).
     """
-    search = _Search(repo, store, runner, base_commit, list(xsa_commits) or [fix], ours_tree)
-    search.on_branch = set(on_branch)
-    search.merger = merger or TreeMerger(store)
-    search.limits = limits
+    search = _Search(
+        repo,
+        store,
+        runner,
+        merger or TreeMerger(store),
+        base=base_commit,
+        fixes=list(xsa_commits) or [fix],
+        ours_tree=ours_tree,
+        on_branch=set(on_branch),
+        limits=limits,
+    )
     return search.run(xsa, fix, errors)
 
 
@@ -97,12 +104,12 @@ class _Search:
     repo: pygit2.Repository
     store: ObjectStore
     runner: CheckRunner
+    merger: TreeMerger
     base: str
     fixes: list[str]
     ours_tree: str
-    on_branch: set[str] = field(default_factory=set)
-    merger: TreeMerger | None = None
-    limits: BuildLimits = DEFAULT_BUILD_LIMITS
+    on_branch: set[str]
+    limits: BuildLimits
     chain: list[SourceCommit] = field(default_factory=list)
     place: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, list[str]] = field(default_factory=dict)
@@ -177,7 +184,6 @@ class _Search:
         faithful = False
         if found:
             files = SourceFiles(self.repo)
-            assert self.merger is not None
             commits = source_log(self.repo).commits
             trial = TreeTrials(self.store, self.merger, files, commits, self.ours_tree, self.fixes)
             faithful = trial.trial(chosen).faithful
@@ -317,7 +323,6 @@ class _Search:
     def _pick_all(self, shas: Sequence[str], tree: str | None = None) -> str:
         """The tree after picking `shas` in order onto `tree` (default: the branch before the
         XSA)."""
-        assert self.merger is not None
         tree = tree or self.ours_tree
         for sha in shas:
             commit = self.repo[sha].peel(pygit2.Commit)
