@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 XsaState = Literal["applied", "already-applied", "blocked", "not-affected", "declared-blocked"]
+PickRole = Literal["prerequisite", "fix", "patch"]
 
 
 @dataclass(frozen=True)
@@ -14,7 +15,7 @@ class Pick:
 
     source: str  # source commit ID, or "patch:<sha256>" for an advisory patch
     commit: str  # the new commit on the branch
-    role: Literal["prerequisite", "fix", "patch"]
+    role: PickRole
     empty: bool = False  # the change was already there
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pygit2
 
 from bot.config import Identity
-from bot.core.outcome import Blocked, BuildResult, Pick, XsaOutcome
+from bot.core.outcome import Blocked, BuildResult, Pick, PickRole, XsaOutcome
 from bot.git.commits import parse_commit, pick_commit
 from bot.git.objects import ObjectStore
 from bot.git.patch import PatchError, apply_to_tree, parse_mail, patch_commit, read_patch
@@ -102,7 +102,9 @@ class Builder:
             return XsaOutcome(entry.xsa, "declared-blocked")
         start = _Branch(branch.head, branch.tree)
         picks: list[Pick] = []
-        sources = [(p.commit, "prerequisite") for p in entry.prerequisites]
+        sources: list[tuple[str, PickRole]] = [
+            (p.commit, "prerequisite") for p in entry.prerequisites
+        ]
         sources += [(c, "fix") for c in entry.commits]
         for sha, role in sources:
             try:
@@ -130,7 +132,7 @@ class Builder:
         self,
         xsa: int,
         sha: str,
-        role: str,
+        role: PickRole,
         branch: _Branch,
         base: str,
         on_source: frozenset[str],
@@ -139,7 +141,7 @@ class Builder:
         if sha not in on_source:
             self._check_source(sha, base)
             # An ancestor of the base: the change is in the branch already.
-            picks.append(Pick(sha, branch.head, role, empty=True))  # type: ignore[arg-type]
+            picks.append(Pick(sha, branch.head, role, empty=True))
             return None
         _, raw = self.store.read(sha)
         source = parse_commit(raw)
@@ -153,7 +155,7 @@ class Builder:
             return Blocked(xsa, sha, merge.conflicts, "conflict", "", branch.tree, branch.head)
         assert merge.tree is not None
         if merge.tree == branch.tree:
-            picks.append(Pick(sha, branch.head, role, empty=True))  # type: ignore[arg-type]
+            picks.append(Pick(sha, branch.head, role, empty=True))
             return None
         raw_new = pick_commit(
             sha,
@@ -165,7 +167,7 @@ class Builder:
         )
         branch.head = self.store.write("commit", raw_new)
         branch.tree = merge.tree
-        picks.append(Pick(sha, branch.head, role))  # type: ignore[arg-type]
+        picks.append(Pick(sha, branch.head, role))
         return None
 
     def _check_source(self, sha: str, base: str) -> None:

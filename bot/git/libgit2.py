@@ -15,7 +15,7 @@ import functools
 import os
 from typing import Any
 
-import cffi  # type: ignore[import-untyped]
+import cffi
 import pygit2  # noqa: F401  # loads libgit2 into the process
 
 _DECLARATIONS = """

@@ -80,7 +80,14 @@ def git(
     return proc
 
 
-def git_text(args: Sequence[str | Path], **kwargs: object) -> str:
+def git_text(
+    args: Sequence[str | Path],
+    *,
+    cwd: str | Path | None = None,
+    input: bytes | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """Run git and return stdout decoded and stripped of the final newline."""
-    proc = git(args, **kwargs)  # type: ignore[arg-type]
+    proc = git(args, cwd=cwd, input=input, timeout=timeout, env=env)
     return proc.stdout.decode("utf-8", "replace").rstrip("\n")
