@@ -12,11 +12,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import __version__
 from bot.config import Config
-from bot.core.outcome import BuildResult
+from bot.core.outcome import DOES_NOT_BUILD, BuildResult, XsaOutcome
 from bot.core.plan import BranchReport, PassReport, from_record
 from bot.core.prereqs import FinderResult
 from bot.core.publish import changes, decide, pseudo_merge_message
@@ -28,7 +28,11 @@ from bot.git.objects import ObjectStore
 from bot.git.publish import PushResult, RefUpdate, notes_commit, pseudo_merge, push, read_record
 from bot.git.workrepo import NOTES, WorkRepo
 from bot.manifest.load import LoadedManifest, load_manifests
+from bot.manifest.model import Manifest
 from bot.progress import Progress
+
+if TYPE_CHECKING:
+    from bot.check.runner import CheckRunner
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,23 @@ class TreePass:
 
     work: WorkRepo
     store: ObjectStore
+    builder: Builder
     results: dict[str, BuildResult] = field(default_factory=dict)
+    runner: CheckRunner | None = None
+
+    def check_runner(self, config: Config, tree: str) -> CheckRunner:
+        if self.runner is None:
+            from bot.check.runner import CheckRunner
+
+            settings = config.trees[tree]
+            assert settings.check is not None
+            self.runner = CheckRunner(
+                settings.check,
+                repo_path=self.work.path,
+                state=config.state,
+                timeout=settings.check_timeout,
+            )
+        return self.runner
 
 
 @dataclass
@@ -105,8 +125,8 @@ def _pass_tree(
     with progress.step(f"fetching {tree} mirror"):
         work.fetch_mirror(mirror, config.namespace)
     store = ObjectStore(work.repo)
-    tree_pass = TreePass(work, store)
     builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
+    tree_pass = TreePass(work, store, builder)
     notes = work.mirror_notes()
     reports: list[BranchReport] = []
     updates: list[RefUpdate] = []
@@ -196,6 +216,7 @@ def _plan_branch(
         base_commit=base_commit,
         committer=(config.identity.name, config.identity.email),
         bot_version=__version__,
+        check=config.trees[m.tree].check,
     )
     published = work.mirror_branch(m.branch)
     old = read_record(work, published, notes) if published else None
@@ -205,9 +226,19 @@ def _plan_branch(
             None,
             None,
         )
-    result = builder.build(
-        m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
-    )
+    check = config.trees[m.tree].check
+    check_report: dict[str, Any] | None = None
+    if check:
+        result, check_report = _gated_build(
+            config, tree_pass, builder, m, base_commit, source_commit
+        )
+        if check_report["base_fails"]:
+            problem = f"the base {m.base} fails the check itself; nothing is published"
+            return replace(head, problems=(problem,), check=check_report), None, None
+    else:
+        result = builder.build(
+            m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
+        )
     tree_pass.results[loaded.name] = result
     record = make_record(
         name=loaded.name, manifest=m, inputs=digest, result=result, bot=__version__
@@ -232,11 +263,46 @@ def _plan_branch(
         tip=tip,
         previous=published,
         rebuilt=True,
+        check=check_report,
         changes=tuple(changes(old, record)) if published else (),
         **from_record(record),
     )
     update = RefUpdate(f"refs/heads/{m.branch}", tip, published) if tip != published else None
     return report, update, (tip, record.to_json())
+
+
+def _gated_build(
+    config: Config,
+    tree_pass: TreePass,
+    builder: Builder,
+    m: Manifest,
+    base_commit: str,
+    source_commit: str,
+) -> tuple[BuildResult, dict[str, Any]]:
+    """Build, then hold back each XSA that breaks the check (found by bisection)."""
+    from bot.check.gate import BuilderGate
+    from bot.core.gate import gate
+
+    runner = tree_pass.check_runner(config, m.tree)
+    port = BuilderGate(
+        builder,
+        runner,
+        m,
+        manifests_root=config.manifests,
+        base_commit=base_commit,
+        source_commit=source_commit,
+    )
+    started = runner.runs
+    outcome = gate(port)
+    report = {
+        "command": runner.command,
+        "passed": outcome.passed,
+        "base_fails": outcome.base_fails,
+        "held_back": [b.xsa for b in outcome.blocked],
+        "checks_run": runner.runs - started,
+        "trees_checked": list(outcome.trees_checked),
+    }
+    return port.gated_result(outcome), report
 
 
 def _extends(work: WorkRepo, store: ObjectStore, result: BuildResult, published: str) -> bool:
@@ -250,10 +316,10 @@ def _extends(work: WorkRepo, store: ObjectStore, result: BuildResult, published:
 
 
 def propose(config: Config, outcome: PassOutcome, progress: Progress | None = None) -> list[Any]:
-    """Find prerequisites for every XSA a fresh build found blocked by a conflict, and make the
-    bot's merge requests match: open, update, close. Returns the `ProposalAction`s."""
+    """Find prerequisites for every XSA a fresh build found blocked (by a conflict, or by the
+    check), and make the bot's merge requests match: open, update, close. Returns the
+    `ProposalAction`s."""
     from bot.forges.local import manifests_repository
-    from bot.git.prereqs import find_prerequisites
     from bot.proposals import load_forge, sync_proposals
 
     progress = progress or Progress(False)
@@ -263,28 +329,8 @@ def propose(config: Config, outcome: PassOutcome, progress: Progress | None = No
     for tree_pass in outcome.trees.values():
         for name, result in tree_pass.results.items():
             results[name] = result
-            entries = {x.xsa: x for x in by_name[name].manifest.xsas}
-            on_branch: list[str] = []
-            for o in result.outcomes:
-                b = o.blocked
-                if o.state == "blocked" and b and b.reason == "conflict" and b.commit and b.tree:
-                    with progress.step(f"finding prerequisites for {name} XSA-{o.xsa}"):
-                        found[(name, o.xsa)] = find_prerequisites(
-                            tree_pass.work.repo,
-                            tree_pass.store,
-                            base_commit=result.base_commit,
-                            fix=b.commit,
-                            xsa=o.xsa,
-                            ours_tree=b.tree,
-                            on_branch=tuple(on_branch),
-                            # The listed prerequisites go first, as the manifest applies them.
-                            xsa_commits=[
-                                *(p.commit for p in entries[o.xsa].prerequisites),
-                                *entries[o.xsa].commits,
-                            ],
-                        )
-                elif o.state == "applied":
-                    on_branch += [p.source for p in o.picks if p.role != "patch"]
+            for xsa, finder in _search(config, tree_pass, by_name[name], result, progress):
+                found[(name, xsa)] = finder
     try:
         forge = load_forge(config)
         root = manifests_repository(config.manifests)
@@ -299,3 +345,85 @@ def propose(config: Config, outcome: PassOutcome, progress: Progress | None = No
         return sync_proposals(
             forge, root, outcome.manifests, results, found, config.identity, unreadable=unreadable
         )
+
+
+def _searchable(o: XsaOutcome | None) -> bool:
+    b = o.blocked if o else None
+    return (
+        b is not None
+        and b.tree is not None
+        and ((b.reason == "conflict" and b.commit is not None) or b.reason == DOES_NOT_BUILD)
+    )
+
+
+def _search(
+    config: Config,
+    tree_pass: TreePass,
+    loaded: LoadedManifest,
+    result: BuildResult,
+    progress: Progress,
+) -> list[tuple[int, FinderResult]]:
+    """Search prerequisites for the blocked XSAs of one manifest, in manifest order.
+
+    Each search assumes the sets found for the XSAs before it are merged (a hypothetical
+    build, in memory): two proposals never add the same commit, and an XSA that only needed
+    an earlier XSA's prerequisites gets no proposal of its own.
+    """
+    from bot.check.prereqs import find_build_prerequisites
+    from bot.git.prereqs import find_prerequisites
+
+    gate_held = {
+        o.xsa: o.blocked
+        for o in result.outcomes
+        if o.blocked is not None and o.blocked.reason == DOES_NOT_BUILD
+    }
+    assumed: dict[int, list[str]] = {}
+    current, manifest = result, loaded.manifest
+    out: list[tuple[int, FinderResult]] = []
+    for xsa in [o.xsa for o in result.outcomes if _searchable(o)]:
+        if assumed:
+            manifest = loaded.manifest.with_prerequisites(assumed)
+            current = tree_pass.builder.build(
+                manifest,
+                manifests_root=config.manifests,
+                base_commit=result.base_commit,
+                source_commit=result.source_commit,
+                leave_out={x: b for x, b in gate_held.items() if x not in assumed},
+            )
+        o = current.outcome(xsa)
+        if o is None or o.blocked is None or not _searchable(o):
+            continue  # the sets found for earlier XSAs cover this one
+        b, entry = o.blocked, next(e for e in manifest.xsas if e.xsa == xsa)
+        commits = [*(p.commit for p in entry.prerequisites), *entry.commits]
+        on_branch = tuple(current.picked_before(xsa))
+        with progress.step(f"finding what {loaded.name} XSA-{xsa} needs"):
+            if b.reason == DOES_NOT_BUILD:
+                assert tree_pass.runner is not None and b.tree is not None
+                finder = find_build_prerequisites(
+                    tree_pass.work.repo,
+                    tree_pass.store,
+                    tree_pass.runner,
+                    base_commit=result.base_commit,
+                    fix=commits[-1],
+                    xsa=xsa,
+                    ours_tree=b.tree,
+                    errors=gate_held[xsa].detail,
+                    on_branch=on_branch,
+                    xsa_commits=commits,
+                ).finder
+            else:
+                assert b.commit is not None and b.tree is not None
+                finder = find_prerequisites(
+                    tree_pass.work.repo,
+                    tree_pass.store,
+                    base_commit=result.base_commit,
+                    fix=b.commit,
+                    xsa=xsa,
+                    ours_tree=b.tree,
+                    on_branch=on_branch,
+                    xsa_commits=commits,
+                )
+        out.append((xsa, finder))
+        if finder.found:
+            assumed[xsa] = [c.sha for c in finder.chosen]
+    return out

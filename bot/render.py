@@ -44,6 +44,7 @@ def branch_lines(report: BranchReport, *, done: bool) -> list[str]:
         where = f" at {_short(b.commit)}" if b.commit else ""
         paths = f": {', '.join(b.paths)}" if b.paths else ""
         lines.append(f"  BLOCKED XSA-{b.xsa}{where}: {b.reason}{paths}")
+        lines += [f"    {d}" for d in b.detail.splitlines()[:5]]
     if report.not_applied:
         lines.append("  not applied by the manifest: " + ", ".join(map(str, report.not_applied)))
     lines += [f"  problem: {p}" for p in report.problems]

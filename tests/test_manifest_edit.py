@@ -53,15 +53,16 @@ def test_add_prerequisites_goes_before_the_commits_and_keeps_comments() -> None:
     assert entry.commits == (F2, F3)
 
 
-def test_add_prerequisites_skips_those_already_listed() -> None:
+def test_add_prerequisites_puts_new_ones_first_and_skips_those_listed() -> None:
     once = add_prerequisites(MANIFEST, 470, [(A, "first")])
     assert add_prerequisites(once, 470, [(A, "first")]) == once
     twice = add_prerequisites(once, 470, [(A, "first"), (C, "third")])
+    # New ones go first: the finder proved them with everything listed picked after them.
     assert twice == once.replace(
-        '        why: "first"\n',
-        f'        why: "first"\n      - commit: {C}\n        why: "third"\n',
+        f"      - commit: {A}\n",
+        f'      - commit: {C}\n        why: "third"\n      - commit: {A}\n',
     )
-    assert [p.commit for p in parses(twice).xsas[1].prerequisites] == [A, C]
+    assert [p.commit for p in parses(twice).xsas[1].prerequisites] == [C, A]
 
 
 def test_add_prerequisites_to_a_flow_style_fix_list() -> None:
@@ -75,7 +76,7 @@ def test_add_prerequisites_to_a_flow_style_fix_list() -> None:
 def test_new_entries_follow_the_style_of_existing_ones() -> None:
     text = f"xsas:\n- xsa: 1\n  prerequisites:\n  - {{commit: {A}, why: x}}\n  commits: [{F1}]\n"
     assert add_prerequisites(text, 1, [(B, "y")]) == text.replace(
-        "why: x}\n", f'why: x}}\n  - {{commit: {B}, why: "y"}}\n'
+        f"  - {{commit: {A}, why: x}}\n", f'  - {{commit: {B}, why: "y"}}\n  - {{commit: {A}, why: x}}\n'
     )
 
 

@@ -148,6 +148,7 @@ def test_blocked_xsa_is_reported_and_the_rest_published(bot: Bot, xenlike: XenLi
             "commit": xenlike.shas["xsa2"],
             "paths": ["xen/common/sched.c"],
             "reason": "conflict",
+            "detail": "",
         }
     ]
     note = _git(bot.mirror, "notes", "--ref", "xsabot", "show", _tip(bot.mirror))

@@ -7,6 +7,7 @@ from typing import Literal
 
 XsaState = Literal["applied", "already-applied", "blocked", "not-affected", "declared-blocked"]
 PickRole = Literal["prerequisite", "fix", "patch"]
+DOES_NOT_BUILD = "does-not-build"  # a `Blocked.reason`: the XSA applies but fails the check
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,20 @@ class BuildResult:
     tip: str
     tree: str
     outcomes: tuple[XsaOutcome, ...] = field(default=())
+    source_commit: str = ""  # the source branch tip the build took its commits from
+
+    def outcome(self, xsa: int) -> XsaOutcome | None:
+        return next((o for o in self.outcomes if o.xsa == xsa), None)
+
+    def picked_before(self, xsa: int) -> list[str]:
+        """Source commits on the branch when `xsa` was tried (applied XSAs before it)."""
+        picked: list[str] = []
+        for o in self.outcomes:
+            if o.xsa == xsa:
+                break
+            if o.state == "applied":
+                picked += [p.source for p in o.picks if p.role != "patch"]
+        return picked
 
     def xsas(self, state: XsaState) -> list[int]:
         return [o.xsa for o in self.outcomes if o.state == state]

@@ -20,6 +20,7 @@ class BlockedXsa:
     commit: str | None
     paths: tuple[str, ...]
     reason: str
+    detail: str = ""  # e.g. the compiler's error lines for `does-not-build`
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -27,6 +28,7 @@ class BlockedXsa:
             "commit": self.commit,
             "paths": list(self.paths),
             "reason": self.reason,
+            "detail": self.detail,
         }
 
 
@@ -48,6 +50,7 @@ class BranchReport:
     problems: tuple[str, ...] = ()
     rebuilt: bool = False
     published: bool = False
+    check: dict[str, Any] | None = None  # the check gate's run, when the tree has a check
 
     @property
     def ok(self) -> bool:
@@ -70,6 +73,7 @@ class BranchReport:
             "problems": list(self.problems),
             "rebuilt": self.rebuilt,
             "published": self.published,
+            "check": self.check,
             "path": self.path,
         }
 
@@ -80,7 +84,7 @@ def from_record(record: BuildRecord) -> dict[str, Any]:
         "applied": tuple(record.states("applied")),
         "already_applied": tuple(record.states("already-applied")),
         "blocked": tuple(
-            BlockedXsa(x.xsa, x.blocked_commit, x.paths, x.reason)
+            BlockedXsa(x.xsa, x.blocked_commit, x.paths, x.reason, x.detail)
             for x in record.xsas
             if x.state == "blocked"
         ),

@@ -19,7 +19,12 @@ FORMAT = 1
 
 
 def inputs_digest(
-    manifest: Manifest, *, base_commit: str, committer: tuple[str, str], bot_version: str
+    manifest: Manifest,
+    *,
+    base_commit: str,
+    committer: tuple[str, str],
+    bot_version: str,
+    check: str | None = None,
 ) -> str:
     """Everything a build's commits depend on, and nothing else (`why` texts do not count)."""
     xsas = [
@@ -40,6 +45,8 @@ def inputs_digest(
         "base": base_commit,
         "xsas": xsas,
     }
+    if check:  # a new check command re-evaluates the branch; none keeps old digests valid
+        payload["check"] = check
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()
 
@@ -54,6 +61,7 @@ class XsaRecord:
     blocked_commit: str | None = None
     paths: tuple[str, ...] = ()
     reason: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,9 +116,8 @@ def make_record(
                 patches=tuple(p.sha256 for p in entry.patches),
                 blocked_commit=blocked.commit if blocked else None,
                 paths=blocked.paths if blocked else (),
-                reason=(blocked.reason + (f": {blocked.detail}" if blocked.detail else ""))
-                if blocked
-                else "",
+                reason=blocked.reason if blocked else "",
+                detail=blocked.detail if blocked else "",
             )
         )
     return BuildRecord(

@@ -85,6 +85,7 @@ class Builder:
             tip=branch.head,
             tree=branch.tree,
             outcomes=tuple(outcomes),
+            source_commit=source_commit,
         )
 
     def _range(self, base: str, tip: str) -> frozenset[str]:

@@ -31,7 +31,8 @@ class ManifestEditError(XsabotError):
 
 
 def add_prerequisites(text: str, xsa: int, prereqs: Sequence[tuple[str, str]]) -> str:
-    """Add `prerequisites` entries `{commit, why}` to XSA `xsa`, before its `commits`.
+    """Add `prerequisites` entries `{commit, why}` to XSA `xsa`, before any it lists already
+    (and so before its `commits`).
 
     `prereqs` are (commit, why) pairs in the order they must be applied. Commits the XSA
     already lists are skipped, so proposing the same set twice changes nothing; when nothing
@@ -51,11 +52,13 @@ def add_prerequisites(text: str, xsa: int, prereqs: Sequence[tuple[str, str]]) -
         flow = (
             bool(existing) and isinstance(existing[0], CommentedMap) and existing[0].fa.flow_style()
         )
-        for commit, why in new:
+        # They go first: the finder proved the fix applies with them picked before
+        # everything the XSA already lists.
+        for position, (commit, why) in enumerate(new):
             item = CommentedMap([("commit", commit), ("why", _text(why))])
             if flow:
                 item.fa.set_flow_style()
-            existing.append(item)
+            existing.insert(position, item)
         return True
 
     return _edit_xsa(text, xsa, edit)

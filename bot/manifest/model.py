@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -203,3 +203,17 @@ class Manifest(_Frozen):
             out.extend(p.commit for p in entry.prerequisites)
             out.extend(entry.commits)
         return out
+
+    def with_prerequisites(self, added: Mapping[int, Sequence[str]]) -> Manifest:
+        """This manifest as if proposals adding `added` ({XSA: commits}) were merged: the
+        commits go first among the XSA's prerequisites, unless the manifest lists them."""
+        listed = set(self.commit_ids())
+        xsas = []
+        for entry in self.xsas:
+            new = [c for c in added.get(entry.xsa, ()) if c not in listed]
+            listed.update(new)
+            if new:
+                extra = tuple(Prerequisite(commit=c) for c in new)
+                entry = entry.model_copy(update={"prerequisites": extra + entry.prerequisites})
+            xsas.append(entry)
+        return self.model_copy(update={"xsas": tuple(xsas)})

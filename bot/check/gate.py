@@ -1,0 +1,85 @@
+"""The check gate over the real builder and check runner (`bot.core.gate.GatePort`).
+
+Builds a manifest's branch with some XSAs held back, gives the gate the tree after each
+applied XSA, and runs (or reads the cached result of) the operator's check on a tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from bot.check.runner import CheckRunner
+from bot.core.compiler import evidence, parse_errors
+from bot.core.gate import GateBuild, GateResult
+from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
+from bot.git.build import Builder
+from bot.git.commits import parse_commit
+from bot.manifest.model import Manifest
+
+
+class BuilderGate:
+    def __init__(
+        self,
+        builder: Builder,
+        runner: CheckRunner,
+        manifest: Manifest,
+        *,
+        manifests_root: Path,
+        base_commit: str,
+        source_commit: str,
+    ) -> None:
+        self.builder = builder
+        self.runner = runner
+        self.manifest = manifest
+        self.root = manifests_root
+        self.base = base_commit
+        self.source = source_commit
+        self.last: BuildResult | None = None
+
+    def build(self, held_back: frozenset[int]) -> GateBuild:
+        held = {x: Blocked(x, None, (), DOES_NOT_BUILD) for x in held_back}
+        result = self.builder.build(
+            self.manifest,
+            manifests_root=self.root,
+            base_commit=self.base,
+            source_commit=self.source,
+            leave_out=held,
+        )
+        self.last = result
+        applied = [o for o in result.outcomes if o.state == "applied"]
+        trees = [self._tree(self.base)]
+        trees += [self._tree([p for p in o.picks if not p.empty][-1].commit) for o in applied]
+        return GateBuild(tuple(o.xsa for o in applied), tuple(trees))
+
+    def _tree(self, commit: str) -> str:
+        return parse_commit(self.builder.store.read(commit)[1]).tree
+
+    def passes(self, tree: str) -> bool:
+        self.builder.store.flush([tree])  # the check exports the tree with git
+        return self.runner.check(tree).passed
+
+    def known(self, tree: str) -> bool | None:
+        found = self.runner.cached(tree)
+        return None if found is None else found.passed
+
+    def gated_result(self, gate: GateResult) -> BuildResult:
+        """The last build, with each held-back XSA's block saying why: the compiler's words."""
+        assert self.last is not None
+        blocks = {b.xsa: b for b in gate.blocked}
+        outcomes = []
+        for o in self.last.outcomes:
+            block = blocks.get(o.xsa)
+            if block is not None:
+                found = self.runner.cached(block.tree)
+                output = found.output() if found else ""
+                lines = evidence(parse_errors(output)) or tuple(output.splitlines()[-5:])
+                files = tuple(sorted({e.file for e in parse_errors(output) if e.file}))
+                o = XsaOutcome(
+                    o.xsa,
+                    "blocked",
+                    (),
+                    Blocked(o.xsa, None, files, DOES_NOT_BUILD, "\n".join(lines), block.good_tree),
+                )
+            outcomes.append(o)
+        return replace(self.last, outcomes=tuple(outcomes))

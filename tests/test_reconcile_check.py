@@ -1,0 +1,87 @@
+"""The check gate in a reconcile pass: publish what builds, propose what makes the rest build."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.cproject import BUILD, Project, make_project
+from tests.gitrepo import RepoBuilder
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("gcc") is None or shutil.which("make") is None, reason="needs gcc and make"
+)
+
+
+def _manifest(p: Project) -> str:
+    return (
+        "base: RELEASE-1.0\nsource: stable-1.0\nbranch: xsa/1.0\nxsas:\n"
+        f"  - xsa: 1\n    commits: [{p.shas['xsa1']}]\n"
+        f"  - xsa: 2\n    commits: [{p.shas['xsa2']}]\n"
+        f"  - xsa: 3\n    commits: [{p.shas['xsa3']}]\n"
+    )
+
+
+def _reconcile(tmp_path: Path, project: Project, manifests: Path, capsys, check=BUILD) -> dict:  # type: ignore[no-untyped-def]
+    argv = ["reconcile", "--json", "--manifests", str(manifests), "--state",
+            str(tmp_path / "state"), "--upstream", f"xen={project.path}",
+            "--check", f"xen={check}"]
+    status = main(argv)
+    data = json.loads(capsys.readouterr().out)
+    data["status"] = status
+    return data
+
+
+def test_gate_publishes_what_builds_and_proposes_the_missing_commits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(tmp_path / "upstream")
+    repo = RepoBuilder(tmp_path / "manifests-repo")
+    repo.commit("add 1.0\n", {"manifests/1.0.yaml": _manifest(project)})
+    manifests = repo.path / "manifests"
+
+    first = _reconcile(tmp_path, project, manifests, capsys)
+    [branch] = first["branches"]
+    assert first["status"] == 1
+    assert branch["published"] is True and branch["applied"] == [2]
+    assert [(b["xsa"], b["reason"]) for b in branch["blocked"]] == [
+        (1, "does-not-build"), (3, "does-not-build"),
+    ]
+    assert branch["check"]["held_back"] == [1, 3]
+    assert branch["check"]["passed"] is True
+    by_xsa = {p["xsa"]: p for p in first["proposals"]}
+    assert sorted(by_xsa) == [1, 3]
+    edit = repo.repo.git.show("xsabot/1.0/xsa-1:manifests/1.0.yaml")
+    assert f"commit: {project.shas['clamp']}" in edit
+
+    # Unchanged inputs: no build, and above all no check is run again.
+    checks = sorted((tmp_path / "state" / "checks" / "results").iterdir())
+    again = _reconcile(tmp_path, project, manifests, capsys)
+    assert again["branches"][0]["rebuilt"] is False
+    assert sorted((tmp_path / "state" / "checks" / "results").iterdir()) == checks
+
+    for p in first["proposals"]:
+        repo.repo.git.merge(p["branch"])  # volunteers merge both proposals
+    last = _reconcile(tmp_path, project, manifests, capsys)
+    [branch] = last["branches"]
+    assert last["status"] == 0, last
+    assert branch["applied"] == [1, 2, 3] and branch["blocked"] == []
+    assert branch["check"] == {**branch["check"], "passed": True, "held_back": []}
+
+
+def test_a_base_that_fails_the_check_publishes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(tmp_path / "upstream")
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "1.0.yaml").write_text(_manifest(project))
+    data = _reconcile(tmp_path, project, manifests, capsys, check="false")
+    [branch] = data["branches"]
+    assert data["status"] == 1
+    assert branch["published"] is False and branch["check"]["base_fails"] is True
+    assert "fails the check itself" in branch["problems"][0]
