@@ -1,22 +1,28 @@
-"""Carry out the proposal decisions of a pass against a forge, and pick the forge.
+"""From a pass's blocked XSAs to the bot's merge requests, and which forge they go to.
 
-The decisions are made in `bot/core/proposals.py`; this module only asks the forge what
-exists, performs each decision, and returns what was done for reports and `--json`.
+`propose` runs the prerequisite searches for what a pass found blocked; the decisions
+(open, update, keep, close) are made in `bot/core/proposals.py`; `sync_proposals` asks the
+forge what exists, performs each decision, and returns what was done for reports and JSON.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bot.config import Config, Identity
-from bot.core.outcome import BuildResult
+from bot.core.outcome import DOES_NOT_BUILD, BuildResult, XsaOutcome
 from bot.core.prereqs import FinderResult
 from bot.core.proposals import Action, Decision, ManifestFile, decide, desired_proposals
 from bot.errors import ForgeError, SetupError, UsageError
 from bot.manifest.load import LoadedManifest
 from bot.ports import Forge, MergeRequest
+from bot.progress import Progress
+from bot.reconcile import PassOutcome, TreePass
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,3 +145,118 @@ def load_forge(config: Config) -> Forge:
         known = ", ".join(sorted(FORGES))
         raise UsageError(f"forge kind {config.forge.kind!r} is not available (known: {known})")
     return make(config)
+
+
+def propose(
+    config: Config, outcome: PassOutcome, progress: Progress | None = None
+) -> list[ProposalAction]:
+    """Find prerequisites for every XSA a fresh build found blocked (by a conflict, or by the
+    check), and make the bot's merge requests match: open, update, close. Returns the
+    `ProposalAction`s."""
+    from bot.forges.local import manifests_repository
+
+    progress = progress or Progress(False)
+    by_name = {m.name: m for m in outcome.manifests}
+    results: dict[str, BuildResult] = {}
+    found: dict[tuple[str, int], FinderResult] = {}
+    for tree_pass in outcome.trees.values():
+        for name, result in tree_pass.results.items():
+            results[name] = result
+            for xsa, finder in _search(config, tree_pass, by_name[name], result, progress):
+                found[(name, xsa)] = finder
+    try:
+        forge = load_forge(config)
+        root = manifests_repository(config.manifests)
+    except SetupError as exc:
+        if found:
+            raise
+        # Nothing to propose this pass; closing moot proposals waits for a working forge.
+        log.warning("proposals skipped: %s", exc)
+        return []
+    unreadable = {p.stem for p in config.manifests.glob("*.y*ml") if p.stem not in by_name}
+    with progress.step("updating proposals"):
+        return sync_proposals(
+            forge, root, outcome.manifests, results, found, config.identity, unreadable=unreadable
+        )
+
+
+def _searchable(o: XsaOutcome | None) -> bool:
+    b = o.blocked if o else None
+    return (
+        b is not None
+        and b.tree is not None
+        and ((b.reason == "conflict" and b.commit is not None) or b.reason == DOES_NOT_BUILD)
+    )
+
+
+def _search(
+    config: Config,
+    tree_pass: TreePass,
+    loaded: LoadedManifest,
+    result: BuildResult,
+    progress: Progress,
+) -> list[tuple[int, FinderResult]]:
+    """Search prerequisites for the blocked XSAs of one manifest, in manifest order.
+
+    Each search assumes the sets found for the XSAs before it are merged (a hypothetical
+    build, in memory): two proposals never add the same commit, and an XSA that only needed
+    an earlier XSA's prerequisites gets no proposal of its own.
+    """
+    from bot.check.prereqs import find_build_prerequisites
+    from bot.git.prereqs import find_prerequisites
+
+    gate_held = {
+        o.xsa: o.blocked
+        for o in result.outcomes
+        if o.blocked is not None and o.blocked.reason == DOES_NOT_BUILD
+    }
+    assumed: dict[int, list[str]] = {}
+    current, manifest = result, loaded.manifest
+    out: list[tuple[int, FinderResult]] = []
+    for xsa in [o.xsa for o in result.outcomes if _searchable(o)]:
+        if assumed:
+            manifest = loaded.manifest.with_prerequisites(assumed)
+            current = tree_pass.builder.build(
+                manifest,
+                manifests_root=config.manifests,
+                base_commit=result.base_commit,
+                source_commit=result.source_commit,
+                leave_out={x: b for x, b in gate_held.items() if x not in assumed},
+            )
+        o = current.outcome(xsa)
+        if o is None or o.blocked is None or not _searchable(o):
+            continue  # the sets found for earlier XSAs cover this one
+        b, entry = o.blocked, next(e for e in manifest.xsas if e.xsa == xsa)
+        commits = [*(p.commit for p in entry.prerequisites), *entry.commits]
+        on_branch = tuple(current.picked_before(xsa))
+        with progress.step(f"finding what {loaded.name} XSA-{xsa} needs"):
+            if b.reason == DOES_NOT_BUILD:
+                assert tree_pass.runner is not None and b.tree is not None
+                finder = find_build_prerequisites(
+                    tree_pass.work.repo,
+                    tree_pass.store,
+                    tree_pass.runner,
+                    base_commit=result.base_commit,
+                    fix=commits[-1],
+                    xsa=xsa,
+                    ours_tree=b.tree,
+                    errors=gate_held[xsa].detail,
+                    on_branch=on_branch,
+                    xsa_commits=commits,
+                ).finder
+            else:
+                assert b.commit is not None and b.tree is not None
+                finder = find_prerequisites(
+                    tree_pass.work.repo,
+                    tree_pass.store,
+                    base_commit=result.base_commit,
+                    fix=b.commit,
+                    xsa=xsa,
+                    ours_tree=b.tree,
+                    on_branch=on_branch,
+                    xsa_commits=commits,
+                )
+        out.append((xsa, finder))
+        if finder.found:
+            assumed[xsa] = [c.sha for c in finder.chosen]
+    return out

@@ -7,7 +7,8 @@ import argparse
 from bot.cli import Context
 from bot.errors import XsabotError
 from bot.progress import Progress
-from bot.reconcile import propose, run_pass
+from bot.proposals import propose
+from bot.reconcile import run_pass
 from bot.render import dump_json, pass_text, proposal_lines
 
 
