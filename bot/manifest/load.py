@@ -10,7 +10,6 @@ Patch paths are relative to the manifests directory (`root`).
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
@@ -18,17 +17,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from bot.errors import InvalidInput, Problem, SetupError
 from bot.manifest.model import Manifest, patch_path_problem
+from bot.manifest.positions import (
+    Pos,
+    find_duplicate,
+    first_content,
+    item_pos,
+    locate,
+    value_pos,
+)
+from bot.manifest.wording import (
+    field_name,
+    is_scalar,
+    kind_of,
+    plain,
+    suggestion,
+)
 
 SUFFIXES = (".yaml", ".yml")
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 _TOKEN = re.compile(r"[^\s,\]}#]+")  # a plain scalar as written, up to the next flow indicator
-
-Pos = tuple[int, int]  # 0-based line and column, as ruamel records them
 
 
 @dataclass(frozen=True)
@@ -164,7 +176,7 @@ class _Reader:
         branch = doc.get("branch")
         where = None
         if isinstance(branch, str):
-            line, col = _value_pos(doc, "branch")
+            line, col = value_pos(doc, "branch")
             where = _Where(branch, line + 1, col + 1)
         loaded = None
         if manifest is not None and not self.problems:
@@ -213,12 +225,12 @@ class _Reader:
             return None
         if doc is None:
             needs = "a manifest needs `base`, `source` and `branch`"
-            self._problem(_first_content(self.text), "", f"the file is empty; {needs}")
+            self._problem(first_content(self.text), "", f"the file is empty; {needs}")
             return None
         if not isinstance(doc, dict):
-            pos = (doc.lc.line, doc.lc.col) if hasattr(doc, "lc") else _first_content(self.text)
+            pos = (doc.lc.line, doc.lc.col) if hasattr(doc, "lc") else first_content(self.text)
             self._problem(
-                pos, "", f"a manifest is a mapping (`key: value` lines), not {_kind(doc)}"
+                pos, "", f"a manifest is a mapping (`key: value` lines), not {kind_of(doc)}"
             )
             return None
         return doc
@@ -236,7 +248,7 @@ class _Reader:
         # construction, so no duplicate check) finds the first one. Only on this error path.
         from ruamel.yaml import YAML
 
-        found = _find_duplicate(YAML(typ="rt").compose(self.text), index)
+        found = find_duplicate(YAML(typ="rt").compose(self.text), index)
         if found is None:
             self._problem(fallback, "", "duplicate key")
             return
@@ -247,7 +259,7 @@ class _Reader:
 
     def _validate(self, doc: Any) -> Manifest | None:
         try:
-            return Manifest.model_validate(_plain(doc))
+            return Manifest.model_validate(plain(doc))
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 self._validation_problem(doc, err)
@@ -255,8 +267,8 @@ class _Reader:
 
     def _validation_problem(self, doc: Any, err: ErrorDetails) -> None:
         loc = err["loc"]
-        pos = _locate(doc, loc, at_key=err["type"] == "extra_forbidden")
-        self._problem(pos, _field(loc), self._message(err, pos))
+        pos = locate(doc, loc, at_key=err["type"] == "extra_forbidden")
+        self._problem(pos, field_name(loc), self._message(err, pos))
 
     def _message(self, err: ErrorDetails, pos: Pos) -> str:
         kind, value, ctx = err["type"], err["input"], err.get("ctx", {})
@@ -265,11 +277,11 @@ class _Reader:
         if kind == "missing":
             return "required key is missing"
         if kind == "extra_forbidden":
-            return f"unknown key{_suggestion(err['loc'])}"
-        if kind == "string_type" and _is_scalar(value):
+            return f"unknown key{suggestion(err['loc'])}"
+        if kind == "string_type" and is_scalar(value):
             # A SHA of digits only (or digits and one `e`) is a number to YAML, 4.19 too.
             token = self._token(pos)
-            return f"YAML reads {token} as {_kind(value)}; quote it: '{token}'"
+            return f"YAML reads {token} as {kind_of(value)}; quote it: '{token}'"
         expected = {
             "string_type": "text",
             "int_type": "a whole number",
@@ -280,7 +292,7 @@ class _Reader:
             "literal_error": str(ctx.get("expected", "")),
         }.get(kind)
         if expected:
-            return f"expected {expected}, got {_kind(value)}"
+            return f"expected {expected}, got {kind_of(value)}"
         return err["msg"]
 
     def _token(self, pos: Pos) -> str:
@@ -295,7 +307,7 @@ class _Reader:
         ns = self.namespace
         if isinstance(branch, str) and not (branch.startswith(ns) and len(branch) > len(ns)):
             message = f"`{branch}` is outside the bot's namespace: branches start with `{ns}`"
-            self._problem(_value_pos(doc, "branch"), "branch", message)
+            self._problem(value_pos(doc, "branch"), "branch", message)
         if self.trees is not None:
             self._check_tree(doc, self.trees)
         xsas = doc.get("xsas")
@@ -313,7 +325,7 @@ class _Reader:
         tree = doc["tree"]
         if isinstance(tree, str) and tree not in trees:
             message = f"unknown tree `{tree}`; the bot config has {known}"
-            self._problem(_value_pos(doc, "tree"), "tree", message)
+            self._problem(value_pos(doc, "tree"), "tree", message)
 
     def _check_xsas(self, xsas: Any) -> None:
         numbers: dict[int, Pos] = {}
@@ -323,7 +335,7 @@ class _Reader:
                 continue
             number = entry.get("xsa")
             if isinstance(number, int) and not isinstance(number, bool):
-                pos = _value_pos(entry, "xsa")
+                pos = value_pos(entry, "xsa")
                 if number in numbers:
                     line = numbers[number][0] + 1
                     self._problem(
@@ -338,7 +350,7 @@ class _Reader:
             for j, patch in enumerate(patches if isinstance(patches, list) else ()):
                 if isinstance(patch, dict) and isinstance(patch.get("path"), str):
                     field = f"xsas[{i}].patches[{j}].path"
-                    self._check_patch_file(_value_pos(patch, "path"), field, patch["path"])
+                    self._check_patch_file(value_pos(patch, "path"), field, patch["path"])
         first: dict[str, tuple[Pos, str]] = {}
         for pos, field, sha in sorted(commits):
             if sha in first:
@@ -365,181 +377,11 @@ def _commits(entry: Any, where: str) -> list[tuple[Pos, str, str]]:
     commits = entry.get("commits")
     for j, sha in enumerate(commits if isinstance(commits, list) else ()):
         if isinstance(sha, str) and _FULL_SHA.fullmatch(sha):
-            out.append((_item_pos(commits, j), f"{where}.commits[{j}]", sha.lower()))
+            out.append((item_pos(commits, j), f"{where}.commits[{j}]", sha.lower()))
     prerequisites = entry.get("prerequisites")
     for j, prereq in enumerate(prerequisites if isinstance(prerequisites, list) else ()):
         sha = prereq.get("commit") if isinstance(prereq, dict) else None
         if isinstance(sha, str) and _FULL_SHA.fullmatch(sha):
-            pos = _value_pos(prereq, "commit")
+            pos = value_pos(prereq, "commit")
             out.append((pos, f"{where}.prerequisites[{j}].commit", sha.lower()))
     return out
-
-
-# -- positions -------------------------------------------------------------------------------
-
-
-def _node_pos(node: Any) -> Pos:
-    return (node.lc.line, node.lc.col)
-
-
-def _value_pos(mapping: Any, key: object) -> Pos:
-    """Where the value of `key` is written; its key when the value is empty."""
-    try:
-        # ruamel puts an empty value at the start of whatever follows; the key is clearer.
-        if mapping[key] is None:
-            return _key_pos(mapping, key)
-        return tuple(mapping.lc.value(key))
-    except (KeyError, TypeError):  # keys merged in with `<<` have no position of their own
-        return _node_pos(mapping)
-
-
-def _key_pos(mapping: Any, key: object) -> Pos:
-    try:
-        return tuple(mapping.lc.key(key))
-    except (KeyError, TypeError):
-        return _node_pos(mapping)
-
-
-def _item_pos(seq: Any, index: int) -> Pos:
-    try:
-        return tuple(seq.lc.item(index))
-    except (KeyError, TypeError):
-        return _node_pos(seq)
-
-
-def _locate(doc: Any, loc: tuple[int | str, ...], *, at_key: bool) -> Pos:
-    """The position of pydantic's error location `loc` in the document.
-
-    Values point at the value, unknown keys (`at_key`) at the key, and a location that does not
-    exist in the file (a missing key) at the mapping that lacks it.
-    """
-    node, pos = doc, _node_pos(doc)
-    for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            if at_key and i == len(loc) - 1:
-                return _key_pos(node, part)
-            pos, node = _value_pos(node, part), node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            pos, node = _item_pos(node, part), node[part]
-        else:
-            break
-    return pos
-
-
-def _first_content(text: str) -> Pos:
-    """The first line that is not blank, a comment or a document marker."""
-    for n, line in enumerate(text.splitlines()):
-        stripped = line.strip()
-        if stripped and not stripped.startswith(("#", "---", "%")):
-            return (n, len(line) - len(line.lstrip()))
-    return (0, 0)
-
-
-def _find_duplicate(root: Any, index: int) -> tuple[str, Pos, Pos] | None:
-    """The repeated key starting at `index`, with where it is first and second written."""
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node is None:
-            continue
-        if node.id == "mapping":
-            keys = [k for k, _ in node.value]
-            for k in keys:
-                if k.start_mark.index == index:
-                    twin = next(o for o in keys if o.id == k.id and o.value == k.value)
-                    first, second = twin.start_mark, k.start_mark
-                    return (str(k.value), (first.line, first.column), (second.line, second.column))
-            stack += [n for pair in node.value for n in pair]
-        elif node.id == "sequence":
-            stack += node.value
-    return None
-
-
-# -- pydantic errors in the volunteer's words -------------------------------------------------
-
-
-def _field(loc: tuple[int | str, ...]) -> str:
-    """`('xsas', 1, 'commits', 0)` -> `xsas[1].commits[0]`."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
-    return out
-
-
-def _suggestion(loc: tuple[int | str, ...]) -> str:
-    keys = _keys_at(loc[:-1])
-    if not keys:
-        return ""
-    import difflib  # only on this error path
-
-    close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
-    if close:
-        return f" (did you mean `{close[0]}`?)"
-    return " (known keys: " + ", ".join(f"`{k}`" for k in keys) + ")"
-
-
-def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
-    """The keys the model allows in the mapping at `loc`."""
-    model: type[BaseModel] = Manifest
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        info = model.model_fields.get(part)
-        inner = _model_in(info.annotation) if info is not None else None
-        if inner is None:
-            return []
-        model = inner
-    return list(model.model_fields)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_scalar(value: object) -> bool:
-    """A value YAML typed as something other than text, though the user may have meant text."""
-    return isinstance(value, int | float | datetime.date)
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true/false"
-    if _is_number(value):
-        return "a number"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, datetime.date):
-        return "a date"
-    return f"a {type(value).__name__}"
-
-
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip types as plain Python, so the model holds plain str and int."""
-    if isinstance(node, dict):
-        return {_plain(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if node is None or isinstance(node, bool):
-        return node
-    for kind in (str, int, float):
-        if isinstance(node, kind):
-            return kind(node)
-    return node
