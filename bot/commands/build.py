@@ -12,11 +12,10 @@ from pathlib import Path
 
 from bot.cli import Context
 from bot.errors import UsageError
-from bot.git.objects import ObjectStore
 from bot.git.runner import git
-from bot.git.workrepo import WorkRepo, is_local
-from bot.manifest.load import load_manifest
+from bot.git.workrepo import is_local
 from bot.progress import Progress
+from bot.single import prepare
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,37 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def manifests_root(ctx: Context, path: Path) -> Path:
-    """Patch paths are relative to the manifests dir the file sits in."""
-    configured = ctx.config.manifests
-    return configured if path.resolve().parent == configured.resolve() else path.resolve().parent
-
-
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from bot.git.build import Builder
     from bot.manifest.refname import check_ref_format
 
-    config = ctx.config
-    if not args.manifest.is_file():
-        raise UsageError(f"{args.manifest}: no such manifest")
-    root = manifests_root(ctx, args.manifest)
-    loaded = load_manifest(
-        args.manifest, root=root, namespace=config.namespace, trees=config.trees.keys()
-    )
-    m = loaded.manifest
-    upstream = config.upstream_of(m.tree)
-    work: WorkRepo = WorkRepo.for_tree(config.state, m.tree)
-    with Progress().step(f"fetching {m.tree} upstream"):
-        work.fetch_upstream(upstream)
-    base = work.upstream(m.base, "tags")
-    source = work.upstream(m.source, "heads")
-    if base is None or source is None:
-        missing = m.base if base is None else m.source
-        raise UsageError(f"{args.manifest}: {missing!r} not found in {upstream}")
-    store = ObjectStore(work.repo)
-    builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
-    with Progress().step(f"building {loaded.name}"):
-        result = builder.build(m, manifests_root=root, base_commit=base, source_commit=source)
+    progress = Progress()
+    branch = prepare(ctx.config, args.manifest, progress)
+    m = branch.loaded.manifest
+    with progress.step(f"building {branch.loaded.name}"):
+        result = branch.build()
+    base, upstream, store, work = branch.base, branch.upstream, branch.store, branch.work
     status = 0
     print(f"base {m.base} {base}")
     for outcome in result.outcomes:

@@ -39,38 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from bot.commands.build import manifests_root
-    from bot.git.build import Builder
-    from bot.git.objects import ObjectStore
     from bot.git.prereqs import find_prerequisites
     from bot.git.sourcelog import source_log
-    from bot.git.workrepo import WorkRepo
-    from bot.manifest.load import load_manifest
+    from bot.single import prepare
 
-    config = ctx.config
-    if not args.manifest.is_file():
-        raise UsageError(f"{args.manifest}: no such manifest")
-    root = manifests_root(ctx, args.manifest)
-    loaded = load_manifest(
-        args.manifest, root=root, namespace=config.namespace, trees=config.trees.keys()
-    )
+    branch = prepare(ctx.config, args.manifest)
+    loaded = branch.loaded
     entry = next((x for x in loaded.manifest.xsas if x.xsa == args.xsa), None)
     if entry is None:
         raise UsageError(f"{args.manifest}: no XSA-{args.xsa} in this manifest")
     manifest = _tried_as_listed(loaded.manifest, entry)
-    upstream = config.upstream_of(manifest.tree)
-    work = WorkRepo.for_tree(config.state, manifest.tree)
-    work.fetch_upstream(upstream)
-    base = work.upstream(manifest.base, "tags")
-    source = work.upstream(manifest.source, "heads")
-    if base is None or source is None:
-        missing = manifest.base if base is None else manifest.source
-        raise UsageError(f"{args.manifest}: {missing!r} not found in {upstream}")
-    store = ObjectStore(work.repo)
-    builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
-    built = builder.build(
-        manifest, manifests_root=root, base_commit=base, source_commit=source, stop_at=entry.xsa
-    )
+    built = branch.build(manifest, stop_at=entry.xsa)
+    work, store, base = branch.work, branch.store, branch.base
     outcome = built.outcomes[-1]
     blocked = outcome.blocked
     head = {"manifest": loaded.name, "xsa": entry.xsa, "state": outcome.state}
