@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from bot.check.forge_ci import ForgeCiRunner
 from bot.check.runner import CheckRunner
 from bot.core.compiler import evidence, parse_errors
 from bot.core.gate import GateBuild, GateResult
@@ -22,7 +23,7 @@ class BuilderGate:
     def __init__(
         self,
         builder: Builder,
-        runner: CheckRunner,
+        runner: CheckRunner | ForgeCiRunner,
         manifest: Manifest,
         *,
         manifests_root: Path,
@@ -36,6 +37,7 @@ class BuilderGate:
         self.base = base_commit
         self.source = source_commit
         self.last: BuildResult | None = None
+        self.commits: dict[str, str] = {}  # tree -> the commit built with it
 
     def build(self, held_back: frozenset[int]) -> GateBuild:
         held = {x: Blocked(x, None, (), DOES_NOT_BUILD) for x in held_back}
@@ -48,15 +50,20 @@ class BuilderGate:
         )
         self.last = result
         applied = [o for o in result.outcomes if o.state == "applied"]
-        trees = [self._tree(self.base)]
-        trees += [self._tree([p for p in o.picks if not p.empty][-1].commit) for o in applied]
+        commits = [self.base, *([p for p in o.picks if not p.empty][-1].commit for o in applied)]
+        trees = [self._tree(c) for c in commits]
+        self.commits.update(zip(trees, commits, strict=True))
+        if isinstance(self.runner, ForgeCiRunner):  # CI checks commits, not trees
+            for tree, commit in zip(trees, commits, strict=True):
+                self.runner.add_candidate(tree, commit, self.manifest.branch)
         return GateBuild(tuple(o.xsa for o in applied), tuple(trees))
 
     def _tree(self, commit: str) -> str:
         return parse_commit(self.builder.store.read(commit)[1]).tree
 
     def passes(self, tree: str) -> bool:
-        self.builder.store.flush([tree])  # the check exports the tree with git
+        # The check exports the tree with git; forge CI pushes the commit, so flush that.
+        self.builder.store.flush([self.commits.get(tree, tree)])
         return self.runner.check(tree).passed
 
     def known(self, tree: str) -> bool | None:
