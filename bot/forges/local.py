@@ -7,6 +7,9 @@ A volunteer reviews with `git show xsabot/4.19/xsa-470` and accepts with
 `git merge xsabot/4.19/xsa-470`: a proposal whose branch tip is in the default branch counts
 as merged. Commit statuses are kept per commit in `<state>/proposals/statuses/<sha>.json`,
 as they belong to commits, not to proposals (the plan's status goes on a volunteer's commit).
+Given a `CheckRunner` on the mirror (`check`), the local forge is also the CI of the forge-CI
+check gate: asked about a commit the mirror has and its CI has not judged yet, it runs the
+check command on that commit's tree and records the verdict as the status `CI_CONTEXT`.
 
 The bot writes only refs under `refs/heads/xsabot/`, never the work tree or the index, and
 moves its branch only from the commit it last wrote there: a volunteer's manual backport
@@ -19,7 +22,7 @@ import json
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.config import Identity
 from bot.errors import ForgeConflict, ForgeError, ForgeNotFound, GitError, SetupError
@@ -27,7 +30,11 @@ from bot.forges.branch import branch_tip, commit_files, move_branch
 from bot.git.runner import git
 from bot.ports import BOT_BRANCH_PREFIX, CommitState, MergeRequest, Proposal, content_hash_in
 
+if TYPE_CHECKING:
+    from bot.check.runner import CheckRunner
+
 Record = dict[str, Any]
+CI_CONTEXT = "xsabot/ci"  # the status the local forge's CI sets
 
 
 def manifests_repository(manifests: Path) -> Path:
@@ -49,11 +56,18 @@ class LocalForge:
     """`Forge` over a local git repository and a directory of proposal records."""
 
     def __init__(
-        self, manifests: Path, state: Path, identity: Identity, default_branch: str | None = None
+        self,
+        manifests: Path,
+        state: Path,
+        identity: Identity,
+        default_branch: str | None = None,
+        *,
+        check: CheckRunner | None = None,
     ) -> None:
         self.repo = manifests_repository(manifests)
         self.records = state / "proposals"
         self.identity = identity
+        self.check = check  # the CI: its `repo_path` is the mirror candidates are pushed to
         self._default = default_branch or self._detect_default_branch()
 
     # -- Forge ------------------------------------------------------------------------------
@@ -146,7 +160,23 @@ class LocalForge:
 
     def check_status(self, sha: str) -> Literal["pending", "success", "failure", "unknown"]:
         path = self._status_path(sha)
-        states = {s["state"] for s in _read_json(path).values()} if path.exists() else set()
+        statuses = _read_json(path) if path.exists() else {}
+        if self.check is not None and CI_CONTEXT not in statuses:
+            # A real forge's CI runs on push; here it runs when first asked, which is as soon
+            # as the bot has pushed the candidate. A commit the mirror lacks was never pushed:
+            # no CI ran, so its status stays unknown, as on a real forge.
+            found = git(
+                ["rev-parse", "--verify", "--quiet", f"{sha}^{{tree}}"],
+                cwd=self.check.repo_path,
+                check=False,
+            )
+            tree = found.stdout.decode().strip()
+            if tree:
+                result = self.check.check(tree)
+                state: CommitState = "success" if result.passed else "failure"
+                self.set_status(sha, state, CI_CONTEXT, f"{result.status}: {self.check.command}")
+                statuses = _read_json(path)
+        states = {s["state"] for s in statuses.values()}
         if not states:
             return "unknown"
         if states & {"failure", "error"}:
