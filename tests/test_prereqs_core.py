@@ -181,6 +181,39 @@ def test_known_paths_spare_trials_that_cannot_work() -> None:
     assert r.trials == 3  # none, the whole pool, then "c" alone
 
 
+# -- blocked XSAs, the last resort ---------------------------------------------------------------
+
+
+def last_resort(*names: str, xsa: int = 5) -> Stage:
+    pool = [*cands("a", "b"), *(Candidate(n, f"XSA-{xsa} part {n}", xsa=xsa) for n in names)]
+    return Stage("blocked XSAs", lambda: pool, last_resort=True)
+
+
+def test_a_set_that_needs_a_blocked_xsa_waits_for_it() -> None:
+    # "y" is XSA-5's and needs "x", also XSA-5's, and "b", an ordinary commit.
+    port = RulePort(clean_if=[{"y"}], faithful_if=[{"y"}], needs={"y": {"x", "b"}})
+    r = find_minimal_set(port, [*stages(cands("a", "b")), last_resort("x", "y")], xsa=7, fix=FIX)
+    assert r.found and r.faithful and r.minimal
+    assert r.waits_for == (5,) and chosen(r) == ("b",)
+    assert r.widened == ("blocked XSAs",)
+
+
+def test_the_last_resort_is_left_alone_while_a_clean_set_exists() -> None:
+    port = RulePort(clean_if=[{"a"}], faithful_if=[{"x"}])
+    r = find_minimal_set(port, [*stages(cands("a", "b")), last_resort("x")], xsa=7, fix=FIX)
+    assert chosen(r) == ("a",) and not r.faithful and r.waits_for == ()
+    assert r.widened == () and all("x" not in call for call in port.calls)
+
+
+def test_blocked_xsa_commits_fit_past_the_candidates_bound() -> None:
+    port = RulePort(clean_if=[{"x"}], faithful_if=[{"x"}])
+    limits = Limits(max_candidates=2)
+    r = find_minimal_set(
+        port, [*stages(cands("a", "b")), last_resort("x")], xsa=7, fix=FIX, limits=limits
+    )
+    assert r.waits_for == (5,) and chosen(r) == () and r.bound_hit is None
+
+
 # -- the proof of a minimum, against brute force ------------------------------------------------
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pygit2
@@ -44,6 +44,7 @@ class World:
         picked: Sequence[str] = (),
         ours: str | None = None,
         xsa_commits: Sequence[str] = (),
+        blocked_xsas: Mapping[int, Sequence[str]] | None = None,
     ) -> FinderResult:
         """Run the finder with `picked` already on the branch (picked onto `ours`, default
         the base)."""
@@ -65,6 +66,7 @@ class World:
             ours_tree=tree,
             on_branch=picked,
             xsa_commits=xsa_commits,
+            blocked_xsas=blocked_xsas,
         )
 
 
@@ -148,6 +150,44 @@ def test_fix_needing_an_excluded_xsa_commit_has_no_set(world: World) -> None:
     fix = world.commit("a: fix it\n\nThis is XSA-99.\n", a(l10="a xsa98 and 99"))
     r = world.find(fix)
     assert not r.found and other_xsa not in candidates(r)
+
+
+def test_fix_needing_a_blocked_xsa_waits_for_it(world: World) -> None:
+    # XSA-98 wrote the line XSA-99's fix changes, and XSA-98 is blocked on this branch.
+    xsa98 = world.commit("a: another fix\n\nThis is XSA-98.\n", a(l10="a xsa98"))
+    fix = world.commit("a: fix it\n\nThis is XSA-99.\n", a(l10="a xsa98 and 99"))
+    r = world.find(fix, blocked_xsas={98: [xsa98]})
+    assert r.found and r.waits_for == (98,) and chosen(r) == ()
+    assert r.faithful and r.minimal
+    assert r.widened == ("files", "range", "blocked XSAs")
+    [candidate] = [c for c in r.candidates if c.sha == xsa98]
+    assert candidate.xsa == 98
+    assert candidate.reasons == ("a commit of XSA-98, which is blocked on this branch",)
+
+
+def test_blocked_xsa_with_its_own_prerequisite(world: World) -> None:
+    # XSA-98 is blocked because it needs `prereq`; XSA-99 needs XSA-98. The set has both, and
+    # says XSA-99 waits for XSA-98: only `prereq` is an ordinary commit.
+    prereq = world.commit("c: rework line 5\n", {C: numbered("c", 30, l5="c reworked")})
+    world.commit("tools: noise\n", {"tools/x.c": "x\n"})
+    xsa98 = world.commit(
+        "a, c: another fix\n\nThis is XSA-98.\n",
+        {**a(l10="a xsa98"), C: numbered("c", 30, l5="c reworked fixed")},
+    )
+    fix = world.commit("a: fix it\n\nThis is XSA-99.\n", a(l10="a xsa98 and 99"))
+    assert not world.find(fix).found
+    r = world.find(fix, blocked_xsas={98: [xsa98], 99: [fix]})
+    assert r.found and r.waits_for == (98,) and chosen(r) == (prereq,)
+    assert r.faithful and r.minimal
+
+
+def test_blocked_xsa_is_not_tried_when_a_set_exists_without_it(world: World) -> None:
+    xsa98 = world.commit("a: another fix\n\nThis is XSA-98.\n", a(l25="a xsa98"))
+    prereq = world.commit("a: rework line 10\n", a(l10="a reworked", l25="a xsa98"))
+    fix = world.commit("a: fix it\n\nThis is XSA-99.\n", a(l10="a reworked fixed", l25="a xsa98"))
+    r = world.find(fix, blocked_xsas={98: [xsa98]})
+    assert chosen(r) == (prereq,) and r.waits_for == () and r.widened == ()
+    assert xsa98 not in candidates(r)
 
 
 def test_prerequisite_already_on_the_branch_is_excluded(world: World) -> None:

@@ -5,6 +5,10 @@ of candidates and then the fix, in memory. The search prefers sets with which th
 *faithfully* (same patch-id as on `source`) over merely clean ones, and a proven minimum over
 an irreducible set when proving is affordable.
 
+A last-resort stage may offer the commits of other XSAs that are blocked on the branch: a fix
+that only applies after one of them *waits for* it, and the result says which (`waits_for`)
+instead of passing another XSA off as a prerequisite.
+
 Trials are the cost, so the search predicts failures it has already seen: a 3-way merge works
 path by path, so the content a set of picks leaves at a path depends only on the picks that
 touch that path. If the fix conflicted at path q after set S, every set with the same
@@ -48,14 +52,20 @@ class Candidate:
     subject: str
     reasons: tuple[str, ...] = ()  # why it is a candidate: which paths or lines
     paths: frozenset[str] | None = None  # paths it changes; None: unknown
+    xsa: int | None = None  # a commit of this XSA, blocked on the branch; None: not an XSA's
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One widening step: `candidates()` returns the whole pool so far, in source order."""
+    """One widening step: `candidates()` returns the whole pool so far, in source order.
+
+    A `last_resort` stage runs only when the stages before it found no set at all, not even a
+    clean one: it offers blocked XSAs' commits, which a fix should wait for, never take.
+    """
 
     name: str
     candidates: Callable[[], Sequence[Candidate]]
+    last_resort: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,9 @@ class FinderResult:
     seconds: float
     bound_hit: str | None = None  # "candidates", "trials", "seconds" or "proof-sets"
     widened: tuple[str, ...] = ()  # the widening stages that ran, after the first
+    # The blocked XSAs whose commits the set needs: the fix applies only after them, so it
+    # waits for them. `chosen` then holds the rest of the set (their own prerequisites, say).
+    waits_for: tuple[int, ...] = ()
 
 
 class _BoundHit(Exception):
@@ -362,7 +375,8 @@ def find_minimal_set(
     """Search the stages' pools, narrowest first, for the smallest set that makes `fix` apply.
 
     A stage whose whole pool makes the fix land faithfully is minimised; a pool that only makes
-    it land cleanly is kept as a fallback while wider stages look for a faithful one.
+    it land cleanly is kept as a fallback while wider stages look for a faithful one. A
+    `last_resort` stage is searched only when there is not even such a fallback.
     """
     s = _Search(port, limits, clock, clock())
     pool: list[str] = []
@@ -374,12 +388,13 @@ def find_minimal_set(
 
     def result(found: bool) -> FinderResult:
         faithful = found and s.memo[s.mask(chosen)].faithful
+        picked = [s.info[m] for m in s.ordered(chosen)]
         return FinderResult(
             xsa=xsa,
             fix=fix,
             conflicts=conflicts,
             candidates=tuple(s.info[m] for m in pool),
-            chosen=tuple(s.info[m] for m in s.ordered(chosen)),
+            chosen=tuple(c for c in picked if c.xsa is None),
             found=found,
             minimal=found and minimal,
             faithful=faithful,
@@ -387,6 +402,7 @@ def find_minimal_set(
             seconds=clock() - s.started,
             bound_hit=bound,
             widened=tuple(widened),
+            waits_for=tuple(sorted({c.xsa for c in picked if c.xsa is not None})),
         )
 
     try:
@@ -397,6 +413,8 @@ def find_minimal_set(
             return result(True)
         fallback: list[str] | None = None
         for index, stage in enumerate(stages):
+            if stage.last_resort and fallback is not None:
+                break
             if index:
                 widened.append(stage.name)
             pool, capped = _grow(s, pool, stage.candidates(), limits.max_candidates)
@@ -428,16 +446,21 @@ def _grow(
     s: _Search, pool: list[str], fresh: Sequence[Candidate], cap: int
 ) -> tuple[list[str], bool]:
     """The new pool, in source order: the old one plus as many new candidates as fit, the
-    ones nearest the fix first (they are the likeliest to share its context)."""
+    ones nearest the fix first (they are the likeliest to share its context).
+
+    Blocked XSAs' commits always fit: they are few, and they are what a last-resort stage is
+    for, so the cap counts only the others.
+    """
     for position, c in enumerate(fresh):
         s.add(c, position)
     kept = set(pool)
-    room = cap - len(kept)
-    new = [c.sha for c in fresh if c.sha not in kept]
+    room = cap - sum(1 for m in kept if s.info[m].xsa is None)
+    new = [c.sha for c in fresh if c.sha not in kept and c.xsa is None]
     capped = len(new) > room
     if capped:
         new = new[len(new) - max(room, 0) :] if room > 0 else []
     kept.update(new)
+    kept.update(c.sha for c in fresh if c.xsa is not None)
     return [c.sha for c in fresh if c.sha in kept], capped
 
 

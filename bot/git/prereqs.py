@@ -7,13 +7,16 @@ and merges. They come in widening stages, each the whole pool so far:
           removes or keeps as context, then the lines those need in turn (a bounded blame);
   files   commits changing any file a narrow candidate changes;
   range   every commit between the base and the fix: the source branch itself proves this
-          pool works, so no fix on `source` stays blocked for lack of search.
+          pool works, so no fix on `source` stays blocked for lack of search;
+  blocked XSAs  only when nothing else works: the range plus the commits of the manifest's
+          XSAs that are blocked on the branch. A set found so says which XSAs the fix waits
+          for (an XSA is never passed off as another's prerequisite).
 The search itself (which set, how small, how faithful) is `bot.core.prereqs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pygit2
@@ -60,6 +63,7 @@ class _Pool:
         ours_tree: str,
         reader: TreeReader,
         on_branch: Collection[str],
+        blocked: Mapping[str, int],
     ) -> None:
         self.repo, self.log, self.files, self.reader = repo, log, files, reader
         self.chain = chain  # (base, last fix], oldest first
@@ -67,6 +71,7 @@ class _Pool:
         self.fixes = fixes
         self.ours_tree = ours_tree
         self.on_branch = set(on_branch)
+        self.blocked = blocked  # commit -> the blocked XSA it belongs to
         self.reasons: dict[str, list[str]] = {}
         self.lines: dict[str, dict[tuple[str, str], set[int]]] = {}
         self._eligible: dict[str, bool] = {}
@@ -77,11 +82,16 @@ class _Pool:
     # -- which commits may be prerequisites ---------------------------------------------------
 
     def eligible(self, c: SourceCommit) -> bool:
+        # A blocked XSA's commit is an XSA commit even if its message does not say so: the
+        # manifest lists it as one, and it may only come in through the last stage.
+        return not c.xsas and c.sha not in self.blocked and self._missing(c)
+
+    def _missing(self, c: SourceCommit) -> bool:
+        """A single-parent commit whose change is not on the branch in any form."""
         found = self._eligible.get(c.sha)
         if found is None:
             found = self._eligible[c.sha] = (
                 c.parent is not None
-                and not c.xsas
                 and c.sha not in self.on_branch
                 and not self._already_there(c)
                 and not self._same_patch_on_branch(c)
@@ -130,7 +140,15 @@ class _Pool:
                 f"wrote {_lines(lines)} of {path}, which {self._who(needer)} relies on"
                 for (needer, path), lines in self.lines.get(c.sha, {}).items()
             ]
-            out.append(Candidate(c.sha, c.subject, (*self.reasons[c.sha], *blamed), c.paths))
+            out.append(
+                Candidate(
+                    c.sha,
+                    c.subject,
+                    (*self.reasons[c.sha], *blamed),
+                    c.paths,
+                    self.blocked.get(c.sha),
+                )
+            )
         return out
 
     # -- stages -------------------------------------------------------------------------------
@@ -187,6 +205,13 @@ class _Pool:
                 self.note(c.sha, "on source between the base and the fix")
         return self.candidates()
 
+    def blocked_stage(self) -> list[Candidate]:
+        for c in self.before:
+            xsa = self.blocked.get(c.sha)
+            if xsa is not None and self._missing(c):
+                self.note(c.sha, f"a commit of XSA-{xsa}, which is blocked on this branch")
+        return self.candidates()
+
 
 def _lines(numbers: set[int]) -> str:
     return ("lines " if len(numbers) > 1 else "line ") + spans(sorted(numbers))
@@ -208,6 +233,7 @@ def find_prerequisites(
     limits: Limits = DEFAULT_LIMITS,
     xsa_commits: Sequence[str] = (),
     merger: TreeMerger | None = None,
+    blocked_xsas: Mapping[int, Sequence[str]] | None = None,
 ) -> FinderResult:
     """The smallest set of source commits that makes `fix` apply on `ours_tree`.
 
@@ -215,6 +241,10 @@ def find_prerequisites(
     picked onto the branch. With `xsa_commits` (all of the XSA's commits, in order), the
     trials pick every one of them after the prerequisites, as a manifest applies them, and
     `ours_tree` is the branch tree before the XSA's first commit.
+
+    `blocked_xsas`: the commits of the manifest's other XSAs that are not on the branch
+    (blocked there), by XSA. Only when no set is found without them are they tried, and a set
+    that needs them comes back with `waits_for` naming those XSAs.
     """
     log, files = source_log(repo), source_files(repo)
     fixes_ids = list(xsa_commits) or [fix]
@@ -228,11 +258,20 @@ def find_prerequisites(
     fixes = [by_id[f] for f in fixes_ids]
     merger = merger or TreeMerger(store)
     reader = tree_reader(store)
-    pool = _Pool(repo, log, files, chain, fixes, ours_tree, reader, on_branch)
+    blocked = {
+        sha: number
+        for number, commits in (blocked_xsas or {}).items()
+        if number != xsa
+        for sha in commits
+        if sha not in fixes_ids
+    }
+    pool = _Pool(repo, log, files, chain, fixes, ours_tree, reader, on_branch, blocked)
     port = TreeTrials(store, merger, files, log.commits, ours_tree, fixes_ids)
     stages = [
         Stage("narrow", pool.narrow),
         Stage("files", pool.files_stage),
         Stage("range", pool.range_stage),
     ]
+    if blocked:
+        stages.append(Stage("blocked XSAs", pool.blocked_stage, last_resort=True))
     return find_minimal_set(port, stages, xsa=xsa, fix=fix, limits=limits)
