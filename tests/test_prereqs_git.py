@@ -291,6 +291,23 @@ def test_deps_tries_an_xsa_marked_blocked(bot: Bot, xenlike: XenLike) -> None:
     assert [c["commit"] for c in json.loads(run.out)["chosen"]] == [xenlike.shas["prereq"]]
 
 
+def test_deps_says_an_xsa_waits_for_a_blocked_one(bot: Bot, xenlike: XenLike) -> None:
+    # XSA-4 changes a line XSA-3 introduced, and XSA-3 is marked blocked in this manifest.
+    blocked = {"xsa": 3, "commits": f"[{xenlike.shas['xsa3a']}, {xenlike.shas['xsa3b']}]"}
+    entry = blocked | {"status": "blocked", "why": "needs a manual backport"}
+    path = bot.write("4.19", manifest(xenlike, entry, (4, ["xsa4"])))
+    run = bot("deps", str(path), "4", "--json")
+    assert run.status == 1, run.err
+    data = json.loads(run.out)
+    assert data["found"] and data["waits_for"] == [3] and data["chosen"] == []
+    text = bot("deps", str(path), "4")
+    assert text.status == 1, text.err
+    assert (
+        "waits for XSA-3 (blocked on this branch): the fix applies only with its\n"
+        "commits, so no prerequisite alone can unblock it\n"
+    ) in text.out
+
+
 def test_deps_unknown_xsa_is_a_usage_error(bot: Bot, xenlike: XenLike) -> None:
     path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
     run = bot("deps", str(path), "9")

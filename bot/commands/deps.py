@@ -3,7 +3,9 @@
 Builds the manifest in memory up to that XSA, runs the prerequisite finder on the XSA as the
 manifest applies it (prerequisites, then all of its commits, onto the branch before it), and
 prints the candidates, the chosen set with why each commit is needed, the trials made and the
-time. Exit 0 when a set is found or the XSA applies already, 1 when no set is found.
+time. The XSAs blocked before it are offered as a last resort: a fix that needs one of them
+waits for it. Exit 0 when a set is found or the XSA applies already, 1 when no set is found or
+the XSA waits for another.
 """
 
 from __future__ import annotations
@@ -71,13 +73,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         on_branch=_on_branch(built),
         limits=limits,
         xsa_commits=[p.commit for p in entry.prerequisites] + list(entry.commits),
+        blocked_xsas=_blocked_before(loaded.manifest, built),
     )
     if args.json:
         print(json.dumps(head | _finding(result), indent=2))
     else:
         head["subject"] = source_log(work.repo).get(blocked.commit).subject
         _print_finding(head, result)
-    return 0 if result.found else 1
+    return 0 if result.found and not result.waits_for else 1
 
 
 def _tried_as_listed(manifest: Manifest, entry: Xsa) -> Manifest:
@@ -99,6 +102,17 @@ def _on_branch(built: BuildResult) -> list[str]:
         for p in o.picks
         if p.role != "patch"
     ]
+
+
+def _blocked_before(manifest: Manifest, built: BuildResult) -> dict[int, tuple[str, ...]]:
+    """The commits of the XSAs before this one that are not on the branch: blocked by the
+    build, or declared blocked in the manifest."""
+    commits = {x.xsa: x.commits for x in manifest.xsas}
+    return {
+        o.xsa: commits[o.xsa]
+        for o in built.outcomes[:-1]
+        if o.state in ("blocked", "declared-blocked") and commits.get(o.xsa)
+    }
 
 
 def _report_unblocked(head: dict[str, Any], outcome: XsaOutcome, as_json: bool) -> int:
@@ -152,6 +166,7 @@ def _finding(r: FinderResult) -> dict[str, Any]:
         "seconds": round(r.seconds, 3),
         "bound_hit": r.bound_hit,
         "widened": list(r.widened),
+        "waits_for": list(r.waits_for),
     }
 
 
@@ -164,7 +179,14 @@ def _print_finding(head: dict[str, Any], r: FinderResult) -> None:
         print(f"  {c.sha[:12]} {c.subject}")
         for reason in c.reasons:
             print(f"      {reason}")
-    if r.found:
+    if r.waits_for:
+        names = " and ".join(f"XSA-{n}" for n in r.waits_for)
+        their = "its" if len(r.waits_for) == 1 else "their"
+        print(f"waits for {names} (blocked on this branch): the fix applies only with {their}")
+        print("commits, so no prerequisite alone can unblock it")
+        for c in r.chosen:
+            print(f"  also needs {c.sha} {c.subject}")
+    elif r.found:
         kind = "proven minimal" if r.minimal else "irreducible (no single commit can go)"
         lands = "faithful" if r.faithful else "clean but NOT faithful (context differs)"
         print(f"prerequisites: {len(r.chosen)}, {kind}, {lands}")
