@@ -47,6 +47,22 @@ class Tree(_Frozen):
         "/bin/sh in an export of the tree, e.g. `make -C xen defconfig && make -C xen -j2`",
     )
     check_timeout: float = Field(1800.0, gt=0, description="Seconds the check may take")
+    check_via: Literal["command", "forge-ci"] = Field(
+        "command",
+        description="Run `check` here, or push a candidate ref and wait for the forge's CI "
+        "(the local forge runs `check` as its CI)",
+    )
+    check_poll_seconds: float = Field(30.0, gt=0, description="forge-ci: seconds between polls")
+    check_grace_seconds: float = Field(
+        300.0, gt=0, description="forge-ci: how long a candidate may have no status at all"
+    )
+    check_project: str | None = Field(
+        None, description="forge-ci: the forge project whose CI runs on the mirror"
+    )
+
+    @property
+    def gated(self) -> bool:
+        return self.check is not None or self.check_via == "forge-ci"
 
 
 class ForgeConfig(_Frozen):
@@ -113,6 +129,16 @@ class Config(_Frozen):
         "xen": Tree(upstream=XEN_UPSTREAM)
     }
     forge: ForgeConfig = ForgeConfig()
+
+    @model_validator(mode="after")
+    def _local_ci_needs_a_command(self) -> Config:
+        for name, tree in self.trees.items():
+            if tree.check_via == "forge-ci" and self.forge.kind == "local" and not tree.check:
+                raise ValueError(
+                    f"trees.{name}: check_via forge-ci with the local forge needs `check`, "
+                    "the command the local forge runs as its CI"
+                )
+        return self
 
     def mirror_of(self, tree: str) -> str:
         configured = self.trees[tree].mirror

@@ -203,6 +203,7 @@ def _search(
     an earlier XSA's prerequisites gets no proposal of its own.
     """
     from bot.check.prereqs import find_build_prerequisites
+    from bot.check.runner import CheckRunner
     from bot.git.prereqs import find_prerequisites
 
     gate_held = {
@@ -231,11 +232,13 @@ def _search(
         on_branch = tuple(current.picked_before(xsa))
         with progress.step(f"finding what {loaded.name} XSA-{xsa} needs"):
             if b.reason == DOES_NOT_BUILD:
-                assert tree_pass.runner is not None and b.tree is not None
+                runner = tree_pass.runner
+                if not isinstance(runner, CheckRunner) or b.tree is None:
+                    continue  # a forge's CI gives no compiler output to search from
                 finder = find_build_prerequisites(
                     tree_pass.work.repo,
                     tree_pass.store,
-                    tree_pass.runner,
+                    runner,
                     base_commit=result.base_commit,
                     fix=commits[-1],
                     xsa=xsa,

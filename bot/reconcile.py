@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import __version__
@@ -29,6 +30,7 @@ from bot.manifest.model import Manifest
 from bot.progress import Progress
 
 if TYPE_CHECKING:
+    from bot.check.forge_ci import CiStatus, ForgeCiRunner
     from bot.check.runner import CheckRunner
 
 log = logging.getLogger(__name__)
@@ -42,21 +44,58 @@ class TreePass:
     store: ObjectStore
     builder: Builder
     results: dict[str, BuildResult] = field(default_factory=dict)
-    runner: CheckRunner | None = None
+    runner: CheckRunner | ForgeCiRunner | None = None
 
-    def check_runner(self, config: Config, tree: str) -> CheckRunner:
+    def check_runner(self, config: Config, tree: str) -> CheckRunner | ForgeCiRunner:
         if self.runner is None:
-            from bot.check.runner import CheckRunner
-
             settings = config.trees[tree]
-            assert settings.check is not None
-            self.runner = CheckRunner(
-                settings.check,
-                repo_path=self.work.path,
-                state=config.state,
-                timeout=settings.check_timeout,
-            )
+            if settings.check_via == "forge-ci":
+                from bot.check.forge_ci import ForgeCiRunner
+
+                self.runner = ForgeCiRunner(
+                    _ci_forge(config, tree),
+                    work=self.work,
+                    mirror=config.mirror_of(tree),
+                    namespace=config.namespace,
+                    state=config.state,
+                    timeout=settings.check_timeout,
+                    poll=settings.check_poll_seconds,
+                    grace=settings.check_grace_seconds,
+                )
+            else:
+                from bot.check.runner import CheckRunner
+
+                assert settings.check is not None
+                self.runner = CheckRunner(
+                    settings.check,
+                    repo_path=self.work.path,
+                    state=config.state,
+                    timeout=settings.check_timeout,
+                )
         return self.runner
+
+
+def _ci_forge(config: Config, tree: str) -> CiStatus:
+    """The forge whose CI judges this tree's candidates (the local forge runs `check`)."""
+    settings = config.trees[tree]
+    if config.forge.kind == "local":
+        from bot.check.runner import CheckRunner
+        from bot.forges.local import LocalForge
+
+        assert settings.check is not None
+        ci = CheckRunner(  # its own state: the bot's cache holds the "forge-ci" verdicts
+            settings.check,
+            repo_path=Path(config.mirror_of(tree)),
+            state=config.state / "proposals" / "ci",
+            timeout=settings.check_timeout,
+        )
+        return LocalForge(config.manifests, config.state, config.identity, check=ci)
+    from bot.proposals import load_forge
+
+    if settings.check_project:
+        forge = config.forge.model_copy(update={"project": settings.check_project})
+        config = config.model_copy(update={"forge": forge})
+    return load_forge(config)
 
 
 @dataclass
@@ -127,9 +166,7 @@ def _pass_tree(
     new_notes: dict[str, str] = {}
     for loaded in items:
         with progress.step(f"building {loaded.name}"):
-            report, update, note = _plan_branch(
-                config, work, store, builder, notes, loaded, tree_pass
-            )
+            report, update, note = _plan_branch(config, tree_pass, notes, loaded, publish)
         reports.append(report)
         if update is not None:
             updates.append(update)
@@ -181,14 +218,10 @@ def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -
 
 
 def _plan_branch(
-    config: Config,
-    work: WorkRepo,
-    store: ObjectStore,
-    builder: Builder,
-    notes: str | None,
-    loaded: LoadedManifest,
-    tree_pass: TreePass,
+    config: Config, tree_pass: TreePass, notes: str | None, loaded: LoadedManifest, publish: bool
 ) -> tuple[BranchReport, RefUpdate | None, tuple[str, str] | None]:
+    """Build one manifest's branch if its inputs changed, and decide how to publish it."""
+    work, store, builder = tree_pass.work, tree_pass.store, tree_pass.builder
     m = loaded.manifest
     head = BranchReport(
         manifest=loaded.name, path=str(loaded.path), action="error", branch=m.branch, base=m.base
@@ -210,7 +243,9 @@ def _plan_branch(
         base_commit=base_commit,
         committer=(config.identity.name, config.identity.email),
         bot_version=__version__,
-        check=config.trees[m.tree].check,
+        check=f"{config.trees[m.tree].check_via}:{config.trees[m.tree].check or ''}"
+        if config.trees[m.tree].gated
+        else None,
     )
     published = work.mirror_branch(m.branch)
     old = read_record(work, published, notes) if published else None
@@ -220,9 +255,15 @@ def _plan_branch(
             None,
             None,
         )
-    check = config.trees[m.tree].check
+    settings = config.trees[m.tree]
     check_report: dict[str, Any] | None = None
-    if check:
+    if settings.check_via == "forge-ci" and not publish:
+        # The forge's CI runs on candidate refs pushed to the mirror: a plan pushes nothing.
+        check_report = {"command": "forge-ci", "passed": None, "skipped": "plan pushes nothing"}
+        result = builder.build(
+            m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
+        )
+    elif settings.gated:
         result, check_report = _gated_build(
             config, tree_pass, builder, m, base_commit, source_commit
         )

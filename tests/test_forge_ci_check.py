@@ -94,7 +94,7 @@ def _manifest(p: Project, xsas: tuple[int, ...]) -> str:
 def _config(tmp_path: Path, project: Project, xsas: tuple[int, ...]) -> Config:
     repo = RepoBuilder(tmp_path / "manifests-repo")
     repo.commit("add 1.0\n", {"manifests/1.0.yaml": _manifest(project, xsas)})
-    tree = Tree(upstream=str(project.path), check=BUILD, check_timeout=60)
+    tree = Tree(upstream=str(project.path), check=BUILD, check_timeout=60, check_via="forge-ci")
     return Config(state=tmp_path / "state", manifests=repo.path / "manifests", trees={"xen": tree})
 
 
@@ -115,7 +115,8 @@ def local_ci(config: Config, tree: str) -> LocalForge:
 def _wire_forge_ci(
     monkeypatch: pytest.MonkeyPatch, forge_for: Callable[[Config, str], CiStatus], clock: Clock
 ) -> None:
-    """The pass with forge CI as the check, as `TreePass.check_runner` will build it."""
+    """The pass with forge CI as the check, built as `TreePass.check_runner` does, but with a
+    forge of the test's choosing and a fake clock (no real waiting)."""
 
     def check_runner(self: TreePass, config: Config, tree: str) -> ForgeCiRunner:
         if self.runner is None:
@@ -159,8 +160,7 @@ def _contains(repo: str, commit: str, source: str) -> bool:
 def test_a_passing_candidate_is_pushed_then_promoted_to_the_published_branch(
     tmp_path: Path, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = _config(tmp_path, project, (2,))
-    _wire_forge_ci(monkeypatch, local_ci, Clock())
+    config = _config(tmp_path, project, (2,))  # the config's own wiring: no patching
     [branch] = run_pass(config, publish=True).report.branches
     mirror = config.mirror_of("xen")
 
@@ -204,8 +204,7 @@ def test_the_published_branch_moves_only_once_ci_reports_success(
 def test_a_failing_candidate_is_not_promoted_and_the_breaking_xsas_are_held_back(
     tmp_path: Path, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = _config(tmp_path, project, (1, 2, 3))
-    _wire_forge_ci(monkeypatch, local_ci, Clock())
+    config = _config(tmp_path, project, (1, 2, 3))  # the config's own wiring: no patching
     [branch] = run_pass(config, publish=True).report.branches
     mirror = config.mirror_of("xen")
 
