@@ -228,3 +228,50 @@ def test_decisions_come_in_manifest_and_xsa_order() -> None:
     found = {("4.19", 471): finder_result(PRE_B, xsa=471), ("4.19", 470): finder_result(PRE_A)}
     decisions = decide([manifest_file()], {"4.19": build_result([471, 470])}, found, [])
     assert [(d.action, d.xsa) for d in decisions] == [("open", 470), ("open", 471)]
+
+
+# -- an XSA that waits for another blocked XSA ----------------------------------------------------
+
+
+def waiting(*waits_for: int, found: bool = True) -> FinderResult:
+    return replace(finder_result(PRE_A, found=found), waits_for=waits_for)
+
+
+def test_an_xsa_waiting_for_a_blocked_xsa_gets_no_proposal() -> None:
+    # Neither a prerequisite proposal (the set needs XSA-467's commits, which no manifest
+    # edit of XSA-470 can bring) nor a draft that marks it blocked.
+    assert decide_blocked(waiting(467)) == []
+    assert decide_blocked(replace(waiting(467), chosen=())) == []
+
+
+def test_an_xsa_waiting_for_a_blocked_xsa_closes_its_open_proposal() -> None:
+    draft = merge_request(the_proposal(finder_result(found=False)))
+    [d] = decide_blocked(waiting(467), [draft])
+    assert (d.action, d.xsa, d.branch, d.existing, d.proposal) == (
+        "close",
+        470,
+        BRANCH,
+        draft,
+        None,
+    )
+    assert d.reason == "waits for XSA-467"
+    assert d.comment == (
+        "XSA-470 waits for XSA-467: its fix applies only with XSA-467's commits, and XSA-467 is "
+        "blocked on `xsa/4.19.3` too, with its own proposal. This merge request is not needed "
+        "until XSA-467 is on the branch. Closed by xsabot."
+    )
+
+
+def test_an_xsa_waiting_for_two_blocked_xsas_names_both() -> None:
+    [d] = decide_blocked(waiting(467, 471), [merge_request()])
+    assert (d.action, d.reason) == ("close", "waits for XSA-467 and XSA-471")
+    assert d.comment == (
+        "XSA-470 waits for XSA-467 and XSA-471: its fix applies only with their commits, and "
+        "they are blocked on `xsa/4.19.3` too, each with its own proposal. This merge request "
+        "is not needed until they are on the branch. Closed by xsabot."
+    )
+
+
+def test_a_merged_proposal_of_an_xsa_that_now_waits_is_left_alone() -> None:
+    merged = merge_request(the_proposal(finder_result(PRE_A)), state="merged")
+    assert decide_blocked(waiting(467), [merged]) == []

@@ -4,6 +4,10 @@ Pure: manifests, the pass's build results, the prerequisite finder's results and
 merge requests as the forge has them in; one decision per (manifest, XSA) out: `open`,
 `update`, `keep` or `close`. The glue in `bot/proposals.py` carries them out.
 
+An XSA whose fix needs another XSA that is blocked on the same branch (`waits_for`) gets no
+proposal of its own: no prerequisite can unblock it, and marking it blocked would send
+volunteers to backport by hand what the other XSA's proposal will bring.
+
 Every text here depends only on the state it describes (no times of day, no run IDs), because
 a merge request is updated exactly when its content hash changes: text that drifted from pass
 to pass would edit the merge request, and notify its watchers, on every pass.
@@ -71,7 +75,8 @@ def desired_proposals(
     *,
     bot: str = "xsabot",
 ) -> dict[str, tuple[ManifestFile, int, Proposal]]:
-    """The proposals a pass asks for, by branch: one per blocked XSA the finder looked at."""
+    """The proposals a pass asks for, by branch: one per blocked XSA the finder looked at,
+    except those that wait for another blocked XSA."""
     wanted: dict[str, tuple[ManifestFile, int, Proposal]] = {}
     for m in manifests:
         result = results.get(m.name)
@@ -118,7 +123,7 @@ def decide(
         if name in unreadable:
             continue
         m = by_name.get(name)
-        why = _why_not_needed(name, xsa, m, results.get(name), bot=bot)
+        why = _why_not_needed(name, xsa, m, results.get(name), found.get((name, xsa)), bot=bot)
         if why is None:
             decisions.append(Decision("keep", name, xsa, branch, "still needed", existing=mr))
         else:
@@ -158,7 +163,13 @@ def _decide_wanted(
 
 
 def _why_not_needed(
-    name: str, xsa: int, m: ManifestFile | None, result: BuildResult | None, *, bot: str
+    name: str,
+    xsa: int,
+    m: ManifestFile | None,
+    result: BuildResult | None,
+    finder: FinderResult | None,
+    *,
+    bot: str,
 ) -> tuple[str, str] | None:
     """(reason, closing comment) when an open proposal is no longer needed; None: keep it."""
     tail = f"so this merge request is no longer needed. Closed by {bot}."
@@ -167,6 +178,8 @@ def _why_not_needed(
     if xsa not in {e.xsa for e in m.manifest.xsas}:
         return "XSA removed from the manifest", f"XSA-{xsa} is no longer in `{m.path}`, {tail}"
     outcome = _outcome(result, xsa)
+    if outcome is not None and outcome.state == "blocked" and finder and finder.waits_for:
+        return _waits_reason(xsa, m, finder.waits_for, bot=bot)
     if outcome is None or outcome.state not in _NO_LONGER_NEEDED:
         return None
     if outcome.state == "not-affected":
@@ -174,6 +187,22 @@ def _why_not_needed(
         return "XSA declared not-affected", comment
     comment = f"XSA-{xsa} now applies to `{m.manifest.branch}` without this change, {tail}"
     return "XSA applies now", comment
+
+
+def _waits_reason(
+    xsa: int, m: ManifestFile, waits_for: Sequence[int], *, bot: str
+) -> tuple[str, str]:
+    names = " and ".join(f"XSA-{n}" for n in waits_for)
+    if len(waits_for) == 1:
+        whose, they, own = f"{names}'s", f"{names} is", "with its own proposal"
+    else:
+        whose, they, own = "their", "they are", "each with its own proposal"
+    comment = (
+        f"XSA-{xsa} waits for {names}: its fix applies only with {whose} commits, and {they} "
+        f"blocked on `{m.manifest.branch}` too, {own}. This merge request is not needed until "
+        f"{they} on the branch. Closed by {bot}."
+    )
+    return f"waits for {names}", comment
 
 
 def _outcome(result: BuildResult | None, xsa: int) -> XsaOutcome | None:
@@ -185,9 +214,12 @@ def _outcome(result: BuildResult | None, xsa: int) -> XsaOutcome | None:
 def proposal_for(
     m: ManifestFile, outcome: XsaOutcome, finder: FinderResult, *, bot: str = "xsabot"
 ) -> Proposal | None:
-    """The proposal for one blocked XSA; None when there is nothing to change in the manifest."""
+    """The proposal for one blocked XSA; None when there is nothing to change in the manifest,
+    or when the XSA waits for another blocked XSA (that one's proposal comes first)."""
     xsa = outcome.xsa
     branch = proposal_branch(m.name, xsa)
+    if finder.waits_for:
+        return None
     if finder.found:
         if not finder.chosen:
             return None  # nothing to add: the fix needs no prerequisite after all
