@@ -12,13 +12,16 @@ the unit is a whole XSA instead (all of its commits after the prerequisites, as 
 applies a manifest entry); with --skip a resolved conflict stays off the branch.
 
 Per base: XSAs, clean in order (XSAs whose commits all pick with no prerequisites), conflicts,
-resolved, faithful, proven minimal, prerequisite commits chosen, time; then totals and the
-median time per conflict.
+resolved, faithful, proven minimal, prerequisite commits chosen (the sum of the conflicts' sets,
+as the baseline counted), prerequisite commits the manifest lists (each once per branch), time;
+then totals and the median time per conflict.
 
 Each XSA's prerequisites (the union of its conflicts' sets, in source order) are checked the way
 a manifest applies them: all before the XSA's first commit, onto the branch before the XSA.
 Where that union does not land every commit faithfully, the finder runs once more on the whole
-XSA. The per-XSA sets go to bench/out/prereqs.json, for filling the shipped manifests.
+XSA, and the manifest lists that set instead: this is why "listed" can exceed "prereqs" (a
+commit that one of the XSA's later commits needs, moved before its first, can change how the
+first lands). The per-XSA sets go to bench/out/prereqs.json, for filling the shipped manifests.
 
 The Xen clone is never written: the work happens in a scratch bare repository under bench/out/
 whose objects/info/alternates points at the clone's objects (--check-patch-ids writes the
@@ -66,12 +69,23 @@ class Row:
     faithful: int = 0
     minimal: int = 0
     chosen: int = 0
+    listed: int = 0  # prerequisite commits as the manifest lists them, each once per branch
     seconds: float = 0.0
     times: list[float] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
 
     def add(self, other: Row) -> None:
-        for name in ("xsas", "clean", "conflicts", "resolved", "faithful", "minimal", "chosen"):
+        names = (
+            "xsas",
+            "clean",
+            "conflicts",
+            "resolved",
+            "faithful",
+            "minimal",
+            "chosen",
+            "listed",
+        )
+        for name in names:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds += other.seconds
         self.times += other.times
@@ -195,6 +209,7 @@ class BaseRun:
         self.row = Row(tag)
         self.conflicts: list[dict[str, object]] = []
         self.xsas: list[dict[str, object]] = []
+        self.listed: set[str] = set()
 
     def find(
         self, xsa: int, fix: str, commits: list[str], tree: str, on: list[str]
@@ -266,6 +281,8 @@ class BaseRun:
                     self.branch.on = before.on + chosen + commits
             if chosen:
                 self.xsas.append(self.entry(xsa, commits, chosen))
+                self.listed.update(chosen)
+                self.row.listed = len(self.listed)
 
     def as_manifest(
         self, xsa: int, commits: list[str], chosen: list[str], before: Branch
@@ -327,6 +344,7 @@ def table(rows: list[Row]) -> None:
         "faithful",
         "minimal",
         "prereqs",
+        "listed",
         "time s",
     )
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
@@ -334,13 +352,17 @@ def table(rows: list[Row]) -> None:
     for r in [*rows, total]:
         print(
             f"| {r.tag} | {r.xsas} | {r.clean} | {r.conflicts} | {r.resolved} | {r.faithful}"
-            f" | {r.minimal} | {r.chosen} | {r.seconds:.2f} |"
+            f" | {r.minimal} | {r.chosen} | {r.listed} | {r.seconds:.2f} |"
         )
         if r is not total:
             total.add(r)
+    print(
+        "\nprereqs: the conflicts' sets summed, as the baseline counted; listed: what the "
+        "manifests list, each commit once per branch"
+    )
     if total.times:
         print(
-            f"\nmedian {statistics.median(total.times):.3f} s per conflict, mean "
+            f"median {statistics.median(total.times):.3f} s per conflict, mean "
             f"{statistics.mean(total.times):.3f} s, max {max(total.times):.3f} s; sets: "
             f"median {statistics.median(total.sizes or [0])}, mean "
             f"{statistics.mean(total.sizes or [0]):.2f}, max {max(total.sizes, default=0)}"
