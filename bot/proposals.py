@@ -228,6 +228,13 @@ def _search(
         if o is None or o.blocked is None or not _searchable(o):
             continue  # the sets found for earlier XSAs cover this one
         b, entry = o.blocked, next(e for e in manifest.xsas if e.xsa == xsa)
+        # XSAs not on the branch: the finder's last resort, so an XSA that needs one of them
+        # waits for it (no merge request) instead of being proposed as blocked.
+        blocked_xsas = {
+            e.xsa: e.commits
+            for e, other in ((e, current.outcome(e.xsa)) for e in manifest.xsas)
+            if e.commits and other is not None and other.state in ("blocked", "declared-blocked")
+        }
         commits = [*(p.commit for p in entry.prerequisites), *entry.commits]
         on_branch = tuple(current.picked_before(xsa))
         with progress.step(f"finding what {loaded.name} XSA-{xsa} needs"):
@@ -258,6 +265,7 @@ def _search(
                     ours_tree=b.tree,
                     on_branch=on_branch,
                     xsa_commits=commits,
+                    blocked_xsas=blocked_xsas,
                 )
         out.append((xsa, finder))
         if finder.found:

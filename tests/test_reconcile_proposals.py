@@ -78,3 +78,24 @@ def test_a_manifest_change_that_makes_the_proposal_moot_closes_it(
         "close", opened["branch"], "closed",
     )
     assert _reconcile(bot)["proposals"] == []  # closed once, not again
+
+
+def test_an_xsa_that_needs_a_blocked_xsa_waits_instead_of_getting_a_proposal(
+    repo_bot: tuple[Bot, RepoBuilder], xenlike: XenLike
+) -> None:
+    bot, repo = repo_bot
+    text = manifest(
+        xenlike,
+        {
+            "xsa": 3,
+            "commits": f"[{xenlike.shas['xsa3a']}, {xenlike.shas['xsa3b']}]",
+            "status": "blocked",
+            "why": "waiting for a manual backport",
+        },
+        (4, ["xsa4"]),  # changes a line XSA-3 introduced
+    )
+    repo.commit("add\n", {"manifests/4.19.yaml": text})
+    data = _reconcile(bot)
+    [branch] = data["branches"]
+    assert [b["xsa"] for b in branch["blocked"]] == [4]
+    assert data["proposals"] == []  # nothing a volunteer could merge would help XSA-4 alone
