@@ -147,11 +147,30 @@ class Config(_Frozen):
     def upstream_of(self, tree: str) -> str:
         """Upstream location; `XSABOT_UPSTREAM_<TREE>` points a tree at a local clone."""
         env = os.environ.get("XSABOT_UPSTREAM_" + re.sub(r"\W", "_", tree.upper()))
-        return env or self.trees[tree].upstream
+        return _location(Path.cwd(), env) if env else self.trees[tree].upstream
 
 
 def _resolve(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
+
+
+def _location(base: Path, location: str) -> str:
+    """A local repository path made absolute (git runs elsewhere); URLs stay as they are."""
+    if "://" in location or re.match(r"^[\w.-]+@[\w.-]+:", location):
+        return location
+    return str(_resolve(base, Path(location).expanduser()))
+
+
+def _with_locations(config: Config, base: Path) -> dict[str, Tree]:
+    return {
+        name: tree.model_copy(
+            update={
+                "upstream": _location(base, tree.upstream),
+                "mirror": _location(base, tree.mirror) if tree.mirror else None,
+            }
+        )
+        for name, tree in config.trees.items()
+    }
 
 
 def load_config(path: Path | None, cwd: Path | None = None) -> Config:
@@ -187,6 +206,7 @@ def load_config(path: Path | None, cwd: Path | None = None) -> Config:
         update={
             "state": _resolve(base, config.state),
             "manifests": _resolve(base, config.manifests),
+            "trees": _with_locations(config, base),
         }
     )
 
@@ -206,7 +226,9 @@ def with_overrides(
     if "" in upstreams:  # a bare --upstream PATH: every configured tree
         bare = upstreams.pop("")
         upstreams = {name: bare for name in trees} | upstreams
+    cwd = Path.cwd()
     for name, url in upstreams.items():
+        url = _location(cwd, url)
         current = trees.get(name)
         trees[name] = (
             current.model_copy(update={"upstream": url}) if current else Tree(upstream=url)
@@ -215,7 +237,7 @@ def with_overrides(
         current = trees.get(name)
         if current is None:
             raise UsageError(f"--mirror {name}=...: no tree {name!r} (give --upstream too)")
-        trees[name] = current.model_copy(update={"mirror": url})
+        trees[name] = current.model_copy(update={"mirror": _location(cwd, url)})
     for name, command in (checks or {}).items():
         current = trees.get(name)
         if current is None:

@@ -263,3 +263,17 @@ def test_upstream_environment_variable_points_a_tree_at_a_local_clone(
     status = main(["plan", "--manifests", str(bot.manifests), "--state", str(bot.state)])
     assert status == 0
     assert "would create xsa/4.19" in bot.capsys.readouterr().out
+
+
+def test_relative_upstream_and_mirror_paths_are_taken_from_the_current_directory(
+    bot: Bot, xenlike: XenLike, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    monkeypatch.chdir(tmp_path)
+    from bot.cli import main
+
+    argv = ["reconcile", "--manifests", "manifests", "--state", "state",
+            "--upstream", f"xen={xenlike.path.name}", "--mirror", "xen=relative-mirror.git"]
+    assert main(argv) == 0, bot.capsys.readouterr()
+    assert _tip(tmp_path / "relative-mirror.git")
+    assert main(argv) == 0  # and again: a no-op pass through the same relative paths

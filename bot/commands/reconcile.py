@@ -7,7 +7,6 @@ import argparse
 from bot.cli import Context
 from bot.errors import XsabotError
 from bot.progress import Progress
-from bot.proposals import propose
 from bot.reconcile import run_pass
 from bot.render import dump_json, pass_text, proposal_lines
 
@@ -25,7 +24,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     report = outcome.report
     actions = []
     errors: list[str] = []
-    if not args.dry_run:
+    # Only a fresh build tells anything new about proposals; a no-op pass skips the forge.
+    if not args.dry_run and any(t.results for t in outcome.trees.values()):
+        from bot.proposals import propose
+
         try:
             actions = propose(ctx.config, outcome, progress)
         except XsabotError as exc:  # no forge: branches are published, proposals are not
