@@ -13,17 +13,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import __version__
 from bot.config import Config
 from bot.core.outcome import BuildResult
 from bot.core.plan import BranchReport, PassReport, from_record
-from bot.core.publish import changes, decide, pseudo_merge_message
-from bot.core.record import inputs_digest, make_record
+from bot.core.publish import Action, changes, decide, pseudo_merge_message
+from bot.core.record import BuildRecord, inputs_digest, make_record, note_text
 from bot.errors import XsabotError
-from bot.git.build import Builder
+from bot.git.build import ENGINE, Builder
 from bot.git.commits import parse_commit
 from bot.git.objects import ObjectStore
-from bot.git.publish import PushResult, RefUpdate, notes_commit, pseudo_merge, push, read_record
+from bot.git.publish import (
+    PushResult,
+    RefUpdate,
+    notes_commit,
+    pseudo_merge,
+    push,
+    read_note,
+    read_record,
+)
 from bot.git.workrepo import NOTES, WorkRepo
 from bot.manifest.load import LoadedManifest, load_manifests
 from bot.manifest.model import Manifest
@@ -163,7 +170,7 @@ def _pass_tree(
     notes = work.mirror_notes()
     reports: list[BranchReport] = []
     updates: list[RefUpdate] = []
-    new_notes: dict[str, str] = {}
+    new_records: dict[str, list[BuildRecord]] = defaultdict(list)
     for loaded in items:
         with progress.step(f"building {loaded.name}"):
             report, update, note = _plan_branch(config, tree_pass, notes, loaded, publish)
@@ -171,7 +178,11 @@ def _pass_tree(
         if update is not None:
             updates.append(update)
         if note is not None:
-            new_notes[note[0]] = note[1]
+            new_records[note[0]].append(note[1])
+    new_notes = {
+        commit: note_text(read_note(work, commit, notes), records)
+        for commit, records in new_records.items()
+    }
     if publish and config.trees[tree].copy_upstream_refs:
         updates += _upstream_copies(work, mirror, items)
     if publish and (new_notes or updates):
@@ -219,7 +230,7 @@ def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -
 
 def _plan_branch(
     config: Config, tree_pass: TreePass, notes: str | None, loaded: LoadedManifest, publish: bool
-) -> tuple[BranchReport, RefUpdate | None, tuple[str, str] | None]:
+) -> tuple[BranchReport, RefUpdate | None, tuple[str, BuildRecord] | None]:
     """Build one manifest's branch if its inputs changed, and decide how to publish it."""
     work, store, builder = tree_pass.work, tree_pass.store, tree_pass.builder
     m = loaded.manifest
@@ -242,14 +253,14 @@ def _plan_branch(
         m,
         base_commit=base_commit,
         committer=(config.identity.name, config.identity.email),
-        bot_version=__version__,
+        bot_version=ENGINE,
         check=f"{config.trees[m.tree].check_via}:{config.trees[m.tree].check or ''}"
         if config.trees[m.tree].gated
         else None,
     )
     published = work.mirror_branch(m.branch)
-    old = read_record(work, published, notes) if published else None
-    if published and old is not None and old.inputs == digest:
+    old = read_record(work, published, notes, m.branch) if published else None
+    if published and old and old.inputs == digest and not old.stale_for(source_commit):
         return (
             replace(head, action="none", tip=published, previous=published, **from_record(old)),
             None,
@@ -275,13 +286,13 @@ def _plan_branch(
             m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
         )
     tree_pass.results[loaded.name] = result
-    record = make_record(
-        name=loaded.name, manifest=m, inputs=digest, result=result, bot=__version__
-    )
-    action = decide(
-        published, result.tip, published is not None and _extends(work, store, result, published)
-    )
-    tip = result.tip
+    record = make_record(name=loaded.name, manifest=m, inputs=digest, result=result, bot=ENGINE)
+    if old is not None and old.build == result.tip:
+        action: Action = "none"  # the same build, published already: only the record changes
+    else:
+        extends = published is not None and _extends(work, store, result, published)
+        action = decide(published, result.tip, extends)
+    tip = published if action == "none" and published else result.tip
     if action == "pseudo-merge":
         assert published is not None
         tip = pseudo_merge(
@@ -303,7 +314,7 @@ def _plan_branch(
         **from_record(record),
     )
     update = RefUpdate(f"refs/heads/{m.branch}", tip, published) if tip != published else None
-    return report, update, (tip, record.to_json())
+    return report, update, (tip, record)
 
 
 def _gated_build(

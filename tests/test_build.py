@@ -188,3 +188,41 @@ def test_advisory_patch_is_verified_then_applied(
     assert "XSA-6 BLOCKED at patch: sha256-mismatch" in run.out
     assert f"sha256 is {good}, the manifest says {wrong}" in run.out
     assert "XSA-1 fix" in run.out
+
+
+def test_the_users_git_config_and_attributes_do_not_change_a_build(
+    bot: Bot, xenlike: XenLike, tmp_path: Path
+) -> None:
+    """libgit2 and git would read ~/.gitconfig and ~/.config/git/attributes: `*.c -merge`
+    turns every 3-way file merge into a conflict. A build must not see them."""
+    import os
+    import sys
+
+    # XSA-3 meets a grant.c that the base changed elsewhere: a real 3-way file merge.
+    path = bot.write("4.19", manifest(xenlike, (3, ["xsa3a", "xsa3b"])))
+    tips = []
+    for name, attributes in (("clean", ""), ("hostile", "*.c -merge\n")):
+        home = tmp_path / name
+        (home / ".config" / "git").mkdir(parents=True)
+        (home / ".config" / "git" / "attributes").write_text(attributes)
+        (home / ".gitconfig").write_text("[merge]\n\tdefault = binary\n[core]\n\tautocrlf = true\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "XDG_"))}
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "build",
+                str(path),
+                "--state",
+                str(tmp_path / f"s-{name}"),
+                "--upstream",
+                f"xen={xenlike.path}",
+            ],
+            env={**env, "HOME": str(home)},
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        tips.append(proc.stdout.strip().splitlines()[-1])
+    assert tips[0] == tips[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -152,7 +153,7 @@ def test_blocked_xsa_is_reported_and_the_rest_published(bot: Bot, xenlike: XenLi
         }
     ]
     note = _git(bot.mirror, "notes", "--ref", "xsabot", "show", _tip(bot.mirror))
-    record = json.loads(note)
+    record = json.loads(note)["records"]["xsa/4.19"]
     assert [x["state"] for x in record["xsas"]] == ["applied", "blocked", "applied"]
 
 
@@ -277,3 +278,68 @@ def test_relative_upstream_and_mirror_paths_are_taken_from_the_current_directory
     assert main(argv) == 0, bot.capsys.readouterr()
     assert _tip(tmp_path / "relative-mirror.git")
     assert main(argv) == 0  # and again: a no-op pass through the same relative paths
+
+
+def test_a_fix_not_yet_on_the_source_is_picked_up_when_the_source_moves(
+    bot: Bot, xenlike: XenLike
+) -> None:
+    b = xenlike.builder
+    b.branch("staging-4.19", "stable-4.19")
+    b.checkout("staging-4.19")
+    fix = b.commit("x86: later fix\n\nThis is XSA-6.\n", {"xen/arch/x86/new.c": "fix\n"})
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), {"xsa": 6, "commits": f"[{fix}]"}))
+    first = _only(_reconcile(bot))
+    assert [b["reason"] for b in first["blocked"]] == ["bad-source"]
+    assert _only(_reconcile(bot))["rebuilt"] is False  # nothing moved: nothing to do
+    b.checkout("stable-4.19")
+    b.repo.git.merge("--ff-only", "staging-4.19")  # staging graduates to stable
+    moved = _only(_reconcile(bot))
+    assert moved["rebuilt"] is True and moved["applied"] == [1, 6]
+    assert moved["action"] == "fast-forward"
+
+
+def test_renaming_a_patch_file_rebuilds(bot: Bot, xenlike: XenLike) -> None:
+    b = xenlike.builder
+    b.branch("advisory", xenlike.shas["release"])
+    b.checkout("advisory")
+    b.commit("x86: advisory fix\n\nThis is XSA-6.\n", {"xen/arch/x86/adv.c": "fix\n"})
+    data = subprocess.run(
+        ["git", "-C", str(xenlike.path), "format-patch", "-1", "--stdout"],
+        check=True, capture_output=True,
+    ).stdout
+    digest = hashlib.sha256(data).hexdigest()
+    for name in ("xsa6.patch", "xsa6-4.19.patch"):
+        (bot.manifests / name).write_bytes(data)
+        bot.write("4.19", manifest(xenlike, {"xsa": 6, "patches": f"[{{path: {name}, sha256: {digest}}}]"}))
+        report = _only(_reconcile(bot))
+        assert report["rebuilt"] is True  # the name is in the provenance line
+        body = _git(bot.mirror, "log", "-1", "--format=%B", report["build"])
+        assert f"advisory patch {name} sha256" in body
+
+
+def test_two_manifests_building_the_same_commit_keep_their_own_records(
+    bot: Bot, xenlike: XenLike
+) -> None:
+    bot.write("a", manifest(xenlike, (1, ["xsa1"]), branch="xsa/a"))
+    bot.write("b", manifest(xenlike, (1, ["xsa1"]), {"xsa": 9, "status": "not-affected", "why": "arm only"}, branch="xsa/b"))
+    first = {r["manifest"]: r for r in _reconcile(bot)["branches"]}
+    assert first["a"]["tip"] == first["b"]["tip"]
+    notes = _git(bot.mirror, "rev-parse", "refs/notes/xsabot")
+    again = {r["manifest"]: r for r in _reconcile(bot)["branches"]}
+    assert [again[m]["rebuilt"] for m in "ab"] == [False, False]
+    assert again["b"]["not_applied"] == [9] and again["a"]["not_applied"] == []
+    assert _git(bot.mirror, "rev-parse", "refs/notes/xsabot") == notes  # no churn
+
+
+def test_an_input_change_that_builds_the_same_commits_publishes_no_new_commit(
+    bot: Bot, xenlike: XenLike
+) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    first = _only(_reconcile(bot))
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), {"xsa": 9, "status": "not-affected", "why": "arm only"}))
+    second = _only(_reconcile(bot))
+    assert second["rebuilt"] is True
+    assert (second["action"], second["tip"]) == ("none", first["tip"])
+    assert second["not_applied"] == [9]
+    assert _tip(bot.mirror) == first["tip"]
+    assert _only(_reconcile(bot))["rebuilt"] is False  # and the new record is what is read back

@@ -47,9 +47,10 @@ def test_blocked_xsa_gets_one_proposal_that_merging_makes_published(
     assert f"commit: {xenlike.shas['prereq']}" in edited
     branch_tip = repo.rev("xsabot/4.19/xsa-2")
 
-    second = _reconcile(bot)
-    assert [p["action"] for p in second["proposals"]] == ["keep"]
+    second = _reconcile(bot)  # nothing changed: no build, no forge call, nothing touched
+    assert second["proposals"] == [] and second["branches"][0]["rebuilt"] is False
     assert repo.rev("xsabot/4.19/xsa-2") == branch_tip
+    assert "proposal !1: 4.19: add 1 prerequisite for XSA-2" in bot("status").out
 
     repo.repo.git.merge("xsabot/4.19/xsa-2")  # a volunteer merges the proposal
     third = _reconcile(bot)

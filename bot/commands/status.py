@@ -37,7 +37,7 @@ def branch_status(ctx: Context) -> list[BranchReport]:
             work = works[m.tree] = WorkRepo.for_tree(config.state, m.tree)
             work.fetch_mirror(config.mirror_of(m.tree), config.namespace)
         tip = work.mirror_branch(m.branch)
-        record = read_record(work, tip, work.mirror_notes()) if tip else None
+        record = read_record(work, tip, work.mirror_notes(), m.branch) if tip else None
         fields: dict[str, Any] = from_record(record) if record else {"base": m.base}
         reports.append(
             BranchReport(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.core.outcome import BuildResult
 from bot.manifest.model import Manifest
 
-FORMAT = 1
+FORMAT = 2  # 2: a note holds records by branch
 
 
 def inputs_digest(
@@ -33,7 +34,8 @@ def inputs_digest(
             "status": x.status,
             "prerequisites": [p.commit for p in x.prerequisites],
             "commits": list(x.commits),
-            "patches": [p.sha256 for p in x.patches],
+            # The file name is in the commit's provenance line, so it is an input too.
+            "patches": [[p.sha256, posixpath.basename(p.path or p.url or "")] for p in x.patches],
         }
         for x in manifest.xsas
     ]
@@ -42,6 +44,7 @@ def inputs_digest(
         "bot": bot_version,
         "committer": list(committer),
         "tree": manifest.tree,
+        "source": manifest.source,
         "base": base_commit,
         "xsas": xsas,
     }
@@ -74,24 +77,53 @@ class BuildRecord:
     build: str  # the tip `xsabot build` gives; the published tip is it or a pseudo-merge of it
     xsas: tuple[XsaRecord, ...] = field(default=())
     bot: str = ""
+    source_commit: str = ""  # the source tip the build saw
 
     def states(self, state: str) -> list[int]:
         return [x.xsa for x in self.xsas if x.state == state]
 
-    def to_json(self) -> str:
-        data = {"format": FORMAT, **asdict(self)}
-        return json.dumps(data, indent=1, sort_keys=True) + "\n"
+    def stale_for(self, source_commit: str) -> bool:
+        """A commit that was not on the source may be there now: only then does the source
+        tip matter (every other input is in the digest)."""
+        waiting = any(x.reason == "bad-source" for x in self.xsas)
+        return waiting and source_commit != self.source_commit
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
-    def from_json(cls, text: str) -> BuildRecord | None:
+    def from_dict(cls, data: dict[str, Any]) -> BuildRecord | None:
         try:
-            data: dict[str, Any] = json.loads(text)
-            if data.pop("format", None) != FORMAT:
-                return None
-            xsas = tuple(_xsa_record(x) for x in data.pop("xsas"))
-            return cls(xsas=xsas, **data)
+            fields = dict(data)
+            xsas = tuple(_xsa_record(x) for x in fields.pop("xsas"))
+            return cls(xsas=xsas, **fields)
         except (ValueError, TypeError, KeyError):
             return None  # an unreadable record only costs a rebuild
+
+
+def note_text(existing: str | None, records: list[BuildRecord]) -> str:
+    """The note of one published commit: the records of every branch at that commit (two
+    manifests can build the same commit), `existing` ones kept unless replaced."""
+    by_branch = dict(note_records(existing)) if existing else {}
+    for record in records:
+        by_branch[record.branch] = record
+    data = {
+        "format": FORMAT,
+        "records": {b: r.as_dict() for b, r in sorted(by_branch.items())},
+    }
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def note_records(text: str) -> dict[str, BuildRecord]:
+    """The records in a note, by branch; an unreadable note has none (it costs a rebuild)."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            return {}
+        found = {b: BuildRecord.from_dict(r) for b, r in data["records"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}
+    return {b: r for b, r in found.items() if r is not None}
 
 
 def _xsa_record(data: dict[str, Any]) -> XsaRecord:
@@ -129,4 +161,5 @@ def make_record(
         build=result.tip,
         xsas=tuple(xsas),
         bot=bot,
+        source_commit=result.source_commit,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pygit2
 
+from bot import __version__
 from bot.config import Identity
 from bot.core.outcome import Blocked, BuildResult, Pick, PickRole, XsaOutcome
 from bot.git.commits import parse_commit, pick_commit
@@ -21,6 +22,9 @@ from bot.git.objects import ObjectStore
 from bot.git.patch import PatchError, apply_to_tree, parse_mail, patch_commit, read_patch
 from bot.git.pick import TreeMerger
 from bot.manifest.model import Manifest, Xsa
+
+ENGINE = f"xsabot {__version__} libgit2 {pygit2.LIBGIT2_VERSION}"
+"""What builds the commits: part of every build's inputs, so another merge engine rebuilds."""
 
 
 class _BadSource(Exception):

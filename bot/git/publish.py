@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-from bot.core.record import BuildRecord
+from bot.core.record import BuildRecord, note_records
 from bot.git.commits import format_commit, identity_line, parse_commit
 from bot.git.objects import ObjectStore
 from bot.git.runner import git
@@ -32,17 +32,23 @@ class PushResult:
     message: str = ""
 
 
-def read_record(work: WorkRepo, tip: str, notes: str | None) -> BuildRecord | None:
-    """The build record attached to `tip` in the fetched mirror notes, if any."""
+def read_note(work: WorkRepo, commit: str, notes: str | None) -> str | None:
+    """The text of the note on `commit` in the fetched mirror notes, if any."""
     if notes is None:
         return None
     tree = work.repo[notes].tree
     try:
-        blob = work.repo[tree[tip].id]
+        blob = work.repo[tree[commit].id]
     except KeyError:
         return None
     assert isinstance(blob, pygit2.Blob)
-    return BuildRecord.from_json(blob.data.decode("utf-8", "replace"))
+    return blob.data.decode("utf-8", "replace")
+
+
+def read_record(work: WorkRepo, tip: str, notes: str | None, branch: str) -> BuildRecord | None:
+    """The build record of `branch` attached to `tip`, if any."""
+    text = read_note(work, tip, notes)
+    return note_records(text).get(branch) if text else None
 
 
 def _date_of(store: ObjectStore, commit: str) -> bytes:

@@ -39,6 +39,7 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         GIT_TERMINAL_PROMPT="0",
         GIT_CONFIG_NOSYSTEM="1",
         GIT_CONFIG_GLOBAL=os.devnull,
+        XDG_CONFIG_HOME=os.devnull,  # nor ~/.config/git/attributes
         GIT_ASKPASS="true",
         SSH_ASKPASS="true",
         LC_ALL="C",
