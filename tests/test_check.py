@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.check import gate as check_gate
 from bot.check.prereqs import find_build_prerequisites
-from bot.check.runner import CheckRunner
+from bot.check.runner import CheckRunner, CheckTimedOut
 from bot.cli import main
 from bot.config import Identity
 from bot.core.gate import GateBlock, GateBuild, gate
@@ -55,7 +56,13 @@ def test_a_tree_that_builds_passes_and_the_export_is_removed(
     result = runner(project, tmp_path).check(tree)
     assert (result.status, result.cached, result.exit_status) == ("passed", False, 0)
     assert result.log == tmp_path / "state/checks/logs" / f"{tree}.log" and result.log.exists()
-    assert sorted(p.name for p in (tmp_path / "state/checks").iterdir()) == ["logs", "results"]
+    assert sorted(p.name for p in (tmp_path / "state/checks").iterdir()) == [
+        "export",
+        "logs",
+        "results",
+    ]
+    # only the lock that keeps two processes from exporting the same tree at once is left
+    assert [p.name for p in (tmp_path / "state/checks/export").iterdir()] == [f"{tree}.lock"]
 
 
 def test_a_failing_tree_fails_with_gcc_s_error_in_the_tail(
@@ -92,8 +99,37 @@ def test_a_check_past_its_time_is_a_timeout_and_its_processes_are_gone(
     assert result.status == "timeout" and result.exit_status is None
     assert time.monotonic() - started < 4
     assert not _running(int(pidfile.read_text()))
-    # a longer timeout may let it finish: the timeout is not taken as the tree's result
+    # a timeout says nothing about the tree: it is not kept as the tree's result, for a longer
+    # timeout or for the same one
+    assert not (tmp_path / "state/checks/results" / f"{result.tree}.json").exists()
     assert runner(project, tmp_path, command, timeout=2).cached(result.tree) is None
+    assert runner(project, tmp_path, command, timeout=1).cached(result.tree) is None
+    assert result.log.exists()  # what it printed before it was stopped is kept, for the operator
+
+
+def test_the_output_names_no_state_dir_and_a_killed_run_s_export_is_cleared(
+    project: Project, tmp_path: Path
+) -> None:
+    # make -w, as Xen's recursive build does, prints the directory the check runs in
+    command = "pwd; ls; make -w -s && false"
+    tree = project.tree("RELEASE-1.0")
+    results = []
+    for state in ("a", "b/deeper"):
+        check = runner(project, tmp_path / state, command)
+        # a run killed mid-build left its export and half a log behind
+        left = check.root / "export" / tree
+        (left / "stale").mkdir(parents=True)
+        (left / "stale" / "junk.o").write_text("x")
+        (left / "stale").chmod(0o500)
+        (left.parent / f"{tree}.out").write_text("old output\n")
+        results.append(check.check(tree))
+        assert sorted(p.name for p in left.parent.iterdir()) == [f"{tree}.lock"]
+    first, second = results
+    assert first.status == "failed" and "junk.o" not in first.output()
+    assert "old output" not in first.output()
+    assert first.tail == second.tail and first.output() == second.output()
+    assert "make: Entering directory '.'" in first.tail, first.tail
+    assert str(tmp_path) not in first.output()
 
 
 def test_a_command_that_cannot_start_is_an_environment_error(
@@ -359,3 +395,71 @@ def test_a_name_no_commit_adds_is_reported_not_guessed(project: Project, tmp_pat
     )
     assert not found.found and found.finder.chosen == () and check.runs == 0
     assert "`nowhere_at_all`" in found.detail and found.finder.widened == ("whole tree",)
+
+
+# -- the real gate adapter (`bot.check.gate.BuilderGate`) ------------------------------------
+
+
+def builder_gate(
+    project: Project, state: Path, xsas: tuple[int, ...], command: str, timeout: float = 60
+) -> check_gate.BuilderGate:
+    work = WorkRepo.for_tree(state, "xen")
+    work.fetch_upstream(str(project.path))
+    store = ObjectStore(work.repo)
+    manifest = Manifest(
+        base="RELEASE-1.0",
+        source="stable-1.0",
+        branch="xsa/1.0",
+        xsas=tuple(Xsa(xsa=n, commits=(project.shas[f"xsa{n}"],)) for n in xsas),
+    )
+    return check_gate.BuilderGate(
+        Builder(work.repo, store, Identity()),
+        CheckRunner(command, repo_path=work.path, state=state, timeout=timeout),
+        manifest,
+        manifests_root=state,
+        base_commit=work.upstream("RELEASE-1.0", "tags") or "",
+        source_commit=work.upstream("stable-1.0", "heads") or "",
+    )
+
+
+def test_the_held_back_xsas_detail_is_the_same_from_any_state_dir(
+    project: Project, tmp_path: Path
+) -> None:
+    # Xen's build names files by absolute path (its include dirs are absolute), and make -w
+    # says where it runs; without compiler errors the detail is the output's last lines. None
+    # of it may put the host's state dir (or a random name) into a published note.
+    command = (
+        'gcc -Wall -Werror -fsyntax-only "$(pwd)/main.c" && make -w -s'
+        " && { test ! -f SECURITY || make -w -s security-review; }"  # fails XSA-2, not gcc
+    )
+    blocked = []
+    for state in (tmp_path / "one", tmp_path / "elsewhere" / "two"):
+        port = builder_gate(project, state, (1, 2, 3), command)
+        result = port.gated_result(gate(port))
+        blocked.append([o.blocked for o in result.outcomes if o.blocked is not None])
+    first, second = blocked
+    assert first == second
+    assert [(b.xsa, b.paths) for b in first] == [(1, ("main.c",)), (2, ()), (3, ("main.c",))]
+    assert first[0].detail.startswith("main.c:5:12: error: implicit declaration of function")
+    assert "make: Entering directory '.'" in first[1].detail, first[1].detail
+    assert str(tmp_path) not in "".join(b.detail for b in first)
+
+
+def test_a_check_that_times_out_holds_no_xsa_back_and_is_not_kept(
+    project: Project, tmp_path: Path
+) -> None:
+    # Only the trees with XSA-2 (it adds SECURITY) are slow: the base passes, so a timeout
+    # taken for a failure would hold XSA-2 back as does-not-build, for good.
+    state = tmp_path / "state"
+    port = builder_gate(project, state, (2,), f"test -f SECURITY && sleep 5; {BUILD}", timeout=1)
+    with pytest.raises(CheckTimedOut, match=r"tree [0-9a-f]{40} .*timed out after 1 s") as caught:
+        gate(port)
+    assert port.last is not None and caught.value.tree == port.last.tree  # the tip
+    assert caught.value.timeout == 1
+    assert isinstance(caught.value, SetupError)  # the pass reports it; nothing is published
+    assert port.known(caught.value.tree) is None
+    assert not (state / "checks/results" / f"{caught.value.tree}.json").exists()
+    # nothing was decided: with the time it needs, the same gate holds nothing back
+    slow = builder_gate(project, state, (2,), f"test -f SECURITY && sleep 5; {BUILD}", timeout=30)
+    outcome = gate(slow)
+    assert outcome.passed and outcome.blocked == () and outcome.build.xsas == (2,)

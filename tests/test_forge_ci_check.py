@@ -16,14 +16,19 @@ from pathlib import Path
 import pytest
 
 from bot.check.forge_ci import CiState, CiStatus, ForgeCiRunner, candidate_ref
-from bot.check.runner import CheckRunner
+from bot.check.gate import BuilderGate
+from bot.check.runner import CheckRunner, CheckTimedOut
 from bot.config import Config, ForgeConfig, Identity, Tree
+from bot.core.gate import gate
 from bot.errors import SetupError
 from bot.forges.gitlab import GitLabForge
 from bot.forges.http import RetryPolicy
 from bot.forges.local import CI_CONTEXT, LocalForge
+from bot.git.build import Builder
+from bot.git.objects import ObjectStore
 from bot.git.runner import git, git_text
 from bot.git.workrepo import WorkRepo
+from bot.manifest.model import Manifest, Xsa
 from bot.reconcile import TreePass, run_pass
 from tests.cproject import BUILD, Project, make_project
 from tests.fakes.gitlab import FakeGitLab
@@ -283,10 +288,65 @@ def test_a_status_pending_past_the_timeout_is_a_timeout_and_is_asked_again(
     assert "no verdict within 60 s" in result.tail
     # The pipeline outlives the wait: next time the forge is asked again, not the cache.
     assert runner.cached(tree) is None
+    assert not (tmp_path / "state/checks/results" / f"{tree}.json").exists()
     forge.state = "success"
     again = runner.check(tree)
     assert again.passed and not again.cached and runner.runs == 2
     assert runner.check(tree).cached and runner.runs == 2  # a verdict is kept
+
+
+class Slow:
+    """CI that passes the commits in `done` and keeps the others pending."""
+
+    def __init__(self, done: set[str]) -> None:
+        self.done = done
+
+    def check_status(self, sha: str) -> CiState:
+        return "success" if sha in self.done else "pending"
+
+
+def test_a_pipeline_past_the_timeout_holds_no_xsa_back(tmp_path: Path, project: Project) -> None:
+    # The base's pipeline has passed, the tip's is still running: taken for a failure, the
+    # timeout would hold XSA-2 back as does-not-build, and the pass would not ask again.
+    work, mirror = _work(project, tmp_path)
+    base = project.upstream.repo.git.rev_parse("RELEASE-1.0")
+    clock, forge = Clock(), Slow({base})
+    runner = ForgeCiRunner(
+        forge,
+        work=work,
+        mirror=mirror,
+        namespace="xsa/",
+        state=tmp_path / "state",
+        timeout=60,
+        poll=25,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    port = BuilderGate(
+        Builder(work.repo, ObjectStore(work.repo), Identity()),
+        runner,
+        Manifest(
+            base="RELEASE-1.0",
+            source="stable-1.0",
+            branch="xsa/1.0",
+            xsas=(Xsa(xsa=2, commits=(project.shas["xsa2"],)),),
+        ),
+        manifests_root=tmp_path,
+        base_commit=base,
+        source_commit=work.upstream("stable-1.0", "heads") or "",
+    )
+
+    with pytest.raises(CheckTimedOut, match=r"tree [0-9a-f]{40} \(forge-ci\) timed out after 60 s"):
+        gate(port)
+    assert port.last is not None
+    tip, tree = port.last.tip, port.last.tree
+    assert port.known(tree) is None and runner.cached(tree) is None
+    assert not (tmp_path / "state/checks/results" / f"{tree}.json").exists()
+    assert _ref(tmp_path / "mirror.git", CANDIDATE) == tip  # only the candidate moved
+
+    forge.done.add(tip)  # the pipeline finishes: the next pass asks, and publishes XSA-2
+    outcome = gate(port)
+    assert outcome.passed and outcome.blocked == () and outcome.build.xsas == (2,)
 
 
 def test_a_forge_that_never_knows_the_commit_is_a_setup_error(

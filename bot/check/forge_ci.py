@@ -11,7 +11,8 @@ a build whose tip passed.
 
 Results are cached by tree as `CheckRunner` caches them (`<state>/checks/results/<tree>.json`,
 with "forge-ci" as the command), except timeouts: the pipeline outlives our wait, so its
-verdict is asked for again next time instead of being assumed.
+verdict is asked for again next time instead of being assumed (the gate raises
+`bot.check.runner.CheckTimedOut` for one: no XSA is held back for a slow pipeline).
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ class ForgeCiRunner:
             tree, status, seconds, text, log, cached=False, exit_status=exit_status
         )
         self.runs += 1
-        self._record(result, candidate, ref)
+        if status in _FINAL:  # a timeout is no verdict: nothing to keep (see `cached`)
+            self._record(result, candidate, ref)
         return result
 
     def _push(self, ref: str, commit: str) -> None:

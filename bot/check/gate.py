@@ -2,6 +2,10 @@
 
 Builds a manifest's branch with some XSAs held back, gives the gate the tree after each
 applied XSA, and runs (or reads the cached result of) the operator's check on a tree.
+
+A check that times out gives no verdict, so `passes` raises `CheckTimedOut` rather than answer
+False: a False makes the gate hold an XSA back as does-not-build, and since the pass's inputs
+do not change after that, the XSA would never be checked again.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.check.forge_ci import ForgeCiRunner
-from bot.check.runner import CheckRunner
+from bot.check.runner import CheckRunner, CheckTimedOut
 from bot.core.compiler import evidence, parse_errors
 from bot.core.gate import GateBuild, GateResult
 from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
@@ -62,13 +66,18 @@ class BuilderGate:
         return parse_commit(self.builder.store.read(commit)[1]).tree
 
     def passes(self, tree: str) -> bool:
+        """Whether `tree` passes the check; raises `CheckTimedOut` when there is no verdict."""
         # The check exports the tree with git; forge CI pushes the commit, so flush that.
         self.builder.store.flush([self.commits.get(tree, tree)])
-        return self.runner.check(tree).passed
+        result = self.runner.check(tree)
+        if result.status == "timeout":
+            raise CheckTimedOut(tree, self.runner.timeout, self.runner.command)
+        return result.passed
 
     def known(self, tree: str) -> bool | None:
         found = self.runner.cached(tree)
-        return None if found is None else found.passed
+        # The runners cache no timeout; were one read, it would still be no verdict.
+        return None if found is None or found.status == "timeout" else found.passed
 
     def gated_result(self, gate: GateResult) -> BuildResult:
         """The last build, with each held-back XSA's block saying why: the compiler's words."""

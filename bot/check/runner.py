@@ -1,17 +1,24 @@
 """The one place that runs the operator's check command (git itself runs in `bot/git/runner.py`).
 
 A check runs on a tree, not a commit: the same tree built twice (a new base with the same
-content, a rebuilt branch) is one check, so results are cached by tree ID (and command) under
-`<state>/checks/results/`, and a tree is never checked twice. The tree is exported with
-`git archive` into a throw-away directory (no work tree, no `.git` for the build to look at),
-the command runs there through `/bin/sh -c` (the operator owns it, the manifests never carry
-one) in its own process group with a timeout, a minimal environment and stdin closed; its whole
-output goes to `<state>/checks/logs/<tree>.log`.
+content, a rebuilt branch) is one check, so verdicts are cached by tree ID (and command) under
+`<state>/checks/results/`, and a tree is never checked twice. A timeout is no verdict (the
+machine was slow or busy; the tree may be fine): it is not cached, and the next pass checks
+again. The tree is exported with `git archive` into `<state>/checks/export/<tree>` (no work
+tree, no `.git` for the build to look at), the command runs there through `/bin/sh -c` (the
+operator owns it, the manifests never carry one) in its own process group with a timeout, a
+minimal environment and stdin closed; its whole output goes to `<state>/checks/logs/<tree>.log`.
+
+The output reaches published notes and merge requests (a held-back XSA's compiler errors), so
+it must not depend on the host: the export directory is at a fixed place, and every mention of
+it in the output is made relative to the tree (`<export>/xen/common/foo.c` -> `xen/common/foo.c`,
+`<export>` -> `.`) before anything reads it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import logging
@@ -22,7 +29,6 @@ import signal
 import stat
 import subprocess
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +40,7 @@ from bot.git.runner import git
 
 logger = logging.getLogger(__name__)
 Status = Literal["passed", "failed", "timeout"]
-_STATUSES = ("passed", "failed", "timeout")
+_FINAL: tuple[Status, ...] = ("passed", "failed")  # verdicts; a timeout is not one
 TAIL_LINES = 40
 SHELL = "/bin/sh"
 # sh's own statuses for "command not found" and "found but not executable": the check never
@@ -46,6 +52,26 @@ _TOOL_MISSING = re.compile(r"^make(?:\[\d+\])?: \*\*\* \[.*\] Error 12[67]$", re
 _KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a timed-out check
 _TREE_ID = re.compile(r"[0-9a-f]{40}")
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Results recorded before output was made relative to the tree carry the host's paths (and a
+# random directory name): they are checked again rather than published.
+_FORMAT = 2
+
+
+class CheckTimedOut(SetupError):
+    """The check gave no verdict on `tree` within `timeout` seconds.
+
+    That says nothing about the tree (a loaded machine, a slow pipeline): no XSA may be held
+    back for it, and nothing is cached, so the next pass checks the same tree again.
+    """
+
+    def __init__(self, tree: str, timeout: float, command: str) -> None:
+        self.tree = tree
+        self.timeout = timeout
+        self.command = command
+        super().__init__(
+            f"the check of tree {tree} ({command}) timed out after {timeout:g} s: no XSA is "
+            "held back for it, and the next pass checks the tree again"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,10 +116,8 @@ class CheckRunner:
             return None
         if not isinstance(data, dict) or data.get("command") != self.command:
             return None  # another command's result: the check must run again
-        if data.get("status") not in _STATUSES:
-            return None
-        if data["status"] == "timeout" and float(data.get("timeout", 0)) < self.timeout:
-            return None  # it may finish with the longer time it is given now
+        if data.get("format") != _FORMAT or data.get("status") not in _FINAL:
+            return None  # an old record with host paths in it, or a timeout: no verdict
         return CheckResult(
             tree=tree,
             status=data["status"],
@@ -111,28 +135,42 @@ class CheckRunner:
         found = self.cached(tree)
         if found is not None:
             return found
-        for d in (self.results, self.logs):
+        exports = self.root / "export"
+        for d in (self.results, self.logs, exports):
             d.mkdir(parents=True, exist_ok=True)
-        export = Path(tempfile.mkdtemp(prefix=f"{tree[:12]}-", dir=self.root))
-        try:
-            _export(self.repo_path, tree, export / "tree")
-            result = self._run(tree, export)
-        finally:
-            _remove(export)
-        self.runs += 1
-        self._record(result)
-        return result
+        # The export's path is fixed (the output must not vary), so two processes on one state
+        # dir checking one tree would share it: the second waits, then finds the first's result.
+        with open(exports / f"{tree}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = self.cached(tree)
+            if found is not None:
+                return found
+            export = (exports / tree).absolute()
+            scratch = [export, export.with_name(f"{tree}.out"), export.with_name(f"{tree}.log")]
+            for path in scratch:  # left by a run that was killed
+                _remove(path)
+            try:
+                _export(self.repo_path, tree, export)
+                result = self._run(tree, export)
+            finally:
+                for path in scratch:
+                    _remove(path)
+            self.runs += 1
+            if result.status in _FINAL:
+                self._record(result)
+            return result
 
     def _run(self, tree: str, export: Path) -> CheckResult:
         log = self.logs / f"{tree}.log"
-        # Written in the export and renamed (same file system): readers see only whole logs.
-        partial = export / "output.log"
+        raw = export.with_name(f"{tree}.out")
+        # Written beside the export and renamed (same file system): readers see only whole logs.
+        partial = export.with_name(f"{tree}.log")
         started = time.monotonic()
-        with open(partial, "wb") as out:
+        with open(raw, "wb") as out:
             try:
                 proc = subprocess.Popen(
                     [SHELL, "-c", self.command],
-                    cwd=export / "tree",
+                    cwd=export,
                     env=_environment(),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
@@ -148,6 +186,7 @@ class CheckRunner:
                 proc.wait()
                 raise
         seconds = time.monotonic() - started
+        _relative_to(export, raw, partial)
         tail = _tail(partial)
         os.replace(partial, log)
         if exit_status in _CANNOT_START:
@@ -163,6 +202,7 @@ class CheckRunner:
 
     def _record(self, result: CheckResult) -> None:
         data: dict[str, Any] = {
+            "format": _FORMAT,
             "command": self.command,
             "status": result.status,
             "seconds": round(result.seconds, 3),
@@ -200,6 +240,22 @@ def _export(repo_path: Path, tree: str, dest: Path) -> None:
         archive.extractall(dest, filter="tar")
 
 
+def _relative_to(export: Path, raw: Path, dest: Path) -> None:
+    """Copy the output `raw` to `dest` with the export directory made relative: a path in it
+    loses its `<export>/` (the file's path in the tree), the directory itself becomes `.`.
+
+    Both spellings are replaced: the one the runner gave, and the one without symlinks that a
+    build gets from getcwd() (make's "Entering directory", $(CURDIR), absolute include dirs).
+    Line by line: a path never spans lines, and a build log may not fit in memory.
+    """
+    spellings = sorted({os.fsencode(export), os.fsencode(os.path.realpath(export))}, key=len)
+    with open(raw, "rb") as src, open(dest, "wb") as out:
+        for line in src:
+            for path in reversed(spellings):  # the longer first: one may start with the other
+                line = line.replace(path + b"/", b"").replace(path, b".")
+            out.write(line)
+
+
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
     """The exit status, or None after killing the whole group at the timeout."""
     try:
@@ -232,7 +288,11 @@ def _tail(path: Path, lines: int = TAIL_LINES) -> str:
 
 
 def _remove(path: Path) -> None:
-    """Remove the export, including directories a build left read-only."""
+    """Remove the export (or a file beside it), including directories a build left read-only;
+    nothing to remove is fine."""
+    if not path.is_dir() or path.is_symlink():
+        path.unlink(missing_ok=True)
+        return
 
     def retry(func: Callable[..., Any], name: str, _exc: Any) -> None:
         try:
