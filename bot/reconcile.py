@@ -18,7 +18,7 @@ from bot.core.outcome import BuildResult
 from bot.core.plan import BranchReport, PassReport, from_record
 from bot.core.publish import Action, changes, decide, pseudo_merge_message
 from bot.core.record import BuildRecord, inputs_digest, make_record, note_text
-from bot.errors import XsabotError
+from bot.errors import SetupError, XsabotError
 from bot.git.build import ENGINE, Builder
 from bot.git.commits import parse_commit
 from bot.git.objects import ObjectStore
@@ -133,12 +133,15 @@ def run_pass(
     for loaded in mset.loaded:
         by_tree[loaded.manifest.tree].append(loaded)
     trees: dict[str, TreePass] = {}
+    environment_failed = False
     for tree, items in sorted(by_tree.items()):
         try:
             tree_pass, tree_reports = _pass_tree(config, tree, items, publish, progress)
             trees[tree] = tree_pass
         except XsabotError as exc:
             log.warning("tree %s: %s", tree, exc)
+            # The other trees still go on; the exit status says the environment is at fault.
+            environment_failed = environment_failed or isinstance(exc, SetupError)
             tree_reports = [
                 BranchReport(
                     manifest=m.name,
@@ -152,7 +155,8 @@ def run_pass(
             ]
         reports.extend(tree_reports)
     reports.sort(key=lambda r: r.manifest)
-    return PassOutcome(PassReport(tuple(reports)), list(mset.loaded), trees)
+    report = PassReport(tuple(reports), environment_failed=environment_failed)
+    return PassOutcome(report, list(mset.loaded), trees)
 
 
 def _pass_tree(
@@ -268,9 +272,15 @@ def _plan_branch(
         )
     settings = config.trees[m.tree]
     check_report: dict[str, Any] | None = None
-    if settings.check_via == "forge-ci" and not publish:
-        # The forge's CI runs on candidate refs pushed to the mirror: a plan pushes nothing.
-        check_report = {"command": "forge-ci", "passed": None, "skipped": "plan pushes nothing"}
+    if settings.gated and not publish:
+        # A plan runs no check: it may be planning an unmerged merge request, whose content
+        # (an advisory patch, say) must not run in a process that holds the forge token; and
+        # forge CI would need candidate refs pushed. The plan says what it did not do.
+        check_report = {
+            "command": settings.check,
+            "passed": None,
+            "skipped": "a plan runs no check",
+        }
         result = builder.build(
             m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
         )

@@ -343,3 +343,18 @@ def test_an_input_change_that_builds_the_same_commits_publishes_no_new_commit(
     assert second["not_applied"] == [9]
     assert _tip(bot.mirror) == first["tip"]
     assert _only(_reconcile(bot))["rebuilt"] is False  # and the new record is what is read back
+
+
+def test_an_unreachable_upstream_is_an_environment_error(
+    bot: Bot, xenlike: XenLike, tmp_path: Path
+) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    from bot.cli import main
+
+    argv = ["reconcile", "--manifests", str(bot.manifests), "--state", str(bot.state),
+            "--upstream", f"xen={tmp_path / 'nowhere'}"]
+    assert main(argv) == 2  # not 1: nothing is blocked, the machine is not set up
+    (tmp_path / "a-file").write_text("x")
+    argv[-1] = f"xen={xenlike.path}"
+    assert main([*argv, "--mirror", f"xen={tmp_path / 'a-file'}"]) == 2
+    assert "not a bare git repository" in bot.capsys.readouterr().out

@@ -85,3 +85,37 @@ def test_a_base_that_fails_the_check_publishes_nothing(
     assert data["status"] == 1
     assert branch["published"] is False and branch["check"]["base_fails"] is True
     assert "fails the check itself" in branch["problems"][0]
+
+
+def test_a_plan_runs_no_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A plan may be of an unmerged merge request: its content never runs in the bot."""
+    project = make_project(tmp_path / "upstream")
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "1.0.yaml").write_text(_manifest(project))
+    ran = tmp_path / "ran"
+    argv = ["plan", "--json", "--manifests", str(manifests), "--state", str(tmp_path / "state"),
+            "--upstream", f"xen={project.path}", "--check", f"xen=touch {ran}"]
+    assert main(argv) == 0
+    [branch] = json.loads(capsys.readouterr().out)["branches"]
+    assert branch["check"]["skipped"] == "a plan runs no check"
+    assert not ran.exists()
+
+
+def test_build_with_the_held_back_xsas_reproduces_the_gated_branch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(tmp_path / "upstream")
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "1.0.yaml").write_text(_manifest(project))
+    data = _reconcile(tmp_path, project, manifests, capsys)
+    [branch] = data["branches"]
+    held = branch["check"]["held_back"]
+    assert held == [1, 3]
+    argv = ["build", str(manifests / "1.0.yaml"), "--state", str(tmp_path / "elsewhere"),
+            "--upstream", str(project.path)]
+    for xsa in held:
+        argv += ["--hold-back", str(xsa)]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == branch["build"]

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from bot.cli import Context
+from bot.core.outcome import DOES_NOT_BUILD, Blocked
 from bot.errors import UsageError
 from bot.git.runner import git
 from bot.git.workrepo import is_local
@@ -20,6 +21,15 @@ from bot.single import prepare
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", type=Path, help="the manifest file")
+    parser.add_argument(
+        "--hold-back",
+        type=int,
+        action="append",
+        default=[],
+        metavar="XSA",
+        help="leave this XSA out, as the check gate did (the build record lists them as "
+        "does-not-build); repeatable",
+    )
     parser.add_argument(
         "--ref",
         help="also point this ref at the tip in the local upstream repository "
@@ -33,8 +43,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     progress = Progress()
     branch = prepare(ctx.config, args.manifest, progress)
     m = branch.loaded.manifest
+    held = {
+        x: Blocked(x, None, (), DOES_NOT_BUILD, "held back (--hold-back)") for x in args.hold_back
+    }
     with progress.step(f"building {branch.loaded.name}"):
-        result = branch.build()
+        result = branch.build(leave_out=held)
     base, upstream, store, work = branch.base, branch.upstream, branch.store, branch.work
     status = 0
     print(f"base {m.base} {base}")
@@ -45,7 +58,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 print(f"XSA-{outcome.xsa} {pick.role} {pick.source} -> {mark}")
         if outcome.blocked is not None:
             b = outcome.blocked
-            status = 1
+            if outcome.xsa not in held:  # held back on request is not a failure
+                status = 1
             paths = f": {', '.join(b.paths)}" if b.paths else ""
             detail = f" ({b.detail})" if b.detail else ""
             print(f"XSA-{outcome.xsa} BLOCKED at {b.commit or 'patch'}: {b.reason}{paths}{detail}")

@@ -100,9 +100,12 @@ def from_record(record: BuildRecord) -> dict[str, Any]:
 class PassReport:
     branches: tuple[BranchReport, ...] = ()
     errors: tuple[str, ...] = field(default=())
+    environment_failed: bool = False  # a tree could not be reached at all (exit 2, not 1)
 
     @property
     def exit_status(self) -> int:
+        if self.environment_failed:
+            return 2
         return 0 if all(b.ok for b in self.branches) and not self.errors else 1
 
     def to_json(self) -> dict[str, Any]:

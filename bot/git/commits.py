@@ -30,10 +30,6 @@ class RawCommit:
         """The "<seconds> <zone>" tail of the committer line."""
         return b" ".join(self.committer.rsplit(b" ", 2)[-2:])
 
-    @property
-    def committer_seconds(self) -> int:
-        return int(self.committer.rsplit(b" ", 2)[-2])
-
 
 def parse_commit(raw: bytes) -> RawCommit:
     head, _, message = raw.partition(b"\n\n")

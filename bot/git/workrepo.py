@@ -43,7 +43,13 @@ class WorkRepo:
             git(["init", "--bare", "-q", str(path)])
             # Objects the bot makes are packed on flush; keep git from repacking under us.
             git(["config", "gc.auto", "0"], cwd=path)
-        self.repo = pygit2.Repository(str(path))
+        try:
+            self.repo = pygit2.Repository(str(path))
+        except pygit2.GitError as exc:
+            raise SetupError(
+                f"{path}: the bot's work repository is damaged ({exc}); remove it, "
+                "the next pass makes it again"
+            ) from None
 
     def borrow_objects(self, upstream: Path) -> None:
         """Read a local upstream's objects in place instead of copying them."""
@@ -71,7 +77,8 @@ class WorkRepo:
     def fetch_mirror(self, location: str, namespace: str, *, timeout: float = 600) -> None:
         """Fetch the bot's branches and notes from the mirror (a missing local mirror is made)."""
         if is_local(location) and not Path(location, "HEAD").exists():
-            if Path(location).exists() and any(Path(location).iterdir()):
+            where = Path(location)
+            if where.exists() and (not where.is_dir() or any(where.iterdir())):
                 raise SetupError(f"mirror {location}: exists but is not a bare git repository")
             git(["init", "--bare", "-q", location])
         self._fetch(
