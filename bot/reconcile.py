@@ -285,9 +285,14 @@ def _plan_branch(
             m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
         )
     elif settings.gated:
-        result, check_report = _gated_build(
-            config, tree_pass, builder, m, base_commit, source_commit
-        )
+        from bot.check.runner import CheckTimedOut
+
+        try:
+            result, check_report = _gated_build(
+                config, tree_pass, builder, m, base_commit, source_commit
+            )
+        except CheckTimedOut as exc:  # says nothing about any XSA: publish nothing, try again
+            return replace(head, problems=(str(exc),)), None, None
         if check_report["base_fails"]:
             problem = f"the base {m.base} fails the check itself; nothing is published"
             return replace(head, problems=(problem,), check=check_report), None, None

@@ -119,3 +119,25 @@ def test_build_with_the_held_back_xsas_reproduces_the_gated_branch(
         argv += ["--hold-back", str(xsa)]
     assert main(argv) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == branch["build"]
+
+
+def test_a_check_that_times_out_stops_only_its_branch_and_is_tried_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(tmp_path / "upstream")
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "1.0.yaml").write_text(_manifest(project))
+    config = tmp_path / "xsabot.yaml"
+    config.write_text(f"trees:\n  xen:\n    upstream: {project.path}\n    check: sleep 5\n"
+                      "    check_timeout: 1\n")
+    argv = ["reconcile", "--json", "--config", str(config), "--manifests", str(manifests),
+            "--state", str(tmp_path / "state")]
+    assert main(argv) == 1
+    [branch] = json.loads(capsys.readouterr().out)["branches"]
+    assert branch["published"] is False and branch["blocked"] == []
+    assert "timed out" in branch["problems"][0]
+    config.write_text(f"trees:\n  xen:\n    upstream: {project.path}\n    check: 'true'\n")
+    assert main(argv) == 0  # the next pass checks again, and publishes
+    [branch] = json.loads(capsys.readouterr().out)["branches"]
+    assert branch["published"] is True and branch["applied"] == [1, 2, 3]
