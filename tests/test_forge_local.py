@@ -179,6 +179,41 @@ def test_proposals_live_only_under_the_bots_namespace(forge_world: LocalWorld) -
     assert forge_world.snapshot() == before
 
 
+@pytest.mark.parametrize(
+    ("proposal", "message"),
+    [
+        (Proposal("master", "t", "b", {MANIFEST_PATH: "x"}), "proposals live under xsabot/"),
+        (Proposal(BRANCH, "t", "b", {"/etc/passwd": "x"}), "not a path inside"),
+        (Proposal(BRANCH, "t", "b", {".git/config": "x"}), "not a path inside"),
+        (Proposal(BRANCH, "t", "b", {"": "x"}), "not a path inside"),
+    ],
+)
+def test_an_update_is_refused_by_the_same_rule_as_an_open(
+    forge_world: LocalWorld, proposal: Proposal, message: str
+) -> None:
+    [opened] = sync(forge_world, {470: finder_result(PRE_A)})
+    mr = forge_world.forge.find(BRANCH)
+    assert mr is not None and opened.id == mr.id
+    before = forge_world.snapshot()
+    for write in (
+        lambda: forge_world.forge.open(proposal),
+        lambda: forge_world.forge.update(mr, proposal),
+    ):
+        with pytest.raises(ForgeError, match=message):
+            write()
+    assert forge_world.snapshot() == before
+
+
+def test_every_forge_checks_proposals_with_one_function() -> None:
+    # The local forge had its own copy of the rule: a rule added to one copy would have let the
+    # other forges (or this one) write where the bot must not.
+    from bot.forges import branch, github, gitlab, local, remote_branch
+
+    rule = branch.check_proposal
+    assert local.check_proposal is rule and remote_branch.check_proposal is rule
+    assert gitlab.check_proposal is rule and github.check_proposal is rule
+
+
 def test_load_forge_makes_the_local_forge_and_names_unknown_kinds(
     forge_world: LocalWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pygit2
 import pytest
+from ruamel.yaml import YAML
 
+from bot.config import Identity
 from bot.core.prereqs import FinderResult
+from bot.git.build import Builder
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
 from bot.git.prereqs import find_prerequisites
+from bot.manifest.model import Manifest
 from tests.conftest import Bot
 from tests.gitrepo import RepoBuilder, XenLike, numbered
 from tests.manifests import manifest
@@ -215,6 +219,67 @@ def test_change_already_in_the_base_is_excluded(world: World, tmp_path: Path) ->
     assert rework not in candidates(r)
 
 
+def test_an_already_applied_xsas_commits_are_on_the_branch(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The release was cut with `rework` and XSA-98 in it (and a line of its own), so XSA-98,
+    # listed with `rework` as its prerequisite, picks empty: already applied. `rework` is on
+    # the branch in every sense but a commit of its own, and the finder must not offer it for
+    # XSA-99 (its file differs from the cut's, so only the branch's picks can tell).
+    world.b.checkout("master")
+    cut = world.commit(
+        "release cut\n",
+        {**a(l10="a reworked", l20="a cut"), C: numbered("c", 30, l5="c xsa98")},
+    )
+    world.b.tag("RELEASE-1.0")
+    world.b.checkout("stable")
+    rework = world.commit("a: rework line 10\n", a(l10="a reworked"))
+    xsa98 = world.commit("c: fix\n\nThis is XSA-98.\n", {C: numbered("c", 30, l5="c xsa98")})
+    needed = world.commit("a: rework line 11\n", a(l10="a reworked", l11="a also"))
+    fix = world.commit(
+        "a: fix both\n\nThis is XSA-99.\n", a(l10="a reworked fixed", l11="a also fixed")
+    )
+    text = (
+        "base: RELEASE-1.0\nsource: stable\nbranch: xsa/1.0\nxsas:\n"
+        f"  - xsa: 98\n    prerequisites: [{{commit: {rework}}}]\n    commits: [{xsa98}]\n"
+        f"  - xsa: 99\n    commits: [{fix}]\n"
+    )
+
+    # A pass's search (`bot.proposals`) takes what is on the branch from the build result.
+    repo = pygit2.Repository(str(world.b.path))
+    store = ObjectStore(repo)
+    built = Builder(repo, store, Identity(name="xsabot", email="xsabot@example.invalid")).build(
+        Manifest.model_validate(YAML(typ="safe").load(text)),
+        manifests_root=world.b.path,
+        base_commit=cut,
+        source_commit=fix,
+    )
+    assert [o.state for o in built.outcomes] == ["already-applied", "blocked"]
+    assert built.picked_before(99) == [rework, xsa98]
+    blocked = built.outcomes[1].blocked
+    assert blocked is not None and blocked.tree is not None
+    r = find_prerequisites(
+        repo,
+        store,
+        base_commit=cut,
+        fix=fix,
+        xsa=99,
+        ours_tree=blocked.tree,
+        on_branch=built.picked_before(99),
+    )
+    assert chosen(r) == (needed,)
+    assert rework not in candidates(r)
+
+    # `xsabot deps` finds the same.
+    bot = Bot(world.b.path, tmp_path / "manifests", tmp_path / "state", tmp_path / "m.git", capsys)
+    bot.manifests.mkdir()
+    run = bot("deps", str(bot.write("1.0", text)), "99", "--json")
+    assert run.status == 0, run.err
+    data = json.loads(run.out)
+    assert [c["commit"] for c in data["chosen"]] == [needed]
+    assert rework not in {c["commit"] for c in data["candidates"]}
+
+
 def test_all_commits_of_an_xsa_are_tried_after_the_prerequisites(world: World) -> None:
     prereq = world.commit("c: rework line 5\n", {C: numbered("c", 30, l5="c reworked")})
     part1 = world.commit("a: part one\n\nThis is part of XSA-99.\n", a(l3="a part one"))
@@ -270,6 +335,19 @@ def test_deps_on_an_xsa_that_applies(bot: Bot, xenlike: XenLike) -> None:
     run = bot("deps", str(path), "1")
     assert run.status == 0, run.err
     assert run.out.strip() == "XSA-1 applies as listed: no prerequisites needed"
+
+
+def test_deps_on_an_xsa_that_applies_points_to_the_check_when_there_is_one(
+    bot: Bot, xenlike: XenLike
+) -> None:
+    # The gate may hold back an XSA that applies: deps cannot see that, and says where to look.
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (2, ["xsa2"])))
+    run = bot("deps", str(path), "1", "--check", "xen=false")
+    assert run.status == 0, run.err
+    assert run.out == (
+        "XSA-1 applies as listed: no prerequisites needed\n"
+        f"deps does not run the check; whether the branch builds with it: `xsabot check {path}`\n"
+    )
 
 
 def test_deps_without_a_set_exits_1(bot: Bot, xenlike: XenLike) -> None:

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from ruamel.yaml import YAML
 
-from bot.core.outcome import XsaOutcome
-from bot.core.prereqs import FinderResult
+from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
+from bot.core.prereqs import Candidate, FinderResult
 from bot.core.proposals import Decision, ManifestFile, decide, parse_proposal_branch
 from bot.manifest.edit import add_prerequisites, mark_blocked
 from bot.manifest.model import Manifest
@@ -275,3 +275,184 @@ def test_an_xsa_waiting_for_two_blocked_xsas_names_both() -> None:
 def test_a_merged_proposal_of_an_xsa_that_now_waits_is_left_alone() -> None:
     merged = merge_request(the_proposal(finder_result(PRE_A)), state="merged")
     assert decide_blocked(waiting(467), [merged]) == []
+
+
+# -- an XSA that applies but does not build (held back by the check gate) -------------------------
+
+ERRORS = (
+    "xen/arch/x86/cpu/amd.c:120:5: error: implicit declaration of function 'amd_set_model' "
+    "[-Werror=implicit-function-declaration]",
+    "ld: prelink.o: in function `amd_init':",
+    "xen/arch/x86/cpu/amd.c:(.text+0x2a): undefined reference to `amd_set_model'",
+)
+PROVIDES = Candidate(
+    "d4" * 20,
+    "x86/amd: add amd_set_model()",
+    (
+        "adds `amd_set_model`, which the build reports missing (implicit-function at "
+        "xen/arch/x86/cpu/amd.c:120)",
+    ),
+)
+NEEDED = Candidate(
+    "e5" * 20, "x86/amd: split the model table", ("needed for d4d4d4d4d4d4 to apply",)
+)
+
+
+def build_blocked(detail: str = "\n".join(ERRORS)) -> BuildResult:
+    """XSA-470 as the gate holds it back: it applied, the branch with it failed the check."""
+    blocked = Blocked(470, None, ("xen/arch/x86/cpu/amd.c",), DOES_NOT_BUILD, detail, "3" * 40)
+    return replace(build_result(), outcomes=(XsaOutcome(470, "blocked", blocked=blocked),))
+
+
+def build_finder(*chosen: Candidate, found: bool = True, faithful: bool = True) -> FinderResult:
+    """What `find_build_prerequisites` reports: `conflicts` are the files the compiler named,
+    and a set is minimal only when it is one commit."""
+    return FinderResult(
+        xsa=470,
+        fix=FIX2,
+        conflicts=("xen/arch/x86/cpu/amd.c",),
+        candidates=chosen or (PROVIDES,),
+        chosen=chosen if found else (),
+        found=found,
+        minimal=found and len(chosen) == 1,
+        faithful=found and faithful,
+        trials=5,
+        seconds=2.5,
+        widened=("whole tree",),
+    )
+
+
+def build_proposal(finder: FinderResult, detail: str = "\n".join(ERRORS)) -> Proposal:
+    [d] = decide([manifest_file()], {"4.19": build_blocked(detail)}, {("4.19", 470): finder}, [])
+    assert d.action == "open" and d.proposal is not None
+    return d.proposal
+
+
+def test_an_xsa_that_does_not_build_gets_a_proposal_that_says_so() -> None:
+    p = build_proposal(build_finder(PROVIDES))
+    assert (p.branch, p.title, p.draft) == (
+        BRANCH,
+        "4.19: add 1 prerequisite so XSA-470 builds",
+        False,
+    )
+    assert p.files == {
+        MANIFEST_PATH: add_prerequisites(MANIFEST, 470, [(PROVIDES.sha, PROVIDES.subject)])
+    }
+    assert p.body == (
+        "XSA-470 applies to `xsa/4.19.3` (base `RELEASE-4.19.3`), but the branch with it fails "
+        "the check. The build reports:\n"
+        "\n"
+        "```\n"
+        "xen/arch/x86/cpu/amd.c:120:5: error: implicit declaration of function 'amd_set_model' "
+        "[-Werror=implicit-function-declaration]\n"
+        "ld: prelink.o: in function `amd_init':\n"
+        "xen/arch/x86/cpu/amd.c:(.text+0x2a): undefined reference to `amd_set_model'\n"
+        "```\n"
+        "\n"
+        "This adds 1 prerequisite from `stable-4.19` to `manifests/4.19.yaml`, applied before the "
+        "fix in this order:\n"
+        "\n"
+        "| commit | subject | why it is needed |\n"
+        "|---|---|---|\n"
+        f"| `{PROVIDES.sha}` | x86/amd: add amd_set_model() | adds `amd_set_model`, which the "
+        "build reports missing (implicit-function at xen/arch/x86/cpu/amd.c:120) |\n"
+        "\n"
+        "It **builds**: with the set, the branch with XSA-470 passes the check.\n"
+        "The set is **minimal**: without it the branch fails the check.\n"
+        "It is **faithful**: the fix lands with the same patch-id as on `stable-4.19`.\n"
+        "\n"
+        "Search: 1 candidate, 5 trial merges; widened to whole tree.\n"
+        "\n"
+        "<details><summary>Candidates tried (1)</summary>\n"
+        "\n"
+        "- `d4d4d4d4d4d4` x86/amd: add amd_set_model() (adds `amd_set_model`, which the build "
+        "reports missing (implicit-function at xen/arch/x86/cpu/amd.c:120))\n"
+        "\n"
+        "</details>\n"
+        "\n"
+        "To reproduce: `xsabot check manifests/4.19.yaml`"
+    )
+
+
+def test_a_larger_build_set_is_not_called_minimal_or_irreducible() -> None:
+    # The build finder never spends checks on dropping commits: only a set of one is proven.
+    p = build_proposal(build_finder(NEEDED, PROVIDES, faithful=False))
+    assert p.title == "4.19: add 2 prerequisites so XSA-470 builds"
+    assert (
+        f"| `{NEEDED.sha}` | x86/amd: split the model table | needed for d4d4d4d4d4d4 to apply |\n"
+        f"| `{PROVIDES.sha}` | x86/amd: add amd_set_model() | adds `amd_set_model`, which the "
+        "build reports missing (implicit-function at xen/arch/x86/cpu/amd.c:120) |\n"
+        "\n"
+        "It **builds**: with the set, the branch with XSA-470 passes the check.\n"
+        "The set is **not proven minimal**: it is the commits that add what the build reports "
+        "missing, and the commits those need to apply.\n"
+        "It is **not faithful**: the fix applies, but not as on `stable-4.19` (different "
+        "context); review the result.\n"
+        "\n"
+    ) in p.body
+    assert "irreducible" not in p.body and "conflict" not in p.body
+
+
+def test_no_set_for_an_xsa_that_does_not_build_drafts_it_blocked_with_the_error() -> None:
+    p = build_proposal(build_finder(found=False))
+    assert (p.title, p.draft) == ("4.19: mark XSA-470 blocked (no prerequisite set found)", True)
+    why = (
+        "xsabot found no prerequisite set: the fix applies but does not build: "
+        "xen/arch/x86/cpu/amd.c:120:5: error: implicit declaration of function 'amd_set_model' "
+        "[-Werror=implicit-function-declaration]"
+    )
+    assert p.files == {MANIFEST_PATH: mark_blocked(MANIFEST, 470, why)}
+    assert p.body == (
+        "XSA-470 applies to `xsa/4.19.3` (base `RELEASE-4.19.3`), but the branch with it fails "
+        "the check. The build reports:\n"
+        "\n"
+        "```\n"
+        f"{ERRORS[0]}\n"
+        f"{ERRORS[1]}\n"
+        f"{ERRORS[2]}\n"
+        "```\n"
+        "\n"
+        "No set of prerequisites from `stable-4.19` makes it build, so this draft marks XSA-470 "
+        "`status: blocked` in `manifests/4.19.yaml`.\n"
+        "\n"
+        "To unblock it, push a manual backport to `xsabot/4.19/xsa-470`: add the patch to the "
+        "manifests repository, list it under `patches:` of XSA-470 with its sha256, and remove "
+        "`status` and `why`.\n"
+        "\n"
+        "Search: 1 candidate, 5 trial merges; widened to whole tree.\n"
+        "\n"
+        "<details><summary>Candidates tried (1)</summary>\n"
+        "\n"
+        "- `d4d4d4d4d4d4` x86/amd: add amd_set_model() (adds `amd_set_model`, which the build "
+        "reports missing (implicit-function at xen/arch/x86/cpu/amd.c:120))\n"
+        "\n"
+        "</details>\n"
+        "\n"
+        "To reproduce: `xsabot check manifests/4.19.yaml`"
+    )
+
+
+def test_a_build_failure_without_error_lines_says_so() -> None:
+    p = build_proposal(build_finder(found=False), detail="")
+    assert p.body.startswith(
+        "XSA-470 applies to `xsa/4.19.3` (base `RELEASE-4.19.3`), but the branch with it fails "
+        "the check, and the check printed no line that says why.\n\nNo set of prerequisites"
+    )
+    why = "xsabot found no prerequisite set: the fix applies but does not build"
+    assert p.files == {MANIFEST_PATH: mark_blocked(MANIFEST, 470, why)}
+
+
+def test_the_quoted_build_errors_leave_out_times() -> None:
+    # The gate falls back to the log's last lines when no line names what is missing; a time
+    # there would change the body, and edit the merge request, on every check.
+    timed = "\n".join(
+        ["[12:04:31] CC xen/arch/x86/cpu/amd.o", *ERRORS, "real\t0m41.27s", "make: done in 41.3s"]
+    )
+    assert build_proposal(build_finder(PROVIDES), detail=timed) == build_proposal(
+        build_finder(PROVIDES)
+    )
+
+
+def test_the_quoted_build_errors_keep_their_backticks_inside_the_fence() -> None:
+    p = build_proposal(build_finder(PROVIDES), detail="x.c:1:1: error: unknown type name ```t```")
+    assert "\n````\nx.c:1:1: error: unknown type name ```t```\n````\n" in p.body

@@ -6,6 +6,10 @@ prints the candidates, the chosen set with why each commit is needed, the trials
 time. The XSAs blocked before it are offered as a last resort: a fix that needs one of them
 waits for it. Exit 0 when a set is found or the XSA applies already, 1 when no set is found or
 the XSA waits for another.
+
+It answers whether the XSA applies, not whether it builds: an XSA the check gate holds back
+(`does-not-build`) applies as listed, and `xsabot check MANIFEST` is what shows its failure. With
+a check configured for the tree, an XSA that applies is reported with that reminder.
 """
 
 from __future__ import annotations
@@ -57,7 +61,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     blocked = outcome.blocked
     head = {"manifest": loaded.name, "xsa": entry.xsa, "state": outcome.state}
     if blocked is None:
-        return _report_unblocked(head, outcome, args.json)
+        gated = ctx.config.trees[loaded.manifest.tree].gated
+        check = f"xsabot check {args.manifest}" if gated else None
+        return _report_unblocked(head, outcome, args.json, check)
     if blocked.reason != "conflict" or blocked.commit is None:
         return _report_unsearchable(head, outcome, args.json)
     limits = Limits(args.max_candidates, args.max_trials, args.max_seconds)
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         fix=blocked.commit,
         xsa=entry.xsa,
         ours_tree=built.tree,
-        on_branch=_on_branch(built),
+        on_branch=built.picked_before(entry.xsa),
         limits=limits,
         xsa_commits=[p.commit for p in entry.prerequisites] + list(entry.commits),
         blocked_xsas=_blocked_before(loaded.manifest, built),
@@ -93,17 +99,6 @@ def _tried_as_listed(manifest: Manifest, entry: Xsa) -> Manifest:
     return manifest.model_copy(update={"xsas": xsas})
 
 
-def _on_branch(built: BuildResult) -> list[str]:
-    """Source commits on the branch before the XSA (blocked XSAs were rolled back)."""
-    return [
-        p.source
-        for o in built.outcomes[:-1]
-        if o.state in ("applied", "already-applied")
-        for p in o.picks
-        if p.role != "patch"
-    ]
-
-
 def _blocked_before(manifest: Manifest, built: BuildResult) -> dict[int, tuple[str, ...]]:
     """The commits of the XSAs before this one that are not on the branch: blocked by the
     build, or declared blocked in the manifest."""
@@ -115,7 +110,11 @@ def _blocked_before(manifest: Manifest, built: BuildResult) -> dict[int, tuple[s
     }
 
 
-def _report_unblocked(head: dict[str, Any], outcome: XsaOutcome, as_json: bool) -> int:
+def _report_unblocked(
+    head: dict[str, Any], outcome: XsaOutcome, as_json: bool, check: str | None
+) -> int:
+    """`check`: the command that tells whether the branch builds, when the tree has a check
+    (an XSA that applies may still be held back by it; deps does not run it)."""
     says = {
         "applied": "applies as listed: no prerequisites needed",
         "already-applied": "is already in the base: no prerequisites needed",
@@ -126,6 +125,8 @@ def _report_unblocked(head: dict[str, Any], outcome: XsaOutcome, as_json: bool) 
         print(json.dumps(head | {"found": True, "chosen": []}, indent=2))
     else:
         print(f"XSA-{outcome.xsa} {says}")
+        if check and outcome.state == "applied":
+            print(f"deps does not run the check; whether the branch builds with it: `{check}`")
     return 0
 
 

@@ -60,12 +60,19 @@ class BuildResult:
         return next((o for o in self.outcomes if o.xsa == xsa), None)
 
     def picked_before(self, xsa: int) -> list[str]:
-        """Source commits on the branch when `xsa` was tried (applied XSAs before it)."""
+        """Source commits on the branch when `xsa` was tried: the picks of the XSAs before it
+        that are on the branch (a blocked XSA's picks were rolled back).
+
+        An already-applied XSA's picks count too: they were empty because their change is on
+        the branch already. The prerequisite finder excludes these commits (by ID and by
+        patch-id); left out, a prerequisite listed for an already-applied XSA would be offered
+        again to a later one whenever the branch's file differs from the commit's.
+        """
         picked: list[str] = []
         for o in self.outcomes:
             if o.xsa == xsa:
                 break
-            if o.state == "applied":
+            if o.state in ("applied", "already-applied"):
                 picked += [p.source for p in o.picks if p.role != "patch"]
         return picked
 

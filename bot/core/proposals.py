@@ -8,9 +8,16 @@ An XSA whose fix needs another XSA that is blocked on the same branch (`waits_fo
 proposal of its own: no prerequisite can unblock it, and marking it blocked would send
 volunteers to backport by hand what the other XSA's proposal will bring.
 
+An XSA is blocked in one of two ways, and its proposal says which: its fix does not apply
+(a conflict: the finder's set makes it apply, `xsabot deps` reproduces the search), or it
+applies but the check gate held it back (`does-not-build`: the set adds what the compiler
+reports missing, `xsabot check` reproduces the failure). Telling a reviewer that a fix which
+applies cleanly "conflicts" would send them looking for a conflict that is not there.
+
 Every text here depends only on the state it describes (no times of day, no run IDs), because
 a merge request is updated exactly when its content hash changes: text that drifted from pass
-to pass would edit the merge request, and notify its watchers, on every pass.
+to pass would edit the merge request, and notify its watchers, on every pass: the compiler's
+lines are quoted without times (`error_lines`), and the check's own duration is never shown.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.core.outcome import BuildResult, XsaOutcome
+from bot.core.outcome import DOES_NOT_BUILD, BuildResult, XsaOutcome
 from bot.core.prereqs import Candidate, FinderResult
 from bot.manifest.edit import add_prerequisites, mark_blocked
 from bot.manifest.model import Manifest
@@ -32,6 +39,15 @@ Action = Literal["open", "update", "keep", "close"]
 _PROPOSAL_BRANCH = re.compile(rf"^{re.escape(BOT_BRANCH_PREFIX)}(?P<name>[^/]+)/xsa-(?P<xsa>\d+)$")
 _LISTED_CANDIDATES = 100  # forges cap bodies (GitHub: 65,536 characters)
 _NO_LONGER_NEEDED = ("applied", "already-applied", "not-affected")
+_QUOTED_ERRORS = 20  # the gate keeps at most 20 diagnostic lines; a body needs no more
+# Lines that carry a clock time or a duration differ from one run of the same check to the
+# next, so they are left out of bodies. (Paths need nothing here: the check runner makes every
+# mention of its export directory relative to the tree before anything reads the output.)
+_TIME = re.compile(
+    r"(?<![\w:.])\d{1,2}:\d{2}:\d{2}(?![\w:])"  # 12:34:56
+    r"|(?<![\w.])\d+m\d+(?:\.\d+)?s\b"  # 0m3.2s, as `time` prints it
+    r"|(?<![\w.])\d+(?:\.\d+)?\s?(?:s|ms|sec|secs|seconds)\b"  # 3.2s, 12 seconds
+)
 
 
 @dataclass(frozen=True)
@@ -226,22 +242,48 @@ def proposal_for(
         text = add_prerequisites(m.text, xsa, [(c.sha, c.subject) for c in finder.chosen])
         if text == m.text:
             return None  # already listed: a proposal could not change anything
-        title = f"{m.name}: add {_count(len(finder.chosen), 'prerequisite')} for XSA-{xsa}"
+        added = _count(len(finder.chosen), "prerequisite")
+        if does_not_build(outcome):
+            title = f"{m.name}: add {added} so XSA-{xsa} builds"
+        else:
+            title = f"{m.name}: add {added} for XSA-{xsa}"
         return Proposal(branch, title, found_body(m, outcome, finder), {m.path: text})
-    paths = _short_paths(_conflicts(outcome, finder))
-    why = f"{bot} found no prerequisite set: the fix conflicts in {paths}"
-    text = mark_blocked(m.text, xsa, why)
+    text = mark_blocked(
+        m.text, xsa, f"{bot} found no prerequisite set: {_blocker(outcome, finder)}"
+    )
     title = f"{m.name}: mark XSA-{xsa} blocked (no prerequisite set found)"
     body = not_found_body(m, outcome, finder, branch)
     return Proposal(branch, title, body, {m.path: text}, draft=True)
 
 
+def does_not_build(outcome: XsaOutcome) -> bool:
+    """The XSA applies, but the check gate held it back: the branch with it fails the check."""
+    return outcome.blocked is not None and outcome.blocked.reason == DOES_NOT_BUILD
+
+
+def error_lines(outcome: XsaOutcome) -> tuple[str, ...]:
+    """The compiler's lines the gate recorded for a `does-not-build` XSA (`Blocked.detail`),
+    less those that would make the same failure read differently on another run (`_TIME`)."""
+    detail = outcome.blocked.detail if outcome.blocked is not None else ""
+    lines = (line.strip() for line in detail.splitlines())
+    return tuple(line for line in lines if line and not _TIME.search(line))[:_QUOTED_ERRORS]
+
+
+def _blocker(outcome: XsaOutcome, finder: FinderResult) -> str:
+    """What blocks the XSA, in one line for the manifest's `why`."""
+    if does_not_build(outcome):
+        first = next(iter(error_lines(outcome)), None)
+        return "the fix applies but does not build" + (f": {first}" if first else "")
+    return f"the fix conflicts in {_short_paths(_conflicts(outcome, finder))}"
+
+
 def found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -> str:
     chosen = finder.chosen
     rows = "\n".join(f"| `{c.sha}` | {_cell(c.subject)} | {_cell(_reasons(c))} |" for c in chosen)
+    builds = does_not_build(outcome)
     return "\n".join(
         [
-            _conflict_lines(m, outcome, finder),
+            _blocked_lines(m, outcome, finder),
             "",
             f"This adds {_count(len(chosen), 'prerequisite')} from "
             f"`{m.manifest.source}` to `{m.path}`, applied before the fix in this order:",
@@ -250,25 +292,26 @@ def found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -> st
             "|---|---|---|",
             rows,
             "",
-            _minimal_line(finder),
-            _faithful_line(m, finder),
+            *(_checked_lines(finder) if builds else [_minimal_line(finder)]),
+            _faithful_line(m, finder, searched=not builds),
             "",
             _search_line(finder),
             "",
             *_candidate_lines(finder),
-            _reproduce_line(m, outcome.xsa),
+            _reproduce_line(m, outcome),
         ]
     )
 
 
 def not_found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult, branch: str) -> str:
     xsa = outcome.xsa
+    makes_it = "build" if does_not_build(outcome) else "apply"
     return "\n".join(
         [
-            _conflict_lines(m, outcome, finder),
+            _blocked_lines(m, outcome, finder),
             "",
-            f"No set of prerequisites from `{m.manifest.source}` makes it apply, so this draft "
-            f"marks XSA-{xsa} `status: blocked` in `{m.path}`.",
+            f"No set of prerequisites from `{m.manifest.source}` makes it {makes_it}, so this "
+            f"draft marks XSA-{xsa} `status: blocked` in `{m.path}`.",
             "",
             f"To unblock it, push a manual backport to `{branch}`: add the patch to the "
             f"manifests repository, list it under `patches:` of XSA-{xsa} with its sha256, and "
@@ -277,7 +320,7 @@ def not_found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult, b
             _search_line(finder),
             "",
             *_candidate_lines(finder),
-            _reproduce_line(m, xsa),
+            _reproduce_line(m, outcome),
         ]
     )
 
@@ -286,6 +329,12 @@ def _conflicts(outcome: XsaOutcome, finder: FinderResult) -> tuple[str, ...]:
     if finder.conflicts:
         return finder.conflicts
     return outcome.blocked.paths if outcome.blocked else ()
+
+
+def _blocked_lines(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -> str:
+    if does_not_build(outcome):
+        return _build_failure_lines(m, outcome)
+    return _conflict_lines(m, outcome, finder)
 
 
 def _conflict_lines(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -> str:
@@ -297,6 +346,36 @@ def _conflict_lines(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) 
     )
 
 
+def _build_failure_lines(m: ManifestFile, outcome: XsaOutcome) -> str:
+    lead = (
+        f"XSA-{outcome.xsa} applies to `{m.manifest.branch}` (base `{m.manifest.base}`), but "
+        "the branch with it fails the check"
+    )
+    lines = error_lines(outcome)
+    if not lines:
+        return f"{lead}, and the check printed no line that says why."
+    # A fence longer than any run of backticks in the lines (ld quotes names `like this').
+    fence = "`" * max([3, *(len(run) + 1 for run in re.findall(r"`+", "\n".join(lines)))])
+    return "\n".join([f"{lead}. The build reports:", "", fence, *lines, fence])
+
+
+def _checked_lines(finder: FinderResult) -> list[str]:
+    """What the build finder proved: the check passes with the set (it ran it). A check takes
+    minutes, so the finder never spends them on dropping commits: a set of one is minimal (the
+    branch fails without it), a larger one is not proven so."""
+    if finder.minimal:
+        size = "The set is **minimal**: without it the branch fails the check."
+    else:
+        size = (
+            "The set is **not proven minimal**: it is the commits that add what the build "
+            "reports missing, and the commits those need to apply."
+        )
+    return [
+        f"It **builds**: with the set, the branch with XSA-{finder.xsa} passes the check.",
+        size,
+    ]
+
+
 def _minimal_line(finder: FinderResult) -> str:
     if finder.minimal:
         return "The set is **minimal**: no smaller set makes the fix apply."
@@ -306,15 +385,18 @@ def _minimal_line(finder: FinderResult) -> str:
     )
 
 
-def _faithful_line(m: ManifestFile, finder: FinderResult) -> str:
+def _faithful_line(m: ManifestFile, finder: FinderResult, *, searched: bool = True) -> str:
+    """`searched`: the finder looked for a faithful set (the apply-level one does; the build
+    finder only reports whether its set happens to be)."""
     if finder.faithful:
         return (
             f"It is **faithful**: the fix lands with the same patch-id as on `{m.manifest.source}`."
         )
-    return (
+    line = (
         f"It is **not faithful**: the fix applies, but not as on `{m.manifest.source}` "
-        "(different context); review the result. No faithful set was found."
+        "(different context); review the result."
     )
+    return f"{line} No faithful set was found." if searched else line
 
 
 def _search_line(finder: FinderResult) -> str:
@@ -342,8 +424,12 @@ def _candidate_lines(finder: FinderResult) -> list[str]:
     return [*lines, "", "</details>", ""]
 
 
-def _reproduce_line(m: ManifestFile, xsa: int) -> str:
-    return f"To reproduce: `xsabot deps {m.path} {xsa}`"
+def _reproduce_line(m: ManifestFile, outcome: XsaOutcome) -> str:
+    # `deps` searches what makes a fix apply; an XSA the gate held back applies already (deps
+    # would say so), and only the check shows the failure.
+    if does_not_build(outcome):
+        return f"To reproduce: `xsabot check {m.path}`"
+    return f"To reproduce: `xsabot deps {m.path} {outcome.xsa}`"
 
 
 def _count(n: int, thing: str) -> str:

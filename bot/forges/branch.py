@@ -3,16 +3,30 @@
 Shared by every forge: the local forge commits into the manifests repository itself; the
 GitLab and GitHub forges commit into a cached clone and push. A branch is only ever moved
 with its expected old value, so a human's push to the bot's branch is never overwritten
-silently.
+silently. `check_proposal` is every forge's rule for which branches and files a proposal may
+write, checked before any commit or request is made: one function, so the forges cannot
+drift apart on it.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from bot.errors import ForgeError
 from bot.git.runner import git, git_text
+from bot.ports import BOT_BRANCH_PREFIX, Proposal
+
+
+def check_proposal(proposal: Proposal) -> None:
+    """The bot writes only branches under its prefix, and only files inside the repository."""
+    if not proposal.branch.startswith(BOT_BRANCH_PREFIX):
+        raise ForgeError(f"{proposal.branch}: proposals live under {BOT_BRANCH_PREFIX}")
+    for path in proposal.files:
+        parts = PurePosixPath(path).parts
+        if not parts or PurePosixPath(path).is_absolute() or ".." in parts or ".git" in parts:
+            raise ForgeError(f"{path}: not a path inside the manifests repository")
 
 
 def _identity_env(name: str, email: str, date: str | None) -> dict[str, str]:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.config import Identity
 from bot.errors import ForgeConflict, ForgeError, ForgeNotFound, GitError, SetupError
-from bot.forges.branch import branch_tip, commit_files, move_branch
+from bot.forges.branch import branch_tip, check_proposal, commit_files, move_branch
 from bot.git.runner import git
 from bot.ports import BOT_BRANCH_PREFIX, CommitState, MergeRequest, Proposal, content_hash_in
 
@@ -84,7 +84,7 @@ class LocalForge:
         return [mr for mr in mrs if mr.state == "open" and mr.branch.startswith(BOT_BRANCH_PREFIX)]
 
     def open(self, proposal: Proposal) -> MergeRequest:
-        _check_proposal(proposal)
+        check_proposal(proposal)
         previous = self.find(proposal.branch)
         if previous is not None and previous.state == "open":
             return previous
@@ -105,7 +105,7 @@ class LocalForge:
         return self._merge_request(self._create(new))
 
     def update(self, mr: MergeRequest, proposal: Proposal) -> MergeRequest:
-        _check_proposal(proposal)
+        check_proposal(proposal)
         record = self._load(mr.id)
         if record["branch"] != proposal.branch:
             raise ForgeError(
@@ -300,15 +300,6 @@ class LocalForge:
                 mr_id += 1
             finally:
                 tmp.unlink()
-
-
-def _check_proposal(proposal: Proposal) -> None:
-    if not proposal.branch.startswith(BOT_BRANCH_PREFIX):
-        raise ForgeError(f"{proposal.branch}: proposals live under {BOT_BRANCH_PREFIX}")
-    for path in proposal.files:
-        parts = PurePosixPath(path).parts
-        if not parts or PurePosixPath(path).is_absolute() or ".." in parts or ".git" in parts:
-            raise ForgeError(f"{path}: not a path inside the manifests repository")
 
 
 def _read_json(path: Path) -> Record:

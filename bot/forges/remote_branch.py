@@ -6,19 +6,23 @@ made with plumbing (`commit_files`), so there is no work tree to get dirty. A pu
 branch tip it saw (`--force-with-lease=refs/heads/B:<tip>`): a push by anyone in between
 makes it fail instead of being overwritten. A branch that carries someone else's commits (a
 volunteer's manual backport pushed to the bot's draft MR) is never overwritten at all.
+
+The GitLab and GitHub forges take their checks before a request from here: `check_update`,
+`check_close`, and `check_proposal`, which is `bot.forges.branch`'s, the local forge's too.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from bot.config import Identity
 from bot.errors import ForgeConflict, ForgeError, GitError
+from bot.forges.branch import check_proposal as check_proposal  # re-exported
 from bot.forges.branch import commit_files, same_tree
 from bot.git.runner import git, git_text, redact
-from bot.ports import BOT_BRANCH_PREFIX, MergeRequest, Proposal
+from bot.ports import MergeRequest, Proposal
 
 _LEASE_LOST = re.compile(r"stale info|\[rejected\]|fetch first|non-fast-forward")
 _NETWORK_TIMEOUT = 300.0
@@ -116,21 +120,9 @@ class RemoteBranches:
                 )
 
 
-# The same rules as the local forge's, so every forge refuses the same proposals before any
-# request is made.
-
-
-def check_proposal(proposal: Proposal) -> None:
-    """The bot writes only branches under its prefix, and only files inside the repository."""
-    if not proposal.branch.startswith(BOT_BRANCH_PREFIX):
-        raise ForgeError(f"{proposal.branch}: proposals live under {BOT_BRANCH_PREFIX}")
-    for path in proposal.files:
-        parts = PurePosixPath(path).parts
-        if not parts or PurePosixPath(path).is_absolute() or ".." in parts or ".git" in parts:
-            raise ForgeError(f"{path}: not a path inside the manifests repository")
-
-
 def check_update(mr: MergeRequest, proposal: Proposal) -> None:
+    """What may be updated: a proposal `check_proposal` allows, on an open merge request of
+    the same branch."""
     check_proposal(proposal)
     if mr.branch != proposal.branch:
         raise ForgeError(f"merge request !{mr.id} is from {mr.branch}, not {proposal.branch}")
