@@ -213,7 +213,8 @@ class _Search:
         out: set[str] = set()
         for name in names:
             where = next((e for e in errors if e.identifier == name), None)
-            said = f" ({where.kind} at {where.file}:{where.line})" if where and where.file else ""
+            place = f"{where.file}:{where.line}" if where and where.line else where and where.file
+            said = f" ({where.kind} at {place})" if where and where.file else ""
             is_header = where is not None and where.kind == "missing-header"
             found = None
             for paths in ([*fix_paths, "*.h"], None):
