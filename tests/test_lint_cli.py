@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +155,70 @@ def test_patch_paths_of_a_file_elsewhere_are_relative_to_its_directory(
         "checkout/4.19.yaml:10:15: xsas[1].patches[0].path: no file `p/x.patch`"
         " in the manifests directory (checkout)"
     ]
+
+
+def test_branches_that_clash_as_git_refs_are_reported(tmp_path: Path, xsabot: Xsabot) -> None:
+    write(tmp_path / "manifests/4.19.yaml", "xsa/4.19")
+    write(tmp_path / "manifests/4.19-lts.yaml", "xsa/4.19/lts")
+    run = xsabot("lint")
+    assert run.status == 1
+    why = "git cannot have a branch and branches under it"
+    assert run.out == [
+        "manifests/4.19-lts.yaml:4:9: branch: branch `xsa/4.19/lts` clashes with `xsa/4.19`"
+        f" published by manifests/4.19.yaml:4: {why}",
+        "manifests/4.19.yaml:4:9: branch: branch `xsa/4.19` clashes with `xsa/4.19/lts`"
+        f" published by manifests/4.19-lts.yaml:4: {why}",
+    ]
+    assert run.err == "2 manifests, 2 problems in 2 files\n"
+
+
+def test_a_file_name_that_cannot_go_in_a_branch_name_is_reported(
+    tmp_path: Path, xsabot: Xsabot
+) -> None:
+    write(tmp_path / "manifests/4.19.yaml", "xsa/4.19")
+    write(tmp_path / "manifests/4.19 lts.yaml", "xsa/4.19-lts")
+    run = xsabot("lint")
+    assert (run.status, run.err) == (1, "2 manifests, 1 problem in 1 file\n")
+    assert run.out == [
+        "manifests/4.19 lts.yaml:1:1: the manifest's name `4.19 lts` (its file name) is part of"
+        " branch names, but it contains a space: rename the file"
+    ]
+
+
+def _limit_memory() -> None:
+    import resource
+
+    # Far more than linting needs (tens of MiB), far less than expanding an alias bomb takes.
+    resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs RLIMIT_AS")
+def test_an_alias_bomb_is_one_broken_file_not_a_dead_process(tmp_path: Path) -> None:
+    # Under 500 bytes of aliases, 9 levels of 9: 9**9 leaves once expanded. It runs in a child process
+    # with its memory capped, so a regression fails this test instead of exhausting the machine.
+    (tmp_path / "manifests").mkdir()
+    write(tmp_path / "manifests/4.19.yaml", "xsa/4.19")
+    levels = ["a1: &a1 [" + ",".join("x" * 9) + "]"]
+    levels += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(2, 10)]
+    write(tmp_path / "manifests/bomb.yaml", "xsa/bomb", extra="\n".join(levels) + "\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "lint"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_limit_memory,
+        check=False,
+    )
+    assert (run.returncode, run.stderr) == (1, "2 manifests, 81 problems in 1 file\n")
+    lines = run.stdout.splitlines()
+    assert lines[:2] == [
+        "manifests/bomb.yaml:8:5: anchors and aliases are not allowed in manifests (`&a1`)",
+        "manifests/bomb.yaml:9:5: anchors and aliases are not allowed in manifests (`&a2`)",
+    ]
+    assert len(lines) == 81
+    assert all(line.startswith("manifests/bomb.yaml:") for line in lines)
 
 
 # -- the JSON Schema --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from bot.errors import InvalidInput, Problem, SetupError
 from bot.manifest.load import load_manifest, load_manifests
 from bot.manifest.model import Manifest, Patch, Prerequisite, Xsa
+from bot.manifest.wording import plain
 
 A, B, C, D = ("a" * 40, "b" * 40, "c" * 40, "d" * 40)
 SUM = "e" * 64
@@ -191,6 +192,73 @@ def test_file_that_is_not_utf8_is_reported_at_the_bad_byte(tmp_path: Path) -> No
     path = tmp_path / "m.yaml"
     path.write_bytes(b"base: R\nsource: caf\xe9\n")
     assert problems_of(path) == [(2, 12, "", "the file is not UTF-8 text")]
+
+
+# -- anchors, aliases and size: a manifest must not be able to stop the other manifests -------
+
+
+def alias_problem(line: int, col: int, token: str) -> Found:
+    return (line, col, "", f"anchors and aliases are not allowed in manifests (`{token}`)")
+
+
+def test_anchors_and_aliases_are_problems_at_their_marks(tmp_path: Path) -> None:
+    text = f"""
+    tree: xen
+    base: &rel RELEASE-4.19.3
+    source: stable-4.19
+    branch: xsa/4.19
+    xsas:
+      - xsa: 467
+        commits: &fix [{A}]
+      - xsa: 468
+        commits: *fix
+    """
+    path = write(tmp_path, "m.yaml", text)
+    assert problems_of(path) == [
+        alias_problem(2, 7, "&rel"),
+        alias_problem(7, 14, "&fix"),
+        alias_problem(9, 14, "*fix"),
+    ]
+
+
+def test_an_alias_merged_in_reports_only_the_anchor_and_alias(tmp_path: Path) -> None:
+    # `<<: *d` would merge keys; the alias is not followed, so ruamel's complaint about merging
+    # what stands in for it must not show up as a second, misleading problem.
+    path = write(tmp_path, "m.yaml", "d: &d {tree: xen}\n<<: *d\nbase: *undefined\n")
+    assert problems_of(path) == [
+        alias_problem(1, 4, "&d"),
+        alias_problem(2, 5, "*d"),
+        alias_problem(3, 7, "*undefined"),
+    ]
+
+
+def test_a_syntax_error_after_an_alias_is_reported_too(tmp_path: Path) -> None:
+    path = write(tmp_path, "m.yaml", "base: &b R\nsource: s: t\n")
+    assert problems_of(path) == [
+        alias_problem(1, 7, "&b"),
+        (2, 10, "", "YAML syntax: mapping values are not allowed here"),
+    ]
+
+
+def test_a_file_over_1_mib_is_a_problem(tmp_path: Path) -> None:
+    write(tmp_path, "good.yaml", manifest(branch="xsa/good"))
+    big = manifest(branch="xsa/big") + "# " + "x" * (1 << 20) + "\n"
+    write(tmp_path, "big.yaml", big)
+    result = load_manifests(tmp_path)
+    assert [m.name for m in result.loaded] == ["good"]
+    assert [str(p) for p in result.invalid[tmp_path / "big.yaml"]] == [
+        "big.yaml:1:1: manifest is larger than 1 MiB"
+    ]
+
+
+def test_plain_keeps_shared_containers_shared() -> None:
+    # What YAML shares (an alias) stays one object, so converting never multiplies it.
+    shared: list[object] = ["x"]
+    for _ in range(3):
+        shared = [shared, shared]
+    converted = plain({"k": shared})
+    assert converted == {"k": shared}
+    assert converted["k"][0] is converted["k"][1]
 
 
 # -- the model's errors, mapped to positions --------------------------------------------------
@@ -554,6 +622,66 @@ def test_a_broken_manifest_still_claims_its_branch(tmp_path: Path) -> None:
     assert [p.message for p in result.invalid[(tmp_path / "a.yaml").absolute()]] == [
         "branch `xsa/4.19` is also published by b.yaml:4"
     ]
+
+
+def test_a_branch_under_another_manifests_branch_clashes_in_git(tmp_path: Path) -> None:
+    # git keeps `xsa/4.19` as a file and `xsa/4.19/lts` in a directory of that name: the pass's
+    # atomic push would fail for every branch. Siblings and mere string prefixes are fine.
+    write(tmp_path, "a.yaml", manifest(branch="xsa/4.19"))
+    write(tmp_path, "b.yaml", "# under a\n" + manifest(branch="xsa/4.19/lts"))
+    write(tmp_path, "c.yaml", manifest(branch="xsa/4.19/lts/old"))
+    write(tmp_path, "d.yaml", manifest(branch="xsa/4.19-lts"))
+    write(tmp_path, "e.yaml", manifest(branch="xsa/4.1"))
+    result = load_manifests(tmp_path)
+    assert [m.name for m in result.loaded] == ["d", "e"]
+    why = "git cannot have a branch and branches under it"
+    assert {p.name: [str(x) for x in ps] for p, ps in result.invalid.items()} == {
+        "a.yaml": [
+            f"a.yaml:4:9: branch: branch `xsa/4.19` clashes with `xsa/4.19/lts`"
+            f" published by b.yaml:5: {why}",
+            f"a.yaml:4:9: branch: branch `xsa/4.19` clashes with `xsa/4.19/lts/old`"
+            f" published by c.yaml:4: {why}",
+        ],
+        "b.yaml": [
+            f"b.yaml:5:9: branch: branch `xsa/4.19/lts` clashes with `xsa/4.19`"
+            f" published by a.yaml:4: {why}",
+            f"b.yaml:5:9: branch: branch `xsa/4.19/lts` clashes with `xsa/4.19/lts/old`"
+            f" published by c.yaml:4: {why}",
+        ],
+        "c.yaml": [
+            f"c.yaml:4:9: branch: branch `xsa/4.19/lts/old` clashes with `xsa/4.19`"
+            f" published by a.yaml:4: {why}",
+            f"c.yaml:4:9: branch: branch `xsa/4.19/lts/old` clashes with `xsa/4.19/lts`"
+            f" published by b.yaml:5: {why}",
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("stem", "why"),
+    [
+        ("4.19 lts", "contains a space"),
+        (".4.19", "starts with `.`"),
+        ("4..19", "contains `..`"),
+        ("4.19~1", "contains `~`"),
+        ("4.19^", "contains `^`"),
+        ("xen:4.19", "contains `:`"),
+        ("4.19.lock", "ends with `.lock`"),
+        ("4.19.", "ends with `.`"),
+        ("@", "is `@`, which git reads as HEAD"),
+    ],
+)
+def test_a_name_that_cannot_go_in_a_branch_name_is_a_problem(
+    tmp_path: Path, stem: str, why: str
+) -> None:
+    # The name goes into proposal branches `xsabot/<name>/xsa-<N>`; git would refuse them later.
+    write(tmp_path, "good.yaml", manifest(branch="xsa/good"))
+    path = write(tmp_path, f"{stem}.yaml", manifest(branch="xsa/other"))
+    message = f"the manifest's name `{stem}` (its file name) is part of branch names, but it {why}"
+    assert problems_of(path) == [(1, 1, "", f"{message}: rename the file")]
+    result = load_manifests(tmp_path)
+    assert [m.name for m in result.loaded] == ["good"]
+    assert list(result.invalid) == [path.absolute()]
 
 
 def test_two_files_with_the_same_name_are_both_invalid(tmp_path: Path) -> None:

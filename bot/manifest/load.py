@@ -2,20 +2,27 @@
 
 This module owns the file side of manifests: decoding, YAML syntax, mapping the model's
 validation errors to line and column, and the checks that need context (the bot's namespace and
-trees, patch files on disk, repeats within a file, branches published by two files). Each file
-is parsed once, in ruamel's round-trip mode because only it records where every key and value
-is; ruamel is imported on first use so commands that never read a manifest do not pay for it.
-Patch paths are relative to the manifests directory (`root`).
+trees, patch files on disk, repeats within a file, branches two files cannot both publish, a
+file name that cannot go in a branch name). Each file is parsed once, in ruamel's round-trip
+mode because only it records where every key and value is; ruamel is imported on first use so
+commands that never read a manifest do not pay for it. Patch paths are relative to the
+manifests directory (`root`).
+
+A manifest is untrusted input read on every pass beside all the others, so one file must never
+be able to stop the process: its size is capped and YAML anchors and aliases are refused while
+the document is composed, before anything could expand them (see `_AliasFree`).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -30,6 +37,7 @@ from bot.manifest.positions import (
     locate,
     value_pos,
 )
+from bot.manifest.refname import check_ref_format
 from bot.manifest.wording import (
     field_name,
     is_scalar,
@@ -38,9 +46,15 @@ from bot.manifest.wording import (
     suggestion,
 )
 
+if TYPE_CHECKING:
+    from ruamel.yaml.composer import Composer
+
 SUFFIXES = (".yaml", ".yml")
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 _TOKEN = re.compile(r"[^\s,\]}#]+")  # a plain scalar as written, up to the next flow indicator
+# The shipped manifests are a few KiB; a cap far above that keeps a runaway or hostile file from
+# costing the pass its memory and time (ruamel's pure-Python scanner reads about 5 MB/s).
+MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -127,20 +141,43 @@ class _Result:
 
 
 def _check_across(results: list[_Result], problems: dict[Path, list[Problem]]) -> None:
-    """Two files publishing one branch would overwrite each other's work: both are invalid."""
+    """Branches two files cannot both publish make both files invalid.
+
+    The same branch would have the two overwrite each other's work. A branch and a branch under
+    it (`xsa/4.19`, `xsa/4.19/lts`) cannot exist together in git, which keeps the first as a file
+    where the second needs a directory: the pass's one atomic push would fail, and with it every
+    branch, on every pass.
+    """
     by_branch: dict[str, list[tuple[_Result, _Where]]] = defaultdict(list)
     by_name: dict[str, list[_Result]] = defaultdict(list)
     for r in results:
         by_name[r.path.stem].append(r)
         if r.branch is not None:
             by_branch[r.branch.value].append((r, r.branch))
+
+    def report(r: _Result, where: _Where, message: str) -> None:
+        problems[r.path].append(
+            Problem(display_path(r.path), where.line, where.col, "branch", message)
+        )
+
     for branch, group in by_branch.items():
         for r, where in group if len(group) > 1 else ():
             others = ", ".join(f"{display_path(o.path)}:{w.line}" for o, w in group if o is not r)
-            message = f"branch `{branch}` is also published by {others}"
-            problems[r.path].append(
-                Problem(display_path(r.path), where.line, where.col, "branch", message)
-            )
+            report(r, where, f"branch `{branch}` is also published by {others}")
+    clash = ": git cannot have a branch and branches under it"
+    # Only the few branches above each one (one per `/`) are looked up, not every pair.
+    for branch, group in by_branch.items():
+        parts = branch.split("/")
+        for above in ("/".join(parts[:i]) for i in range(1, len(parts))):
+            for (r, where), (o, other) in product(group, by_branch.get(above, ())):
+                at_o = f"{display_path(o.path)}:{other.line}"
+                report(
+                    r, where, f"branch `{branch}` clashes with `{above}` published by {at_o}{clash}"
+                )
+                at_r = f"{display_path(r.path)}:{where.line}"
+                report(
+                    o, other, f"branch `{above}` clashes with `{branch}` published by {at_r}{clash}"
+                )
     # The name identifies a manifest in plans, state and proposals, so it must be unique too.
     for name, same in by_name.items():
         for r in same if len(same) > 1 else ():
@@ -150,7 +187,71 @@ def _check_across(results: list[_Result], problems: dict[Path, list[Problem]]) -
 
 
 def _in_order(problems: Collection[Problem]) -> list[Problem]:
+    # Stable: problems at one place keep the order they were found in.
     return sorted(problems, key=lambda p: (p.line, p.col))
+
+
+def _name_problem(name: str) -> str | None:
+    """Why the manifest name `name` cannot be one component of a ref, or None.
+
+    The name (the file stem, so never with a `/`) goes into proposal branches
+    `xsabot/<name>/xsa-<N>`; a name git refuses would fail only then, at `git update-ref`.
+    The whole-name rules (no trailing `.`, not `@`) are stricter than a middle component needs,
+    which costs nothing and lets the name stand alone in a ref too.
+    """
+    why = check_ref_format(name)
+    if why is not None and why.startswith("has a component"):
+        # check_ref_format's words for a multi-component ref; here the component is the name.
+        why = "starts with `.`" if name.startswith(".") else "ends with `.lock`"
+    return why
+
+
+@functools.cache
+def _alias_free_composer() -> type[Composer]:
+    """ruamel's composer, refusing anchors and aliases (created on first use, like ruamel)."""
+    from ruamel.yaml.composer import Composer
+    from ruamel.yaml.events import AliasEvent
+    from ruamel.yaml.nodes import ScalarNode
+
+    class _AliasFree(Composer):
+        """Records every anchor and alias instead of resolving aliases.
+
+        An alias shares the anchored node, so a few hundred bytes of nested aliases describe
+        billions of values: anything that walks the document as a tree (`plain`, pydantic, the
+        duplicate-key search) expands them. Manifests have no use for them, so each is recorded
+        as a problem and an alias composes to a fresh null in place of the shared node: the
+        document the constructor sees is a tree the size of the text. Checking here costs one
+        look at each event the parser already produced, instead of a second pass over the text.
+        """
+
+        def __init__(self, loader: Any = None) -> None:
+            super().__init__(loader=loader)
+            self.refused: list[tuple[str, Pos]] = []  # `&name` or `*name`, where it is written
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.parser.peek_event()
+            if isinstance(event, AliasEvent):
+                self.parser.get_event()
+                self._refuse(f"*{event.anchor}", event.start_mark)
+                tag = self.resolver.resolve(ScalarNode, "", (True, False))
+                return ScalarNode(tag, "", event.start_mark, event.end_mark)
+            if event.anchor is not None:
+                self._refuse(f"&{event.anchor}", event.start_mark)
+            return super().compose_node(parent, index)
+
+        def _refuse(self, token: str, mark: Any) -> None:
+            self.refused.append((token, (mark.line, mark.column)))
+
+    return _AliasFree
+
+
+def _manifest_yaml() -> Any:
+    """A round-trip loader for manifests: positions kept, anchors and aliases refused."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.Composer = _alias_free_composer()
+    return yaml
 
 
 class _Reader:
@@ -168,6 +269,10 @@ class _Reader:
         self.problems: list[Problem] = []
 
     def read(self) -> _Result:
+        why = _name_problem(self.path.stem)
+        if why is not None:
+            message = f"the manifest's name `{self.path.stem}` (its file name) is part of branch"
+            self._problem((0, 0), "", f"{message} names, but it {why}: rename the file")
         doc = self._parse()
         if doc is None:
             return _Result(self.path, None, tuple(self.problems), None)
@@ -191,9 +296,13 @@ class _Reader:
     def _parse(self) -> Any:
         """The document as ruamel's CommentedMap, or None after recording why there is none."""
         try:
-            data = self.path.read_bytes()
+            with self.path.open("rb") as file:
+                data = file.read(MAX_BYTES + 1)  # never more than the cap into memory
         except OSError as exc:
             self._problem((0, 0), "", f"cannot read the file: {exc.strerror}")
+            return None
+        if len(data) > MAX_BYTES:
+            self._problem((0, 0), "", "manifest is larger than 1 MiB")
             return None
         try:
             self.text = data.decode("utf-8")
@@ -202,26 +311,29 @@ class _Reader:
             pos = (data.count(b"\n", 0, exc.start), exc.start - line_start)
             self._problem(pos, "", "the file is not UTF-8 text")
             return None
-        from ruamel.yaml import YAML
-        from ruamel.yaml.constructor import DuplicateKeyError
-        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+        from ruamel.yaml.composer import ComposerError
+        from ruamel.yaml.error import YAMLError
+        from ruamel.yaml.parser import ParserError
+        from ruamel.yaml.scanner import ScannerError
 
+        yaml = _manifest_yaml()
+        error: Exception | None = None
         try:
-            doc = YAML(typ="rt").load(self.text)
-        except DuplicateKeyError as exc:
-            mark = exc.problem_mark
-            self._duplicate_key(mark.index, (mark.line, mark.column))
-            return None
-        except MarkedYAMLError as exc:
-            self._syntax_error(exc)
-            return None
-        except YAMLError as exc:
-            self._problem((0, 0), "", f"not valid YAML: {exc}")
-            return None
-        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            doc = yaml.load(self.text)
+        except (YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
             # ruamel lets some bad values through as plain Python errors (a date like
             # 2024-13-45, nesting too deep); a bad file must never stop the other manifests.
-            self._problem((0, 0), "", f"YAML cannot be read: {exc or type(exc).__name__}")
+            doc, error = None, exc
+        refused = yaml.composer.refused
+        for token, pos in refused:
+            self._problem(pos, "", f"anchors and aliases are not allowed in manifests (`{token}`)")
+        if error is not None:
+            # A syntax error is the file's own; a construction error may come from the nulls that
+            # stand in for aliases (`<<: *defaults`), so it waits until the aliases are gone.
+            if not refused or isinstance(error, ScannerError | ParserError | ComposerError):
+                self._load_error(error)
+            return None
+        if refused:
             return None
         if doc is None:
             needs = "a manifest needs `base`, `source` and `branch`"
@@ -235,6 +347,21 @@ class _Reader:
             return None
         return doc
 
+    def _load_error(self, exc: Exception) -> None:
+        """Record why ruamel could not load the file."""
+        from ruamel.yaml.constructor import DuplicateKeyError
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+        if isinstance(exc, DuplicateKeyError):
+            mark = exc.problem_mark
+            self._duplicate_key(mark.index, (mark.line, mark.column))
+        elif isinstance(exc, MarkedYAMLError):
+            self._syntax_error(exc)
+        elif isinstance(exc, YAMLError):
+            self._problem((0, 0), "", f"not valid YAML: {exc}")
+        else:
+            self._problem((0, 0), "", f"YAML cannot be read: {exc or type(exc).__name__}")
+
     def _syntax_error(self, exc: Any) -> None:
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or exc.context or "cannot parse"
@@ -246,9 +373,7 @@ class _Reader:
     def _duplicate_key(self, index: int, fallback: Pos) -> None:
         # ruamel's message points at the repeated key only; composing the node tree (no
         # construction, so no duplicate check) finds the first one. Only on this error path.
-        from ruamel.yaml import YAML
-
-        found = find_duplicate(YAML(typ="rt").compose(self.text), index)
+        found = find_duplicate(_manifest_yaml().compose(self.text), index)
         if found is None:
             self._problem(fallback, "", "duplicate key")
             return

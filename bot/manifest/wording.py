@@ -84,14 +84,33 @@ def kind_of(value: object) -> str:
 
 
 def plain(node: Any) -> Any:
-    """ruamel's round-trip types as plain Python, so the model holds plain str and int."""
-    if isinstance(node, dict):
-        return {plain(k): plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [plain(v) for v in node]
-    if node is None or isinstance(node, bool):
-        return node
-    for kind in (str, int, float):
-        if isinstance(node, kind):
-            return kind(node)
-    return node
+    """ruamel's round-trip types as plain Python, so the model holds plain str and int.
+
+    A container met twice (a YAML alias shares the node it names) is converted once and shared
+    again: copying it at every use is what turns a few hundred bytes of nested aliases into
+    billions of values. The loader refuses aliases before this; this keeps the copy linear in
+    what it is given even so.
+    """
+    done: dict[int, Any] = {}  # id of a container in `node` -> its copy; `node` outlives it
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict | list):
+            if id(value) in done:
+                return done[id(value)]
+            if isinstance(value, dict):
+                mapping: dict[Any, Any] = {}
+                done[id(value)] = mapping
+                mapping.update((convert(k), convert(v)) for k, v in value.items())
+                return mapping
+            items: list[Any] = []
+            done[id(value)] = items
+            items.extend(convert(v) for v in value)
+            return items
+        if value is None or isinstance(value, bool):
+            return value
+        for kind in (str, int, float):
+            if isinstance(value, kind):
+                return kind(value)
+        return value
+
+    return convert(node)
