@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bot.check.runner import CheckResult, Status
+from bot.check.runner import CheckResult, Status, read_verdict
 from bot.errors import SetupError
 from bot.git.publish import RefUpdate, push
 from bot.git.workrepo import WorkRepo
@@ -101,23 +101,7 @@ class ForgeCiRunner:
 
     def cached(self, tree: str) -> CheckResult | None:
         """The recorded verdict of the forge on `tree`, if there is one; asks nothing."""
-        try:
-            data = json.loads((self.results / f"{tree}.json").read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("command") != self.command:
-            return None
-        if data.get("status") not in _FINAL:
-            return None
-        return CheckResult(
-            tree=tree,
-            status=data["status"],
-            seconds=float(data["seconds"]),
-            tail=str(data["tail"]),
-            log=self.logs / f"{tree}.log",
-            cached=True,
-            exit_status=data.get("exit_status"),
-        )
+        return read_verdict(self.results, self.logs, tree, self.command)
 
     def check(self, tree: str) -> CheckResult:
         """Push the candidate with `tree` (already in the work repository: the gate flushes

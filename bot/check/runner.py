@@ -110,23 +110,7 @@ class CheckRunner:
 
     def cached(self, tree: str) -> CheckResult | None:
         """The recorded result of this command on `tree`, if there is one; runs nothing."""
-        try:
-            data = json.loads((self.results / f"{tree}.json").read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("command") != self.command:
-            return None  # another command's result: the check must run again
-        if data.get("format") != _FORMAT or data.get("status") not in _FINAL:
-            return None  # an old record with host paths in it, or a timeout: no verdict
-        return CheckResult(
-            tree=tree,
-            status=data["status"],
-            seconds=float(data["seconds"]),
-            tail=str(data["tail"]),
-            log=self.logs / f"{tree}.log",
-            cached=True,
-            exit_status=data.get("exit_status"),
-        )
+        return read_verdict(self.results, self.logs, tree, self.command, _FORMAT)
 
     def check(self, tree: str) -> CheckResult:
         """Run the check on `tree` (which must be in the repository: flush the store first)."""
@@ -302,3 +286,27 @@ def _remove(path: Path) -> None:
             logger.warning("cannot remove %s: %s", name, exc.strerror)
 
     shutil.rmtree(path, onerror=retry)
+
+
+def read_verdict(
+    results: Path, logs: Path, tree: str, command: str, form: int | None = None
+) -> CheckResult | None:
+    """The verdict recorded for `command` on `tree`: None for another command's result, an
+    older record format, or a timeout (which is no verdict)."""
+    try:
+        data = json.loads((results / f"{tree}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("command") != command:
+        return None
+    if (form is not None and data.get("format") != form) or data.get("status") not in _FINAL:
+        return None
+    return CheckResult(
+        tree=tree,
+        status=data["status"],
+        seconds=float(data["seconds"]),
+        tail=str(data["tail"]),
+        log=logs / f"{tree}.log",
+        cached=True,
+        exit_status=data.get("exit_status"),
+    )
