@@ -60,12 +60,7 @@ class FileMerger:
         result = ffi.new("git_merge_file_result *")
         if lib.git_merge_file(result, inputs[0], inputs[1], inputs[2], ffi.NULL) < 0:
             raise RuntimeError(f"git_merge_file failed on {path!r}")
-        try:
-            if not result.automergeable:
-                return None
-            return bytes(ffi.buffer(result.ptr, result.len)) if result.len else b""
-        finally:
-            lib.git_merge_file_result_free(result)
+        return _take(ffi, lib, result)
 
     def _merge_from_index(
         self, path: bytes, base: Entry, ours: Entry, theirs: Entry
@@ -87,9 +82,14 @@ class FileMerger:
         )
         if err < 0:
             raise RuntimeError(f"git_merge_file_from_index failed on {path!r}")
-        try:
-            if not result.automergeable:
-                return None
-            return bytes(ffi.buffer(result.ptr, result.len)) if result.len else b""
-        finally:
-            lib.git_merge_file_result_free(result)
+        return _take(ffi, lib, result)
+
+
+def _take(ffi: Any, lib: Any, result: Any) -> bytes | None:
+    """The merged text of a `git_merge_file_result` (None when it conflicts), freed after."""
+    try:
+        if not result.automergeable:
+            return None
+        return bytes(ffi.buffer(result.ptr, result.len)) if result.len else b""
+    finally:
+        lib.git_merge_file_result_free(result)
