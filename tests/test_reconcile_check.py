@@ -26,10 +26,28 @@ def _manifest(p: Project) -> str:
     )
 
 
+def _world(tmp_path: Path) -> tuple[Project, Path]:
+    """The C project upstream and a manifests dir (not a git repository) listing XSA 1-3."""
+    project = make_project(tmp_path / "upstream")
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "1.0.yaml").write_text(_manifest(project))
+    return project, manifests
+
+
 def _reconcile(tmp_path: Path, project: Project, manifests: Path, capsys, check=BUILD) -> dict:  # type: ignore[no-untyped-def]
-    argv = ["reconcile", "--json", "--manifests", str(manifests), "--state",
-            str(tmp_path / "state"), "--upstream", f"xen={project.path}",
-            "--check", f"xen={check}"]
+    argv = [
+        "reconcile",
+        "--json",
+        "--manifests",
+        str(manifests),
+        "--state",
+        str(tmp_path / "state"),
+        "--upstream",
+        f"xen={project.path}",
+        "--check",
+        f"xen={check}",
+    ]
     status = main(argv)
     data = json.loads(capsys.readouterr().out)
     data["status"] = status
@@ -49,7 +67,8 @@ def test_gate_publishes_what_builds_and_proposes_the_missing_commits(
     assert first["status"] == 1
     assert branch["published"] is True and branch["applied"] == [2]
     assert [(b["xsa"], b["reason"]) for b in branch["blocked"]] == [
-        (1, "does-not-build"), (3, "does-not-build"),
+        (1, "does-not-build"),
+        (3, "does-not-build"),
     ]
     assert branch["check"]["held_back"] == [1, 3]
     assert branch["check"]["passed"] is True
@@ -76,10 +95,7 @@ def test_gate_publishes_what_builds_and_proposes_the_missing_commits(
 def test_a_base_that_fails_the_check_publishes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = make_project(tmp_path / "upstream")
-    manifests = tmp_path / "manifests"
-    manifests.mkdir()
-    (manifests / "1.0.yaml").write_text(_manifest(project))
+    project, manifests = _world(tmp_path)
     data = _reconcile(tmp_path, project, manifests, capsys, check="false")
     [branch] = data["branches"]
     assert data["status"] == 1
@@ -89,13 +105,20 @@ def test_a_base_that_fails_the_check_publishes_nothing(
 
 def test_a_plan_runs_no_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A plan may be of an unmerged merge request: its content never runs in the bot."""
-    project = make_project(tmp_path / "upstream")
-    manifests = tmp_path / "manifests"
-    manifests.mkdir()
-    (manifests / "1.0.yaml").write_text(_manifest(project))
+    project, manifests = _world(tmp_path)
     ran = tmp_path / "ran"
-    argv = ["plan", "--json", "--manifests", str(manifests), "--state", str(tmp_path / "state"),
-            "--upstream", f"xen={project.path}", "--check", f"xen=touch {ran}"]
+    argv = [
+        "plan",
+        "--json",
+        "--manifests",
+        str(manifests),
+        "--state",
+        str(tmp_path / "state"),
+        "--upstream",
+        f"xen={project.path}",
+        "--check",
+        f"xen=touch {ran}",
+    ]
     assert main(argv) == 0
     [branch] = json.loads(capsys.readouterr().out)["branches"]
     assert branch["check"]["skipped"] == "a plan runs no check"
@@ -105,16 +128,19 @@ def test_a_plan_runs_no_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_build_with_the_held_back_xsas_reproduces_the_gated_branch(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = make_project(tmp_path / "upstream")
-    manifests = tmp_path / "manifests"
-    manifests.mkdir()
-    (manifests / "1.0.yaml").write_text(_manifest(project))
+    project, manifests = _world(tmp_path)
     data = _reconcile(tmp_path, project, manifests, capsys)
     [branch] = data["branches"]
     held = branch["check"]["held_back"]
     assert held == [1, 3]
-    argv = ["build", str(manifests / "1.0.yaml"), "--state", str(tmp_path / "elsewhere"),
-            "--upstream", str(project.path)]
+    argv = [
+        "build",
+        str(manifests / "1.0.yaml"),
+        "--state",
+        str(tmp_path / "elsewhere"),
+        "--upstream",
+        str(project.path),
+    ]
     for xsa in held:
         argv += ["--hold-back", str(xsa)]
     assert main(argv) == 0
@@ -124,15 +150,21 @@ def test_build_with_the_held_back_xsas_reproduces_the_gated_branch(
 def test_a_check_that_times_out_stops_only_its_branch_and_is_tried_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = make_project(tmp_path / "upstream")
-    manifests = tmp_path / "manifests"
-    manifests.mkdir()
-    (manifests / "1.0.yaml").write_text(_manifest(project))
+    project, manifests = _world(tmp_path)
     config = tmp_path / "xsabot.yaml"
-    config.write_text(f"trees:\n  xen:\n    upstream: {project.path}\n    check: sleep 5\n"
-                      "    check_timeout: 1\n")
-    argv = ["reconcile", "--json", "--config", str(config), "--manifests", str(manifests),
-            "--state", str(tmp_path / "state")]
+    config.write_text(
+        f"trees:\n  xen:\n    upstream: {project.path}\n    check: sleep 5\n    check_timeout: 1\n"
+    )
+    argv = [
+        "reconcile",
+        "--json",
+        "--config",
+        str(config),
+        "--manifests",
+        str(manifests),
+        "--state",
+        str(tmp_path / "state"),
+    ]
     assert main(argv) == 1
     [branch] = json.loads(capsys.readouterr().out)["branches"]
     assert branch["published"] is False and branch["blocked"] == []
