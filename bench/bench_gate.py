@@ -1,0 +1,428 @@
+"""The check gate on real Xen history: the hypervisor build as the check, end to end.
+
+Run by hand, never in CI (each hypervisor build takes about 40-70 s on 2 cores):
+
+    python3 bench/bench_gate.py [--repo PATH_TO_XEN] [--base RELEASE-4.18.1[,RELEASE-4.18.3...]]
+                                [--upto RELEASE-4.18.2 | stable-4.18] [--state bench/out/gate]
+
+Needs gcc, make, flex, bison and python3 for the hypervisor build; on a bare Debian image
+`apt-get install -y flex bison` first (fine for this by-hand benchmark; the bot itself reports
+a missing tool as an environment error, never as a blocked XSA).
+
+Per base (a comma-separated list runs each in turn, with the same --upto):
+
+1. A scratch manifests git repository under the state dir (`<state>/<base>..<upto>/manifests-repo`)
+   with one manifest for the base: the XSA fix commits on the base's stable branch in
+   base..upto only (`bot.importer.find_xsa_commits`; when --upto is a tag, which that function
+   does not take as the end, the commits on the stable branch are kept only if they are in
+   base..upto).
+2. Apply level: `xsabot reconcile` without a check, merge its (non-draft) proposals with git,
+   again, until nothing is blocked by a conflict (or nothing new is proposed).
+3. Build level: `xsabot reconcile --check xen='make -C xen defconfig && make -C xen -j2'`,
+   merge the build-aware proposals, again, until the tip passes with nothing held back (or
+   nothing new is proposed).
+
+Printed per pass: builds run by the gate (`checks_run`) and in all (new check results,
+the prerequisite finder's verification builds included), wall time, the XSAs the gate held
+back with the compiler lines, what was proposed; at the end whether the published tip's tree
+passed the check and the gate's builds against one build per XSA. Everything is also written to
+`<state>/<base>..<upto>/report.json`.
+
+The bot runs from a snapshot of a commit of this checkout (`--bot`, default HEAD, exported
+under the state dir), not from the work tree that others edit meanwhile.
+
+Measured (bot at 2b41519..e6b17f8, 2 busy cores, ~40-100 s per build): the default run builds
+once (tip passes, nothing held back). From RELEASE-4.18.0 to stable-4.18 the gate held back
+XSA-452 (INTEL_FAM6_RAPTORLAKE_P/_S, INTEL_FAM6_ATOM_GRACEMONT undeclared: b91c253e81db),
+XSA-469 (`rc` undeclared in livepatch.c, used by the apply-level prerequisite 08f539a7fbb2:
+aa057dbd3f36 and the 3 commits it needs) and XSA-471 (xen/sha2.h missing: ea0110cb3c49), one
+per pass; 26 builds, 6/5/5 bisection steps against 48 builds one per XSA; the final tip builds.
+
+The check results cache (`<state>/checks`) is shared by all bases (each scenario's state dir
+links to it): a tree is never built twice, across bases and across runs of this script.
+The Xen clone is only read: the bot borrows its objects through alternates and writes into its
+own work repository under the state dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT = ROOT  # where the bot runs from: a snapshot of a commit (see `snapshot_bot`)
+
+DEFAULT_REPO = "/work/.mirror/xen-project+xen/repo"
+CHECK = "make -C xen defconfig && make -C xen -j2"
+MAX_PASSES = 6
+GIT_ID = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+
+
+def git(*args: str, cwd: Path | str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *GIT_ID, *args], cwd=cwd, capture_output=True, text=True, check=check
+    )
+
+
+def line_of(base: str) -> str:
+    match = re.fullmatch(r"RELEASE-(\d+\.\d+)\.\d+", base)
+    if match is None:
+        raise SystemExit(f"--base {base!r}: expected RELEASE-X.Y.Z")
+    return match[1]
+
+
+# -- the manifest ----------------------------------------------------------------------------
+
+
+def manifest_text(repo: Path, base: str, upto: str, source: str) -> tuple[str, list[int]]:
+    from bot.errors import UsageError
+    from bot.importer import find_xsa_commits, render_manifest
+
+    try:
+        groups = find_xsa_commits(repo, base, upto)
+    except UsageError:
+        # find_xsa_commits resolves its end as a branch only: take the source branch's XSA
+        # commits and keep those in base..upto.
+        in_range = set(git("rev-list", f"{base}..{upto}", cwd=repo).stdout.split())
+        groups = []
+        for xsa, commits in find_xsa_commits(repo, base, source):
+            kept = [c for c in commits if c.sha in in_range]
+            if kept:
+                groups.append((xsa, kept))
+    text = render_manifest(
+        tree="xen",
+        base=base,
+        source=source,
+        branch=f"xsa/{line_of(base)}",
+        groups=groups,
+        command=f"bench/bench_gate.py --base {base} --upto {upto}",
+    )
+    return text, [x for x, _ in groups]
+
+
+def make_manifests_repo(path: Path, name: str, text: str) -> Path:
+    git("init", "-q", "-b", "main", str(path), cwd=path.parent)
+    (path / "manifests").mkdir()
+    (path / "manifests" / f"{name}.yaml").write_text(text)
+    git("add", ".", cwd=path)
+    git("commit", "-q", "-m", f"Manifest {name}", cwd=path)
+    return path / "manifests"
+
+
+# -- the bot ---------------------------------------------------------------------------------
+
+
+def reconcile(scenario: Path, repo: Path, manifests: Path, check: str | None) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        "-m",
+        "bot",
+        "reconcile",
+        "--json",
+        "--manifests",
+        str(manifests),
+        "--state",
+        str(scenario / "state"),
+        "--upstream",
+        f"xen={repo}",
+    ]
+    if check:
+        argv += ["--check", f"xen={check}"]
+    env = {**os.environ, "PYTHONPATH": str(BOT)}
+    # stderr (the bot's progress) goes straight to ours; cwd: no stray xsabot.yaml is read.
+    proc = subprocess.run(
+        argv, cwd=scenario, stdout=subprocess.PIPE, text=True, env=env, check=False
+    )
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"xsabot reconcile exited {proc.returncode}:\n{proc.stdout}")
+    data: dict[str, Any] = json.loads(proc.stdout)
+    data["exit_status"] = proc.returncode
+    return data
+
+
+def merge_proposals(manifests_repo: Path, data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Merge the open, non-draft proposals into main (a volunteer's `git merge`). Returns
+    (merged branches, branches that did not merge cleanly: left for the next pass to rebase)."""
+    merged, failed = [], []
+    for p in data.get("proposals", []):
+        if p.get("state") != "open" or p.get("draft") or p.get("action") == "close":
+            continue
+        proc = git("merge", "--no-edit", "-q", p["branch"], cwd=manifests_repo, check=False)
+        if proc.returncode == 0:
+            merged.append(p["branch"])
+        else:
+            git("merge", "--abort", cwd=manifests_repo, check=False)
+            failed.append(p["branch"])
+    return merged, failed
+
+
+def proposal_rows(p: dict[str, Any]) -> list[str]:
+    """The commit table of a proposal's body (commit, subject, why), from its local record."""
+    url = p.get("url") or ""
+    path = Path(url.removeprefix("file://"))
+    try:
+        body = json.loads(path.read_text())["body"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [line for line in body.splitlines() if line.startswith("| `")]
+
+
+# -- the check results -----------------------------------------------------------------------
+
+
+def results_dir(scenario: Path) -> Path:
+    return scenario / "state" / "checks" / "results"
+
+
+def snapshot(scenario: Path) -> set[str]:
+    d = results_dir(scenario)
+    return {p.name for p in d.glob("*.json")} if d.is_dir() else set()
+
+
+def result_of(scenario: Path, tree: str, command: str) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads((results_dir(scenario) / f"{tree}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("command") == command else None
+
+
+def published_tree(scenario: Path, branch: str) -> str | None:
+    mirror = scenario / "state" / "mirrors" / "xen.git"
+    proc = git(
+        "rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{tree}}", cwd=mirror, check=False
+    )
+    return proc.stdout.strip() or None
+
+
+# -- one scenario ----------------------------------------------------------------------------
+
+
+def run_pass(
+    scenario: Path, repo: Path, manifests: Path, check: str | None, label: str
+) -> dict[str, Any]:
+    before = snapshot(scenario)
+    started = time.monotonic()
+    data = reconcile(scenario, repo, manifests, check)
+    wall = time.monotonic() - started
+    new = sorted(snapshot(scenario) - before)
+    build_seconds = 0.0
+    for name in new:
+        r = result_of(scenario, name.removesuffix(".json"), check or "")
+        build_seconds += float(r["seconds"]) if r else 0.0
+    [branch] = data["branches"]
+    info = {
+        "label": label,
+        "wall_seconds": round(wall, 1),
+        "builds_all": len(new),
+        "build_seconds": round(build_seconds, 1),
+        "exit_status": data["exit_status"],
+        "action": branch["action"],
+        "published": branch["published"],
+        "applied": branch["applied"],
+        "blocked": branch["blocked"],
+        "problems": branch["problems"],
+        "check": branch["check"],
+        "proposals": data.get("proposals", []),
+        "errors": data.get("errors", []),
+    }
+    show_pass(info)
+    return info
+
+
+def show_pass(p: dict[str, Any]) -> None:
+    c = p["check"]
+    gate = f", gate builds {c['checks_run']}" if c else ""
+    print(
+        f"  {p['label']}: {p['wall_seconds']:.0f} s wall, builds in all {p['builds_all']}"
+        f" ({p['build_seconds']:.0f} s){gate}; {p['action']}"
+        f"{' (published)' if p['published'] else ''}; applied {len(p['applied'])}",
+        flush=True,
+    )
+    if c:
+        print(
+            f"    check passed={c['passed']} base_fails={c['base_fails']} "
+            f"held back={c['held_back']}"
+        )
+    for b in p["blocked"]:
+        print(
+            f"    blocked XSA-{b['xsa']}: {b['reason']}"
+            f"{' in ' + ', '.join(b['paths']) if b['paths'] else ''}"
+        )
+        if b["reason"] == "does-not-build" and b.get("detail"):
+            for line in b["detail"].splitlines()[:12]:
+                print(f"      | {line}")
+    for pr in p["proposals"]:
+        print(
+            f"    proposal {pr['action']} {pr['branch']} ({pr['state']}"
+            f"{', draft' if pr.get('draft') else ''}): {pr.get('title') or pr['reason']}"
+        )
+    for line in [*p["problems"], *p["errors"]]:
+        print(f"    problem: {line}")
+
+
+def scenario_run(args: argparse.Namespace, base: str, shared_checks: Path) -> dict[str, Any]:
+    repo = Path(args.repo)
+    line = line_of(base)
+    source = f"stable-{line}"
+    scenario = Path(args.state) / f"{base}..{args.upto}"
+    if scenario.exists():
+        shutil.rmtree(scenario)
+    (scenario / "state").mkdir(parents=True)
+    (scenario / "state" / "checks").symlink_to(shared_checks.resolve())
+    text, xsas = manifest_text(repo, base, args.upto, source)
+    manifests_repo = scenario / "manifests-repo"
+    manifests_repo.mkdir()
+    manifests = make_manifests_repo(manifests_repo, line, text)
+    print(
+        f"\n== {base} .. {args.upto}: {len(xsas)} XSAs on {source}: {', '.join(map(str, xsas))}",
+        flush=True,
+    )
+    started = time.monotonic()
+    report: dict[str, Any] = {"base": base, "upto": args.upto, "xsas": xsas, "passes": []}
+
+    def one(check: str | None, label: str) -> dict[str, Any]:
+        info = run_pass(scenario, repo, manifests, check, label)
+        for pr in info["proposals"]:
+            pr["rows"] = proposal_rows(pr)
+        for pr in info["proposals"]:
+            if pr["rows"]:
+                print(f"    {pr['branch']}:")
+                for row in pr["rows"]:
+                    print(f"      {row}")
+        merged, failed = merge_proposals(manifests_repo, info)
+        info["merged"], info["merge_failed"] = merged, failed
+        if merged or failed:
+            print(f"    merged {merged or 'nothing'}; did not merge {failed or 'nothing'}")
+        report["passes"].append(info)
+        return info
+
+    # Apply level: no check; merge until nothing is blocked by a conflict.
+    for i in range(1, MAX_PASSES + 1):
+        info = one(None, f"apply pass {i}")
+        conflicts = [b for b in info["blocked"] if b["reason"] == "conflict"]
+        if not conflicts or not (info["merged"] or info["merge_failed"]):
+            break
+    report["apply_blocked"] = [b["xsa"] for b in info["blocked"]]
+
+    # Build level: the hypervisor build as the check; merge the build-aware proposals.
+    for i in range(1, MAX_PASSES + 1):
+        info = one(args.check, f"check pass {i}")
+        if not info["blocked"] or not (info["merged"] or info["merge_failed"]):
+            break
+    report["wall_seconds"] = round(time.monotonic() - started, 1)
+    report["final"] = final_state(scenario, info, f"xsa/{line}", args.check)
+    summarize(report)
+    (scenario / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def final_state(scenario: Path, last: dict[str, Any], branch: str, command: str) -> dict[str, Any]:
+    tree = published_tree(scenario, branch)
+    result = result_of(scenario, tree, command) if tree else None
+    return {
+        "published_tree": tree,
+        "tip_check": result["status"] if result else "not checked",
+        "held_back": last["check"]["held_back"] if last["check"] else None,
+        "blocked": [(b["xsa"], b["reason"]) for b in last["blocked"]],
+    }
+
+
+def summarize(report: dict[str, Any]) -> None:
+    checked = [p for p in report["passes"] if p["check"]]
+    gate = sum(p["check"]["checks_run"] for p in checked)
+    builds = sum(p["builds_all"] for p in report["passes"])
+    seconds = sum(p["build_seconds"] for p in report["passes"])
+    print(
+        f"  -- {report['base']}..{report['upto']}: {builds} hypervisor builds in all "
+        f"({seconds:.0f} s of building), gate {gate}, finder {builds - gate}; per pass: "
+        + ", ".join(f"{p['label']} {p['builds_all']}" for p in checked)
+    )
+    # Each gate round checks its tip once (rounds: one per held-back XSA, plus the last);
+    # the rest of its checks are bisection steps. The naive gate builds once per XSA.
+    for p in checked:
+        c = p["check"]
+        tips = len(c["held_back"]) + 1 if c["checks_run"] else 0
+        print(
+            f"  -- {p['label']}: gate {c['checks_run']} builds = {tips} tip check(s) + "
+            f"{max(c['checks_run'] - tips, 0)} bisection, held back {c['held_back'] or 'none'}; "
+            f"one build per XSA: {len(report['xsas'])}"
+        )
+    f = report["final"]
+    print(
+        f"  -- published tip tree {f['published_tree']}: check {f['tip_check']}; "
+        f"still blocked {f['blocked'] or 'nothing'}; wall {report['wall_seconds']:.0f} s",
+        flush=True,
+    )
+
+
+def snapshot_bot(commit: str, state: Path) -> tuple[Path, str]:
+    """The bot's package as of `commit`, exported under the state dir: others edit the
+    checkout while this runs for an hour, and a half-edited module must not be measured."""
+    sha = git("rev-parse", "--verify", f"{commit}^{{commit}}", cwd=ROOT).stdout.strip()
+    dest = state / f"bot-{sha[:12]}"
+    if not (dest / "bot" / "__main__.py").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", sha, "bot"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest, sha
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repo", default=DEFAULT_REPO, help="the Xen clone (only read)")
+    ap.add_argument(
+        "--base",
+        default="RELEASE-4.18.1",
+        help="base tag, or several, comma-separated (default RELEASE-4.18.1)",
+    )
+    ap.add_argument(
+        "--upto",
+        default="RELEASE-4.18.2",
+        help="last commit whose XSAs go in: a tag or the stable branch (default RELEASE-4.18.2)",
+    )
+    ap.add_argument("--state", default=str(ROOT / "bench" / "out" / "gate"))
+    ap.add_argument("--check", default=CHECK, help=f"check command (default: {CHECK!r})")
+    ap.add_argument(
+        "--bot",
+        default="HEAD",
+        help="run the bot as of this commit of the checkout (default HEAD), or "
+        "`worktree` for the files as they are",
+    )
+    args = ap.parse_args()
+    args.state = str(Path(args.state).resolve())  # the bot runs in the scenario's directory
+    global BOT
+    if args.bot != "worktree":
+        BOT, sha = snapshot_bot(args.bot, Path(args.state).resolve())
+        print(f"bot as of {sha}")
+    sys.path.insert(0, str(BOT))
+    for tool in ("gcc", "make", "flex", "bison", "python3"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: apt-get install -y flex bison (and gcc make)")
+    shared = Path(args.state) / "checks"
+    shared.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    reports = [scenario_run(args, b.strip(), shared) for b in args.base.split(",") if b.strip()]
+    total = sum(p["builds_all"] for r in reports for p in r["passes"])
+    print(
+        f"\n{len(reports)} scenario(s), {total} hypervisor builds, "
+        f"{time.monotonic() - started:.0f} s wall in all"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
