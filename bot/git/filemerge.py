@@ -32,10 +32,6 @@ class FileMerger:
         self._ffi: Any = loaded[0] if loaded else None
         self._lib: Any = loaded[1] if loaded else None
 
-    @property
-    def in_memory(self) -> bool:
-        return self._lib is not None
-
     def merge(self, path: bytes, base: Entry, ours: Entry, theirs: Entry) -> bytes | None:
         if self._lib is not None:
             return self._merge_buffers(path, base, ours, theirs)

@@ -21,7 +21,6 @@ from bot.git.trees import GITLINK, Entries, format_tree, parse_tree
 Kind = Literal["blob", "tree", "commit", "tag"]
 _TYPE_NUM: dict[str, int] = TYPE_NUMBERS
 _NUM_TYPE: dict[int, Kind] = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
 def object_id(kind: Kind, data: bytes) -> str:

@@ -17,7 +17,6 @@ The search itself (which set, how small, how faithful) is `bot.core.prereqs`.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from pathlib import Path
 
 import pygit2
 
@@ -33,7 +32,7 @@ from bot.errors import UsageError
 from bot.git.blame import SourceFiles, line_origins, spans
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
-from bot.git.sourcelog import SourceCommit, SourceLog, source_log
+from bot.git.sourcelog import SourceCommit, SourceLog, shared, source_log
 from bot.git.trials import TreeReader, TreeTrials, tree_reader
 
 BLAME_DEPTH = 3  # the lines a candidate relies on, and theirs, and theirs
@@ -41,13 +40,8 @@ _FILES: dict[str, SourceFiles] = {}
 
 
 def source_files(repo: pygit2.Repository) -> SourceFiles:
-    """The shared file cache of a repository (keyed by its path, like `source_log`)."""
-    key = str(Path(repo.path).resolve())
-    found = _FILES.get(key)
-    if found is None:
-        found = _FILES[key] = SourceFiles(repo)
-    found.repo = repo
-    return found
+    """The shared file cache of a repository."""
+    return shared(_FILES, repo, SourceFiles)
 
 
 class _Pool:

@@ -9,8 +9,10 @@ are kept for the life of the process and never go stale.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pygit2
 
@@ -117,14 +119,29 @@ def _linear(commits: list[SourceCommit]) -> bool:
     return all(c.parents == (p.sha,) for p, c in itertools.pairwise(commits))
 
 
+class _PerRepository(Protocol):
+    repo: pygit2.Repository
+
+
+Shared = TypeVar("Shared", bound=_PerRepository)
+
+
+def shared(
+    cache: dict[str, Shared], repo: pygit2.Repository, make: Callable[[pygit2.Repository], Shared]
+) -> Shared:
+    """The one `make(repo)` of this process for the repository at `repo.path`, pointed at
+    `repo` (what it learnt about the history stays valid across Repository objects)."""
+    key = str(Path(repo.path).resolve())
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = make(repo)
+    found.repo = repo
+    return found
+
+
 _LOGS: dict[str, SourceLog] = {}
 
 
 def source_log(repo: pygit2.Repository) -> SourceLog:
-    """The shared log of a repository (keyed by its path: one per repository per process)."""
-    key = str(Path(repo.path).resolve())
-    found = _LOGS.get(key)
-    if found is None:
-        found = _LOGS[key] = SourceLog(repo)
-    found.repo = repo
-    return found
+    """The shared log of a repository."""
+    return shared(_LOGS, repo, SourceLog)

@@ -178,10 +178,6 @@ class Xsa(_Frozen):
             raise ValueError(f"`status: {self.status}` needs a `why`")
         return self
 
-    @property
-    def applies(self) -> bool:
-        return self.status is None
-
 
 class Manifest(_Frozen):
     """One published branch: a base tag plus XSAs from `source`, in order."""
