@@ -50,7 +50,7 @@ class Bot:
     capsys: pytest.CaptureFixture[str]
 
     def __call__(self, *args: str, state: Path | None = None, mirror: Path | None = None) -> Run:
-        from bot.cli import main
+        from bot.cli.main import main
 
         command, rest = args[0], list(args[1:])
         argv = [

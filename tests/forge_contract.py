@@ -18,13 +18,13 @@ from typing import Protocol
 
 from ruamel.yaml import YAML
 
+from bot.app.proposals import ProposalAction, sync_proposals
 from bot.config import Identity
 from bot.core.outcome import Blocked, BuildResult, XsaOutcome
+from bot.core.ports import Forge, MergeRequest, Proposal
 from bot.core.prereqs import Candidate, FinderResult
 from bot.manifest.load import LoadedManifest
 from bot.manifest.model import Manifest
-from bot.ports import Forge, MergeRequest, Proposal
-from bot.proposals import ProposalAction, sync_proposals
 from tests.gitrepo import RepoBuilder
 
 __all__ = [

@@ -27,7 +27,7 @@ def test_build_prints_the_tip_last_and_is_the_same_from_another_clone(
     assert first.status == 0, first.err
     clone = tmp_path / "elsewhere" / "xen"
     git.Repo.clone_from(str(xenlike.path), clone, multi_options=["--mirror"])
-    from bot.cli import main
+    from bot.cli.main import main
 
     bot.capsys.readouterr()
     status = main(

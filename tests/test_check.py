@@ -17,7 +17,7 @@ import pytest
 from bot.check import gate as check_gate
 from bot.check.prereqs import find_build_prerequisites
 from bot.check.runner import CheckRunner, CheckTimedOut
-from bot.cli import main
+from bot.cli.main import main
 from bot.config import Identity
 from bot.core.gate import GateBlock, GateBuild, gate
 from bot.errors import SetupError

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.app.reconcile import TreePass, run_pass
 from bot.check.forge_ci import CiState, CiStatus, ForgeCiRunner, candidate_ref
 from bot.check.gate import BuilderGate
 from bot.check.runner import CheckRunner, CheckTimedOut
@@ -29,7 +30,6 @@ from bot.git.objects import ObjectStore
 from bot.git.runner import git, git_text
 from bot.git.workrepo import WorkRepo
 from bot.manifest.model import Manifest, Xsa
-from bot.reconcile import TreePass, run_pass
 from tests.cproject import BUILD, Project, make_project
 from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.repos import bare_manifests_repo

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config, ForgeConfig, Identity
+from bot.core.ports import MergeRequest, Proposal
 from bot.errors import (
     ForgeConflict,
     ForgeNotFound,
@@ -24,7 +25,6 @@ from bot.forges.github import GitHubForge
 from bot.forges.http import RetryPolicy
 from bot.forges.plan_comment import key_of, post_plan
 from bot.git.runner import git
-from bot.ports import MergeRequest, Proposal
 from tests.fakes.github import FakeGitHub
 from tests.fakes.repos import MANIFEST, bare_manifests_repo, fork_of, push_as_human, show, tip
 from tests.forge_contract import *  # noqa: F403  (the contract runs against this forge too)
@@ -530,7 +530,7 @@ def test_the_token_never_leaks(
 def test_load_forge_makes_the_github_forge(
     fake: FakeGitHub, tmp_path: Path, remote: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.proposals import load_forge
+    from bot.app.proposals import load_forge
 
     monkeypatch.setenv("XSABOT_GITHUB_TOKEN", TOKEN)
     forge = ForgeConfig(

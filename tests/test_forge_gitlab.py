@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config, ForgeConfig, Identity
+from bot.core.ports import MergeRequest, Proposal
 from bot.errors import (
     ForgeConflict,
     ForgeNotFound,
@@ -24,7 +25,6 @@ from bot.forges.gitlab import GitLabForge
 from bot.forges.http import RetryPolicy
 from bot.forges.plan_comment import key_of, post_plan
 from bot.git.runner import git
-from bot.ports import MergeRequest, Proposal
 from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.repos import (
     MANIFEST,
@@ -490,7 +490,7 @@ def test_the_token_never_leaks(
 def test_load_forge_makes_the_gitlab_forge(
     fake: FakeGitLab, tmp_path: Path, remote: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.proposals import load_forge
+    from bot.app.proposals import load_forge
 
     monkeypatch.setenv("XSABOT_GITLAB_TOKEN", TOKEN)
     forge = ForgeConfig(

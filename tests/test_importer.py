@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-import bot.cli
+import bot.cli.main
 from bot.errors import UsageError
 from bot.importer import (
     XsaCommit,
@@ -168,7 +168,7 @@ def test_rendering_reads_back_as_the_same_strings() -> None:
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Build only the `import` subparser: the other subcommands' modules are not this test's
     # subject and must not make it fail. No config file from the working directory either.
-    monkeypatch.setattr(bot.cli, "COMMANDS", {"import": bot.cli.COMMANDS["import"]})
+    monkeypatch.setattr(bot.cli.main, "COMMANDS", {"import": bot.cli.main.COMMANDS["import"]})
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("XSABOT_UPSTREAM_XEN", raising=False)
     yield
@@ -178,7 +178,7 @@ def _import(
     capsys: pytest.CaptureFixture[str], upstream: str, *extra: str, base: str = "RELEASE-4.19.0"
 ) -> tuple[int, str, str]:
     argv = ["import", "stable", "--upstream", upstream, "--source", "stable-4.19"]
-    status = bot.cli.main([*argv, "--base", base, "--state", "state", *extra])
+    status = bot.cli.main.main([*argv, "--base", base, "--state", "state", *extra])
     out, err = capsys.readouterr()
     return status, out, err
 
@@ -263,7 +263,7 @@ def test_import_unknown_source_branch_exits_2(
     xen: XenLike, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["import", "stable", "--upstream", f"xen={xen.path}", "--source", "stable-9.9"]
-    status = bot.cli.main([*argv, "--base", "RELEASE-4.19.0", "--state", "state"])
+    status = bot.cli.main.main([*argv, "--base", "RELEASE-4.19.0", "--state", "state"])
     err = capsys.readouterr().err
     assert status == 2
     assert err == f"xsabot import: unknown source 'stable-9.9': no such branch in {xen.path}\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.manifest.schema import manifest_json_schema, manifest_json_schema_text
 
 A, B = "a" * 40, "b" * 40

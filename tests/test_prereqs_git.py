@@ -245,7 +245,7 @@ def test_an_already_applied_xsas_commits_are_on_the_branch(
         f"  - xsa: 99\n    commits: [{fix}]\n"
     )
 
-    # A pass's search (`bot.proposals`) takes what is on the branch from the build result.
+    # A pass's search (`bot.app.proposals`) takes what is on the branch from the build result.
     repo = pygit2.Repository(str(world.b.path))
     store = ObjectStore(repo)
     built = Builder(repo, store, Identity(name="xsabot", email="xsabot@example.invalid")).build(

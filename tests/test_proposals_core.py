@@ -7,11 +7,11 @@ from dataclasses import replace
 from ruamel.yaml import YAML
 
 from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
+from bot.core.ports import MergeRequest, Proposal
 from bot.core.prereqs import Candidate, FinderResult
 from bot.core.proposals import Decision, ManifestFile, decide, parse_proposal_branch
 from bot.manifest.edit import add_prerequisites, mark_blocked
 from bot.manifest.model import Manifest
-from bot.ports import MergeRequest, Proposal
 from tests.forge_contract import (
     BRANCH,
     FIX2,

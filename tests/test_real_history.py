@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 XEN = Path(os.environ.get("XSABOT_XEN_REPO", "/work/.mirror/xen-project+xen/repo"))

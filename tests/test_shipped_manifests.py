@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.manifest.load import load_manifests
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"

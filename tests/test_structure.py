@@ -11,7 +11,7 @@ CORE_FORBIDDEN = (
     "bot.forges",
     "bot.notify",
     "bot.web",
-    "bot.reconcile",
+    "bot.app.reconcile",
     "pygit2",
     "git",
     "gitlab",

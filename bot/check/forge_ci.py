@@ -41,7 +41,7 @@ _PUSH_ATTEMPTS = 3
 
 
 class CiStatus(Protocol):
-    """The one thing this runner needs from a forge (`bot.ports.Forge.check_status`)."""
+    """The one thing this runner needs from a forge (`bot.core.ports.Forge.check_status`)."""
 
     def check_status(self, sha: str) -> CiState: ...
 

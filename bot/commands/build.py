@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.cli import Context
+from bot.app.branch import prepare
+from bot.cli.main import Context
+from bot.cli.progress import Progress
 from bot.core.outcome import DOES_NOT_BUILD, Blocked
 from bot.errors import UsageError
 from bot.git.runner import git
 from bot.git.workrepo import is_local
-from bot.progress import Progress
-from bot.single import prepare
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

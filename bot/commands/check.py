@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.cli import Context
+from bot.app.branch import prepare
+from bot.cli.main import Context
+from bot.cli.progress import Progress
 from bot.errors import UsageError
-from bot.progress import Progress
-from bot.single import prepare
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # `--check TREE=COMMAND` is one of the common options (bot/cli.py).
+    # `--check TREE=COMMAND` is one of the common options (bot/cli/main.py).
     parser.add_argument("manifest", type=Path, help="the manifest file")
     parser.add_argument(
         "--timeout", type=float, help="seconds the check may take (default: the config's)"

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bot.cli import Context
+from bot.cli.main import Context
 from bot.core.outcome import BuildResult, XsaOutcome
 from bot.core.prereqs import Candidate, FinderResult, Limits
 from bot.errors import UsageError
@@ -45,9 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.app.branch import prepare
     from bot.git.prereqs import find_prerequisites
     from bot.git.sourcelog import source_log
-    from bot.single import prepare
 
     branch = prepare(ctx.config, args.manifest)
     loaded = branch.loaded

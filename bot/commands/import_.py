@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from bot.cli import Context
+from bot.cli.main import Context
 from bot.config import Config
 from bot.errors import UsageError
 from bot.git.workrepo import WorkRepo

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from bot.errors import Problem, UsageError
 
 if TYPE_CHECKING:
-    from bot.cli import Context
+    from bot.cli.main import Context
     from bot.manifest.load import ManifestSet
 
 

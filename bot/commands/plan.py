@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-from bot.cli import Context
+from bot.app.reconcile import run_pass
+from bot.cli.main import Context
+from bot.cli.progress import Progress
+from bot.cli.render import dump_json, pass_text, plan_markdown
 from bot.errors import UsageError
-from bot.progress import Progress
-from bot.reconcile import run_pass
-from bot.render import dump_json, pass_text, plan_markdown
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +46,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     report = outcome.report
     print(dump_json(report.to_json()) if args.json else pass_text(report, done=False))
     if number is not None:
+        from bot.app.proposals import load_forge
         from bot.forges.plan_comment import post_plan
-        from bot.proposals import load_forge
 
         post_plan(load_forge(ctx.config), number, plan_markdown(report))
     return report.exit_status

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from bot.cli import Context
+from bot.app.reconcile import run_pass
+from bot.cli.main import Context
+from bot.cli.progress import Progress
+from bot.cli.render import dump_json, pass_text, proposal_lines
 from bot.errors import XsabotError
-from bot.progress import Progress
-from bot.reconcile import run_pass
-from bot.render import dump_json, pass_text, proposal_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     errors: list[str] = []
     # Only a fresh build tells anything new about proposals; a no-op pass skips the forge.
     if not args.dry_run and any(t.results for t in outcome.trees.values()):
-        from bot.proposals import propose
+        from bot.app.proposals import propose
 
         try:
             actions = propose(ctx.config, outcome, progress)

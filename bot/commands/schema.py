@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.cli import Context
+    from bot.cli.main import Context
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

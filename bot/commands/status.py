@@ -10,13 +10,13 @@ import argparse
 import logging
 from typing import Any
 
-from bot.cli import Context
+from bot.cli.main import Context
+from bot.cli.render import branch_lines, dump_json
 from bot.core.plan import BranchReport, from_record
 from bot.errors import SetupError
 from bot.git.publish import read_record
 from bot.git.workrepo import WorkRepo
 from bot.manifest.load import load_manifests
-from bot.render import branch_lines, dump_json
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def branch_status(ctx: Context) -> list[BranchReport]:
 
 
 def _proposals(ctx: Context) -> list[dict[str, Any]]:
-    from bot.proposals import load_forge
+    from bot.app.proposals import load_forge
 
     try:
         forge = load_forge(ctx.config)

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.core.outcome import DOES_NOT_BUILD, BuildResult, XsaOutcome
+from bot.core.ports import BOT_BRANCH_PREFIX, MergeRequest, Proposal
 from bot.core.prereqs import Candidate, FinderResult
 from bot.manifest.edit import add_prerequisites, mark_blocked
 from bot.manifest.model import Manifest
-from bot.ports import BOT_BRANCH_PREFIX, MergeRequest, Proposal
 
 Action = Literal["open", "update", "keep", "close"]
 

@@ -1,1 +1,1 @@
-"""Forge adapters behind `bot.ports.Forge`: local (a directory), GitLab, GitHub."""
+"""Forge adapters behind `bot.core.ports.Forge`: local (a directory), GitLab, GitHub."""

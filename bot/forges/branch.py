@@ -14,9 +14,9 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from bot.core.ports import BOT_BRANCH_PREFIX, Proposal
 from bot.errors import ForgeError
 from bot.git.runner import git, git_text
-from bot.ports import BOT_BRANCH_PREFIX, Proposal
 
 
 def check_proposal(proposal: Proposal) -> None:

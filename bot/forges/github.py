@@ -18,6 +18,7 @@ import github.GithubException
 import requests
 
 from bot.config import Config, ForgeConfig, Identity
+from bot.core.ports import BOT_BRANCH_PREFIX, CommitState, MergeRequest, Proposal, content_hash_in
 from bot.forges.credentials import git_env, read_token
 from bot.forges.http import HttpFailure, RetryPolicy
 from bot.forges.plan_comment import GITHUB_COMMENT_LIMIT, key_of, with_marker
@@ -27,7 +28,6 @@ from bot.forges.remote_branch import (
     check_proposal,
     check_update,
 )
-from bot.ports import BOT_BRANCH_PREFIX, CommitState, MergeRequest, Proposal, content_hash_in
 
 T = TypeVar("T")
 _RUN_FAILED = {"failure", "cancelled", "timed_out", "action_required", "startup_failure"}

@@ -18,6 +18,14 @@ import gitlab.exceptions
 import requests
 
 from bot.config import Config, ForgeConfig, Identity
+from bot.core.ports import (
+    BOT_BRANCH_PREFIX,
+    CommitState,
+    MergeRequest,
+    MergeRequestState,
+    Proposal,
+    content_hash_in,
+)
 from bot.forges.credentials import git_env, read_token
 from bot.forges.http import HttpFailure, RetryPolicy
 from bot.forges.plan_comment import GITLAB_NOTE_LIMIT, key_of, with_marker
@@ -26,14 +34,6 @@ from bot.forges.remote_branch import (
     check_close,
     check_proposal,
     check_update,
-)
-from bot.ports import (
-    BOT_BRANCH_PREFIX,
-    CommitState,
-    MergeRequest,
-    MergeRequestState,
-    Proposal,
-    content_hash_in,
 )
 
 T = TypeVar("T")

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.config import Identity
+from bot.core.ports import BOT_BRANCH_PREFIX, CommitState, MergeRequest, Proposal, content_hash_in
 from bot.errors import ForgeConflict, ForgeError, ForgeNotFound, GitError, SetupError
 from bot.forges.branch import branch_tip, check_proposal, commit_files, move_branch
 from bot.git.runner import git
-from bot.ports import BOT_BRANCH_PREFIX, CommitState, MergeRequest, Proposal, content_hash_in
 
 if TYPE_CHECKING:
     from bot.check.runner import CheckRunner

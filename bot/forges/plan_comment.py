@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Protocol, runtime_checkable
 
-from bot.ports import Forge
+from bot.core.ports import Forge
 
 GITLAB_NOTE_LIMIT = 1_000_000
 GITHUB_COMMENT_LIMIT = 65_536

@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from bot.config import Identity
+from bot.core.ports import MergeRequest, Proposal
 from bot.errors import ForgeConflict, ForgeError, GitError
 from bot.forges.branch import check_proposal as check_proposal  # re-exported
 from bot.forges.branch import commit_files, same_tree
 from bot.git.runner import git, git_text, redact
-from bot.ports import MergeRequest, Proposal
 
 _LEASE_LOST = re.compile(r"stale info|\[rejected\]|fetch first|non-fast-forward")
 _NETWORK_TIMEOUT = 300.0

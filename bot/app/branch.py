@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.cli.progress import Progress
 from bot.config import Config
 from bot.core.outcome import BuildResult
 from bot.errors import UsageError
@@ -15,7 +16,6 @@ from bot.git.objects import ObjectStore
 from bot.git.workrepo import WorkRepo
 from bot.manifest.load import LoadedManifest, load_manifest
 from bot.manifest.model import Manifest
-from bot.progress import Progress
 
 
 @dataclass

@@ -69,7 +69,7 @@ _DONE = {"open": "opened", "update": "updated", "close": "closed", "keep": "unch
 
 
 def proposal_lines(actions: Sequence[Any]) -> list[str]:
-    """One line per proposal the pass touched (`bot.proposals.ProposalAction`)."""
+    """One line per proposal the pass touched (`bot.app.proposals.ProposalAction`)."""
     lines = []
     for a in actions:
         where = f" !{a.id}" if a.id is not None else ""

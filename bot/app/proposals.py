@@ -12,15 +12,15 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bot.app.reconcile import PassOutcome, TreePass
+from bot.cli.progress import Progress
 from bot.config import Config, Identity
 from bot.core.outcome import DOES_NOT_BUILD, BuildResult, XsaOutcome
+from bot.core.ports import Forge, MergeRequest
 from bot.core.prereqs import FinderResult
 from bot.core.proposals import Action, Decision, ManifestFile, decide, desired_proposals
 from bot.errors import ForgeError, SetupError, UsageError
 from bot.manifest.load import LoadedManifest
-from bot.ports import Forge, MergeRequest
-from bot.progress import Progress
-from bot.reconcile import PassOutcome, TreePass
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.cli.progress import Progress
 from bot.config import Config
 from bot.core.outcome import BuildResult
 from bot.core.plan import BranchReport, PassReport, from_record
@@ -34,7 +35,6 @@ from bot.git.publish import (
 from bot.git.workrepo import NOTES, WorkRepo
 from bot.manifest.load import LoadedManifest, load_manifests
 from bot.manifest.model import Manifest
-from bot.progress import Progress
 
 if TYPE_CHECKING:
     from bot.check.forge_ci import CiStatus, ForgeCiRunner
@@ -97,7 +97,7 @@ def _ci_forge(config: Config, tree: str) -> CiStatus:
             timeout=settings.check_timeout,
         )
         return LocalForge(config.manifests, config.state, config.identity, check=ci)
-    from bot.proposals import load_forge
+    from bot.app.proposals import load_forge
 
     if settings.check_project:
         forge = config.forge.model_copy(update={"project": settings.check_project})
