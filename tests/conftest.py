@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.app.wiring import Adapters
 from tests.gitrepo import XenLike, make_xenlike
 
 
@@ -48,6 +49,7 @@ class Bot:
     state: Path
     mirror: Path
     capsys: pytest.CaptureFixture[str]
+    adapters: Adapters | None = None  # the real ones unless a test hands in its own
 
     def __call__(self, *args: str, state: Path | None = None, mirror: Path | None = None) -> Run:
         from bot.cli.main import main
@@ -66,7 +68,7 @@ class Bot:
             *rest,
         ]
         self.capsys.readouterr()
-        status = main(argv)
+        status = main(argv, self.adapters)
         captured = self.capsys.readouterr()
         return Run(status, captured.out, captured.err)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.reconcile import TreePass, run_pass
+from bot.app.pass_ import run_pass
+from bot.app.wiring import Adapters
 from bot.check.forge_ci import CiState, CiStatus, ForgeCiRunner, candidate_ref
 from bot.check.gate import BuilderGate
 from bot.check.runner import CheckRunner, CheckTimedOut
@@ -117,29 +118,25 @@ def local_ci(config: Config, tree: str) -> LocalForge:
     return LocalForge(config.manifests, config.state, config.identity, check=ci)
 
 
-def _wire_forge_ci(
-    monkeypatch: pytest.MonkeyPatch, forge_for: Callable[[Config, str], CiStatus], clock: Clock
-) -> None:
-    """The pass with forge CI as the check, built as `TreePass.check_runner` does, but with a
+def _forge_ci(forge_for: Callable[[Config, str], CiStatus], clock: Clock) -> Adapters:
+    """The pass with forge CI as the check, made as the default wiring makes it, but with a
     forge of the test's choosing and a fake clock (no real waiting)."""
 
-    def check_runner(self: TreePass, config: Config, tree: str) -> ForgeCiRunner:
-        if self.runner is None:
-            self.runner = ForgeCiRunner(
-                forge_for(config, tree),
-                work=self.work,
-                mirror=config.mirror_of(tree),
-                namespace=config.namespace,
-                state=config.state,
-                timeout=config.trees[tree].check_timeout,
-                poll=5,
-                grace=30,
-                clock=clock,
-                sleep=clock.sleep,
-            )
-        return self.runner
+    def check(config: Config, tree: str, work: WorkRepo) -> ForgeCiRunner:
+        return ForgeCiRunner(
+            forge_for(config, tree),
+            work=work,
+            mirror=config.mirror_of(tree),
+            namespace=config.namespace,
+            state=config.state,
+            timeout=config.trees[tree].check_timeout,
+            poll=5,
+            grace=30,
+            clock=clock,
+            sleep=clock.sleep,
+        )
 
-    monkeypatch.setattr(TreePass, "check_runner", check_runner)
+    return Adapters(check=check)
 
 
 def _ref(repo: Path | str, ref: str) -> str | None:
@@ -181,7 +178,7 @@ def test_a_passing_candidate_is_pushed_then_promoted_to_the_published_branch(
 
 
 def test_the_published_branch_moves_only_once_ci_reports_success(
-    tmp_path: Path, project: Project, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, project: Project
 ) -> None:
     config = _config(tmp_path, project, (2,))
     clock = Clock()
@@ -190,16 +187,16 @@ def test_the_published_branch_moves_only_once_ci_reports_success(
     def forge_for(config: Config, tree: str) -> Held:
         return held.setdefault(tree, Held(local_ci(config, tree)))
 
-    _wire_forge_ci(monkeypatch, forge_for, clock)
+    adapters = _forge_ci(forge_for, clock)
     mirror = config.mirror_of("xen")
 
-    [first] = run_pass(config, publish=True).report.branches
+    [first] = run_pass(config, publish=True, adapters=adapters).report.branches
     assert not first.published and _ref(mirror, PUBLISHED) is None
     assert _ref(mirror, CANDIDATE) is not None  # CI has something to run on
     assert _statuses(config) == {}  # and has not reported yet
 
     held["xen"].released = True
-    [second] = run_pass(config, publish=True).report.branches
+    [second] = run_pass(config, publish=True, adapters=adapters).report.branches
     tip = _ref(mirror, PUBLISHED)
     assert second.published and tip is not None
     assert _statuses(config)[tip] == "success"

@@ -490,7 +490,7 @@ def test_the_token_never_leaks(
 def test_load_forge_makes_the_gitlab_forge(
     fake: FakeGitLab, tmp_path: Path, remote: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.app.proposals import load_forge
+    from bot.forges.registry import load_forge
 
     monkeypatch.setenv("XSABOT_GITLAB_TOKEN", TOKEN)
     forge = ForgeConfig(

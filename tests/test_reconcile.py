@@ -200,23 +200,22 @@ def test_a_broken_manifest_stops_only_its_branch(bot: Bot, xenlike: XenLike) -> 
 
 
 def test_lease_failure_publishes_nothing_and_says_so(
-    bot: Bot, xenlike: XenLike, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    bot: Bot, xenlike: XenLike, tmp_path: Path
 ) -> None:
     bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
     bot.write("4.20", manifest(xenlike, (1, ["xsa1"]), branch="xsa/4.20"))
     _reconcile(bot)
     before = _git(bot.mirror, "for-each-ref")
 
-    import bot.app.reconcile as reconcile_module
+    from bot.app.wiring import Adapters
+    from bot.git.publish import push
 
-    real_push = reconcile_module.push
-
-    def racing_push(work, mirror, updates, **kw):  # type: ignore[no-untyped-def]
+    def racing_push(work, mirror, updates):  # type: ignore[no-untyped-def]
         # Another replica (or a human) moves one branch after our fetch, before our push.
         _git(Path(mirror), "update-ref", "refs/heads/xsa/4.20", xenlike.shas["release"])
-        return real_push(work, mirror, updates, **kw)
+        return push(work, mirror, updates)
 
-    monkeypatch.setattr(reconcile_module, "push", racing_push)
+    bot.adapters = Adapters(push=racing_push)
     bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"])))
     bot.write("4.20", manifest(xenlike, (3, ["xsa3a", "xsa3b"]), branch="xsa/4.20"))
     data = _reconcile(bot)

@@ -11,7 +11,7 @@ CORE_FORBIDDEN = (
     "bot.forges",
     "bot.notify",
     "bot.web",
-    "bot.app.reconcile",
+    "bot.app.pass_",
     "pygit2",
     "git",
     "gitlab",

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.cli.progress import Progress
 from bot.config import Config
 from bot.core.outcome import BuildResult
+from bot.core.ports import NoProgress, Progress
 from bot.errors import UsageError
 from bot.git.build import Builder
 from bot.git.objects import ObjectStore
@@ -53,7 +53,7 @@ def prepare(config: Config, path: Path, progress: Progress | None = None) -> Sin
     m = loaded.manifest
     upstream = config.upstream_of(m.tree)
     work = WorkRepo.for_tree(config.state, m.tree)
-    with (progress or Progress(False)).step(f"fetching {m.tree} upstream"):
+    with (progress or NoProgress()).step(f"fetching {m.tree} upstream"):
         work.fetch_upstream(upstream)
     base = work.upstream(m.base, "tags")
     source = work.upstream(m.source, "heads")

@@ -8,18 +8,18 @@ forge what exists, performs each decision, and returns what was done for reports
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bot.app.reconcile import PassOutcome, TreePass
-from bot.cli.progress import Progress
+from bot.app.pass_ import PassOutcome, TreePass
+from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config, Identity
 from bot.core.outcome import DOES_NOT_BUILD, BuildResult, XsaOutcome
-from bot.core.ports import Forge, MergeRequest
+from bot.core.ports import Forge, MergeRequest, NoProgress, Progress
 from bot.core.prereqs import FinderResult
 from bot.core.proposals import Action, Decision, ManifestFile, decide, desired_proposals
-from bot.errors import ForgeError, SetupError, UsageError
+from bot.errors import ForgeError, SetupError
 from bot.manifest.load import LoadedManifest
 
 log = logging.getLogger(__name__)
@@ -113,49 +113,18 @@ def _manifest_file(root: Path, m: LoadedManifest) -> ManifestFile:
     return ManifestFile(name=m.name, path=path, text=m.text, manifest=m.manifest)
 
 
-def _local(config: Config) -> Forge:
-    from bot.forges.local import LocalForge
-
-    return LocalForge(config.manifests, config.state, config.identity)
-
-
-def _gitlab(config: Config) -> Forge:
-    from bot.forges.gitlab import GitLabForge  # python-gitlab is imported only when used
-
-    return GitLabForge.from_config(config)
-
-
-def _github(config: Config) -> Forge:
-    from bot.forges.github import GitHubForge  # PyGithub is imported only when used
-
-    return GitHubForge.from_config(config)
-
-
-# Forge kinds and how to make each from the config.
-FORGES: dict[str, Callable[[Config], Forge]] = {
-    "local": _local,
-    "gitlab": _gitlab,
-    "github": _github,
-}
-
-
-def load_forge(config: Config) -> Forge:
-    make = FORGES.get(config.forge.kind)
-    if make is None:
-        known = ", ".join(sorted(FORGES))
-        raise UsageError(f"forge kind {config.forge.kind!r} is not available (known: {known})")
-    return make(config)
-
-
 def propose(
-    config: Config, outcome: PassOutcome, progress: Progress | None = None
+    config: Config,
+    outcome: PassOutcome,
+    progress: Progress | None = None,
+    adapters: Adapters = DEFAULT,
 ) -> list[ProposalAction]:
     """Find prerequisites for every XSA a fresh build found blocked (by a conflict, or by the
     check), and make the bot's merge requests match: open, update, close. Returns the
     `ProposalAction`s."""
     from bot.forges.local import manifests_repository
 
-    progress = progress or Progress(False)
+    progress = progress or NoProgress()
     by_name = {m.name: m for m in outcome.manifests}
     results: dict[str, BuildResult] = {}
     found: dict[tuple[str, int], FinderResult] = {}
@@ -165,7 +134,7 @@ def propose(
             for xsa, finder in _search(config, tree_pass, by_name[name], result, progress):
                 found[(name, xsa)] = finder
     try:
-        forge = load_forge(config)
+        forge = adapters.forge(config)
         root = manifests_repository(config.manifests)
     except SetupError as exc:
         if found:
@@ -203,7 +172,6 @@ def _search(
     an earlier XSA's prerequisites gets no proposal of its own.
     """
     from bot.check.prereqs import find_build_prerequisites
-    from bot.check.runner import CheckRunner
     from bot.git.prereqs import find_prerequisites
 
     gate_held = {
@@ -239,8 +207,8 @@ def _search(
         on_branch = tuple(current.picked_before(xsa))
         with progress.step(f"finding what {loaded.name} XSA-{xsa} needs"):
             if b.reason == DOES_NOT_BUILD:
-                runner = tree_pass.runner
-                if not isinstance(runner, CheckRunner) or b.tree is None:
+                runner = tree_pass.check
+                if runner is None or not runner.reports_compiler_output or b.tree is None:
                     continue  # a forge's CI gives no compiler output to search from
                 finder = find_build_prerequisites(
                     tree_pass.work.repo,

@@ -1,376 +1,41 @@
-"""One pass over the manifests: fetch, build what changed, publish each mirror atomically.
-
-A broken manifest stops that branch only; a tree whose upstream or mirror cannot be reached
-stops that tree's branches only. Unchanged inputs (the digest in the published build record)
-cost no build at all.
-"""
+"""`reconcile`: the bot's whole job, once: a pass (fetch, build, check, publish), then the
+proposals for what it found blocked. The CLI runs it once; the service on a schedule."""
 
 from __future__ import annotations
 
-import logging
-from collections import defaultdict
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
 
-from bot.cli.progress import Progress
+from bot.app.pass_ import PassOutcome, run_pass
+from bot.app.proposals import ProposalAction, propose
+from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config
-from bot.core.outcome import BuildResult
-from bot.core.plan import BranchReport, PassReport, from_record
-from bot.core.publish import Action, changes, decide, pseudo_merge_message
-from bot.core.record import BuildRecord, inputs_digest, make_record, note_text
-from bot.errors import SetupError, XsabotError
-from bot.git.build import ENGINE, Builder
-from bot.git.commits import parse_commit
-from bot.git.objects import ObjectStore
-from bot.git.publish import (
-    PushResult,
-    RefUpdate,
-    notes_commit,
-    pseudo_merge,
-    push,
-    read_note,
-    read_record,
-)
-from bot.git.workrepo import NOTES, WorkRepo
-from bot.manifest.load import LoadedManifest, load_manifests
-from bot.manifest.model import Manifest
-
-if TYPE_CHECKING:
-    from bot.check.forge_ci import CiStatus, ForgeCiRunner
-    from bot.check.runner import CheckRunner
-
-log = logging.getLogger(__name__)
+from bot.core.ports import NoProgress, Progress
+from bot.errors import XsabotError
 
 
-@dataclass
-class TreePass:
-    """What one tree's pass made: kept for the steps after publishing (proposals)."""
+@dataclass(frozen=True)
+class Reconciled:
+    outcome: PassOutcome
+    proposals: list[ProposalAction]
+    errors: list[str]  # what kept proposals from being made; the branches are published
 
-    work: WorkRepo
-    store: ObjectStore
-    builder: Builder
-    results: dict[str, BuildResult] = field(default_factory=dict)
-    runner: CheckRunner | ForgeCiRunner | None = None
-
-    def check_runner(self, config: Config, tree: str) -> CheckRunner | ForgeCiRunner:
-        if self.runner is None:
-            settings = config.trees[tree]
-            if settings.check_via == "forge-ci":
-                from bot.check.forge_ci import ForgeCiRunner
-
-                self.runner = ForgeCiRunner(
-                    _ci_forge(config, tree),
-                    work=self.work,
-                    mirror=config.mirror_of(tree),
-                    namespace=config.namespace,
-                    state=config.state,
-                    timeout=settings.check_timeout,
-                    poll=settings.check_poll_seconds,
-                    grace=settings.check_grace_seconds,
-                )
-            else:
-                from bot.check.runner import CheckRunner
-
-                assert settings.check is not None
-                self.runner = CheckRunner(
-                    settings.check,
-                    repo_path=self.work.path,
-                    state=config.state,
-                    timeout=settings.check_timeout,
-                )
-        return self.runner
+    @property
+    def exit_status(self) -> int:
+        return max(self.outcome.report.exit_status, 1 if self.errors else 0)
 
 
-def _ci_forge(config: Config, tree: str) -> CiStatus:
-    """The forge whose CI judges this tree's candidates (the local forge runs `check`)."""
-    settings = config.trees[tree]
-    if config.forge.kind == "local":
-        from bot.check.runner import CheckRunner
-        from bot.forges.local import LocalForge
-
-        assert settings.check is not None
-        ci = CheckRunner(  # its own state: the bot's cache holds the "forge-ci" verdicts
-            settings.check,
-            repo_path=Path(config.mirror_of(tree)),
-            state=config.state / "proposals" / "ci",
-            timeout=settings.check_timeout,
-        )
-        return LocalForge(config.manifests, config.state, config.identity, check=ci)
-    from bot.app.proposals import load_forge
-
-    if settings.check_project:
-        forge = config.forge.model_copy(update={"project": settings.check_project})
-        config = config.model_copy(update={"forge": forge})
-    return load_forge(config)
-
-
-@dataclass
-class PassOutcome:
-    report: PassReport
-    manifests: list[LoadedManifest]
-    trees: dict[str, TreePass]
-
-
-def run_pass(
-    config: Config,
-    *,
-    publish: bool,
-    progress: Progress | None = None,
-) -> PassOutcome:
-    progress = progress or Progress(False)
-    mset = load_manifests(config.manifests, namespace=config.namespace, trees=config.trees.keys())
-    reports: list[BranchReport] = [
-        BranchReport(
-            manifest=path.stem,
-            path=str(path),
-            action="error",
-            problems=tuple(str(p) for p in problems),
-        )
-        for path, problems in sorted(mset.invalid.items())
-    ]
-    by_tree: dict[str, list[LoadedManifest]] = defaultdict(list)
-    for loaded in mset.loaded:
-        by_tree[loaded.manifest.tree].append(loaded)
-    trees: dict[str, TreePass] = {}
-    environment_failed = False
-    for tree, items in sorted(by_tree.items()):
+def reconcile(
+    config: Config, progress: Progress | None = None, adapters: Adapters = DEFAULT
+) -> Reconciled:
+    progress = progress or NoProgress()
+    outcome = run_pass(config, publish=True, progress=progress, adapters=adapters)
+    actions: list[ProposalAction] = []
+    errors: list[str] = []
+    # Only a fresh build tells anything new about proposals; a no-op pass skips the forge.
+    if any(t.results for t in outcome.trees.values()):
         try:
-            tree_pass, tree_reports = _pass_tree(config, tree, items, publish, progress)
-            trees[tree] = tree_pass
-        except XsabotError as exc:
-            log.warning("tree %s: %s", tree, exc)
-            # The other trees still go on; the exit status says the environment is at fault.
-            environment_failed = environment_failed or isinstance(exc, SetupError)
-            tree_reports = [
-                BranchReport(
-                    manifest=m.name,
-                    path=str(m.path),
-                    action="error",
-                    branch=m.manifest.branch,
-                    base=m.manifest.base,
-                    problems=(str(exc),),
-                )
-                for m in items
-            ]
-        reports.extend(tree_reports)
-    reports.sort(key=lambda r: r.manifest)
-    report = PassReport(tuple(reports), environment_failed=environment_failed)
-    return PassOutcome(report, list(mset.loaded), trees)
-
-
-def _pass_tree(
-    config: Config, tree: str, items: list[LoadedManifest], publish: bool, progress: Progress
-) -> tuple[TreePass, list[BranchReport]]:
-    work = WorkRepo.for_tree(config.state, tree)
-    with progress.step(f"fetching {tree} upstream"):
-        work.fetch_upstream(config.upstream_of(tree))
-    mirror = config.mirror_of(tree)
-    with progress.step(f"fetching {tree} mirror"):
-        work.fetch_mirror(mirror, config.namespace)
-    store = ObjectStore(work.repo)
-    builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
-    tree_pass = TreePass(work, store, builder)
-    notes = work.mirror_notes()
-    reports: list[BranchReport] = []
-    updates: list[RefUpdate] = []
-    new_records: dict[str, list[BuildRecord]] = defaultdict(list)
-    for loaded in items:
-        with progress.step(f"building {loaded.name}"):
-            report, update, note = _plan_branch(config, tree_pass, notes, loaded, publish)
-        reports.append(report)
-        if update is not None:
-            updates.append(update)
-        if note is not None:
-            new_records[note[0]].append(note[1])
-    new_notes = {
-        commit: note_text(read_note(work, commit, notes), records)
-        for commit, records in new_records.items()
-    }
-    if publish and config.trees[tree].copy_upstream_refs:
-        updates += _upstream_copies(work, mirror, items)
-    if publish and (new_notes or updates):
-        ident = config.identity
-        if new_notes:
-            notes_sha = notes_commit(
-                store, old=notes, notes=new_notes, name=ident.name, email=ident.email
-            )
-            updates.append(RefUpdate(NOTES, notes_sha, notes))
-        with progress.step(f"publishing to the {tree} mirror"):
-            store.flush()
-            result = push(work, mirror, updates)
-        moved = {f"refs/heads/{r.branch}" for r in reports} & {u.ref for u in updates}
-        reports = [_after_push(r, result, moved) for r in reports]
-    return tree_pass, reports
-
-
-def _after_push(report: BranchReport, result: PushResult, moved: set[str]) -> BranchReport:
-    """Mark what the push published; a failed push is an error for each branch it would move
-    (and a problem for all when it would move only notes or upstream copies)."""
-    mine = f"refs/heads/{report.branch}" in moved
-    if result.ok:
-        return replace(report, published=True) if mine else report
-    if mine:
-        return replace(report, action="error", problems=(*report.problems, result.message))
-    if not moved:
-        return replace(report, problems=(*report.problems, result.message))
-    return report
-
-
-def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -> list[RefUpdate]:
-    """Upstream's RELEASE-* tags and the manifests' source branches, where the mirror differs."""
-    wanted = work.upstream_refs("tags/RELEASE-*")
-    for source in sorted({m.manifest.source for m in items}):
-        wanted.update(work.upstream_refs(f"heads/{source}"))
-    current = work.remote_refs(
-        mirror, ["refs/tags/RELEASE-*", *{r for r in wanted if "/heads/" in r}]
-    )
-    return [
-        RefUpdate(ref, sha, current.get(ref))
-        for ref, sha in sorted(wanted.items())
-        if current.get(ref) != sha
-    ]
-
-
-def _plan_branch(
-    config: Config, tree_pass: TreePass, notes: str | None, loaded: LoadedManifest, publish: bool
-) -> tuple[BranchReport, RefUpdate | None, tuple[str, BuildRecord] | None]:
-    """Build one manifest's branch if its inputs changed, and decide how to publish it."""
-    work, store, builder = tree_pass.work, tree_pass.store, tree_pass.builder
-    m = loaded.manifest
-    head = BranchReport(
-        manifest=loaded.name, path=str(loaded.path), action="error", branch=m.branch, base=m.base
-    )
-    base_commit = work.upstream(m.base, "tags")
-    source_commit = work.upstream(m.source, "heads")
-    missing = [
-        f"{what} {name!r} not found in the {m.tree} upstream"
-        for what, name, sha in (
-            ("base tag", m.base, base_commit),
-            ("source branch", m.source, source_commit),
-        )
-        if sha is None
-    ]
-    if missing or base_commit is None or source_commit is None:
-        return replace(head, problems=tuple(missing)), None, None
-    digest = inputs_digest(
-        m,
-        base_commit=base_commit,
-        committer=(config.identity.name, config.identity.email),
-        bot_version=ENGINE,
-        check=f"{config.trees[m.tree].check_via}:{config.trees[m.tree].check or ''}"
-        if config.trees[m.tree].gated
-        else None,
-    )
-    published = work.mirror_branch(m.branch)
-    old = read_record(work, published, notes, m.branch) if published else None
-    if published and old and old.inputs == digest and not old.stale_for(source_commit):
-        return (
-            replace(head, action="none", tip=published, previous=published, **from_record(old)),
-            None,
-            None,
-        )
-    settings = config.trees[m.tree]
-    check_report: dict[str, Any] | None = None
-    if settings.gated and not publish:
-        # A plan runs no check: it may be planning an unmerged merge request, whose content
-        # (an advisory patch, say) must not run in a process that holds the forge token; and
-        # forge CI would need candidate refs pushed. The plan says what it did not do.
-        check_report = {
-            "command": settings.check,
-            "passed": None,
-            "skipped": "a plan runs no check",
-        }
-        result = builder.build(
-            m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
-        )
-    elif settings.gated:
-        from bot.check.runner import CheckTimedOut
-
-        try:
-            result, check_report = _gated_build(
-                config, tree_pass, builder, m, base_commit, source_commit
-            )
-        except CheckTimedOut as exc:  # says nothing about any XSA: publish nothing, try again
-            return replace(head, problems=(str(exc),)), None, None
-        if check_report["base_fails"]:
-            problem = f"the base {m.base} fails the check itself; nothing is published"
-            return replace(head, problems=(problem,), check=check_report), None, None
-    else:
-        result = builder.build(
-            m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
-        )
-    tree_pass.results[loaded.name] = result
-    record = make_record(name=loaded.name, manifest=m, inputs=digest, result=result, bot=ENGINE)
-    if old is not None and old.build == result.tip:
-        action: Action = "none"  # the same build, published already: only the record changes
-    else:
-        extends = published is not None and _extends(work, store, result, published)
-        action = decide(published, result.tip, extends)
-    tip = published if action == "none" and published else result.tip
-    if action == "pseudo-merge":
-        assert published is not None
-        tip = pseudo_merge(
-            store,
-            published=published,
-            build=result.tip,
-            message=pseudo_merge_message(m.branch, result.tip, old, record),
-            name=config.identity.name,
-            email=config.identity.email,
-        )
-    report = replace(
-        head,
-        action=action,
-        tip=tip,
-        previous=published,
-        rebuilt=True,
-        check=check_report,
-        changes=tuple(changes(old, record)) if published else (),
-        **from_record(record),
-    )
-    update = RefUpdate(f"refs/heads/{m.branch}", tip, published) if tip != published else None
-    return report, update, (tip, record)
-
-
-def _gated_build(
-    config: Config,
-    tree_pass: TreePass,
-    builder: Builder,
-    m: Manifest,
-    base_commit: str,
-    source_commit: str,
-) -> tuple[BuildResult, dict[str, Any]]:
-    """Build, then hold back each XSA that breaks the check (found by bisection)."""
-    from bot.check.gate import BuilderGate
-    from bot.core.gate import gate
-
-    runner = tree_pass.check_runner(config, m.tree)
-    port = BuilderGate(
-        builder,
-        runner,
-        m,
-        manifests_root=config.manifests,
-        base_commit=base_commit,
-        source_commit=source_commit,
-    )
-    started = runner.runs
-    outcome = gate(port)
-    report = {
-        "command": runner.command,
-        "passed": outcome.passed,
-        "base_fails": outcome.base_fails,
-        "held_back": [b.xsa for b in outcome.blocked],
-        "checks_run": runner.runs - started,
-        "trees_checked": list(outcome.trees_checked),
-    }
-    return port.gated_result(outcome), report
-
-
-def _extends(work: WorkRepo, store: ObjectStore, result: BuildResult, published: str) -> bool:
-    """Whether `published` is an ancestor of the build, whose new commits are still in memory."""
-    commit = result.tip
-    while commit != result.base_commit:
-        if commit == published:
-            return True
-        commit = parse_commit(store.read(commit)[1]).parents[0]
-    return work.is_ancestor(published, result.base_commit)
+            actions = propose(config, outcome, progress, adapters)
+        except XsabotError as exc:  # no forge: branches are published, proposals are not
+            errors.append(f"proposals: {exc}")
+    errors += [f"proposal {a.branch}: {a.error}" for a in actions if a.error]
+    return Reconciled(outcome, actions, errors)

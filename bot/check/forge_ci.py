@@ -62,6 +62,10 @@ def candidate_ref(branch: str, namespace: str) -> str:
 
 
 class ForgeCiRunner:
+    """The `Check` port over the forge's CI: candidates pushed, verdicts read back."""
+
+    reports_compiler_output = False  # a commit status carries no compiler lines
+
     def __init__(
         self,
         forge: CiStatus,

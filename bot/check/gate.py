@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from bot.check.forge_ci import ForgeCiRunner
-from bot.check.runner import CheckRunner, CheckTimedOut
+from bot.check.runner import CheckTimedOut
 from bot.core.compiler import evidence, parse_errors
 from bot.core.gate import GateBuild, GateResult
 from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
+from bot.core.ports import Check
 from bot.git.build import Builder
 from bot.git.commits import parse_commit
 from bot.manifest.model import Manifest
@@ -27,7 +27,7 @@ class BuilderGate:
     def __init__(
         self,
         builder: Builder,
-        runner: CheckRunner | ForgeCiRunner,
+        runner: Check,
         manifest: Manifest,
         *,
         manifests_root: Path,
@@ -57,9 +57,8 @@ class BuilderGate:
         commits = [self.base, *([p for p in o.picks if not p.empty][-1].commit for o in applied)]
         trees = [self._tree(c) for c in commits]
         self.commits.update(zip(trees, commits, strict=True))
-        if isinstance(self.runner, ForgeCiRunner):  # CI checks commits, not trees
-            for tree, commit in zip(trees, commits, strict=True):
-                self.runner.add_candidate(tree, commit, self.manifest.branch)
+        for tree, commit in zip(trees, commits, strict=True):  # forge CI checks commits
+            self.runner.add_candidate(tree, commit, self.manifest.branch)
         return GateBuild(tuple(o.xsa for o in applied), tuple(trees))
 
     def _tree(self, commit: str) -> str:

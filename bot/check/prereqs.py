@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pygit2
 
-from bot.check.runner import CheckResult, CheckRunner
 from bot.core.compiler import CompilerError, headers, identifiers, parse_errors
+from bot.core.ports import Check, CheckVerdict
 from bot.core.prereqs import DEFAULT_LIMITS, Candidate, FinderResult, Limits
 from bot.errors import UsageError
 from bot.git.blame import SourceFiles
@@ -56,7 +56,7 @@ class BuildFinderResult:
 
     finder: FinderResult
     errors: tuple[CompilerError, ...]  # what the failing check reported missing
-    checks: tuple[CheckResult, ...] = ()  # the verification checks, in order
+    checks: tuple[CheckVerdict, ...] = ()  # the verification checks, in order
     tree: str | None = None  # the tree that passed: the branch with the set and the XSA
     detail: str = ""  # why nothing was found
 
@@ -68,7 +68,7 @@ class BuildFinderResult:
 def find_build_prerequisites(
     repo: pygit2.Repository,
     store: ObjectStore,
-    runner: CheckRunner,
+    runner: Check,
     *,
     base_commit: str,
     fix: str,
@@ -103,7 +103,7 @@ def find_build_prerequisites(
 class _Search:
     repo: pygit2.Repository
     store: ObjectStore
-    runner: CheckRunner
+    runner: Check
     merger: TreeMerger
     base: str
     fixes: list[str]
@@ -115,7 +115,7 @@ class _Search:
     reasons: dict[str, list[str]] = field(default_factory=dict)
     considered: dict[str, None] = field(default_factory=dict)  # pickaxe hits, in found order
     widened: list[str] = field(default_factory=list)
-    checks: list[CheckResult] = field(default_factory=list)
+    checks: list[CheckVerdict] = field(default_factory=list)
     trials: int = 0
 
     def __post_init__(self) -> None:

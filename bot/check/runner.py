@@ -97,6 +97,10 @@ class CheckResult:
 
 
 class CheckRunner:
+    """The `Check` port over the operator's command, run here on an export of the tree."""
+
+    reports_compiler_output = True  # its log is the compiler's own output
+
     def __init__(
         self, command: str, *, repo_path: Path, state: Path, timeout: float = 1800
     ) -> None:
@@ -107,6 +111,9 @@ class CheckRunner:
         self.results = self.root / "results"
         self.logs = self.root / "logs"
         self.runs = 0  # checks actually run by this runner (not read from the cache)
+
+    def add_candidate(self, tree: str, commit: str, branch: str) -> None:
+        """Nothing to do: the command runs on the tree itself."""
 
     def cached(self, tree: str) -> CheckResult | None:
         """The recorded result of this command on `tree`, if there is one; runs nothing."""

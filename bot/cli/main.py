@@ -22,6 +22,7 @@ from bot import __version__
 from bot.errors import XsabotError
 
 if TYPE_CHECKING:
+    from bot.app.wiring import Adapters
     from bot.config import Config
 
 COMMANDS: dict[str, str] = {
@@ -53,6 +54,16 @@ class Context:
 
     args: argparse.Namespace
     _config: Config | None = field(default=None, repr=False)
+    _adapters: Adapters | None = field(default=None, repr=False)
+
+    @property
+    def adapters(self) -> Adapters:
+        """The real adapters, unless a test handed in its own (`main(argv, adapters)`)."""
+        if self._adapters is None:
+            from bot.app.wiring import DEFAULT
+
+            self._adapters = DEFAULT
+        return self._adapters
 
     @property
     def config(self) -> Config:
@@ -114,7 +125,7 @@ def _module(name: str) -> Any:
     return importlib.import_module(f"bot.commands.{module}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, adapters: Adapters | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(command)
@@ -128,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return int(_module(args.command).run(args, Context(args)))
+        return int(_module(args.command).run(args, Context(args, _adapters=adapters)))
     except XsabotError as exc:
         print(f"xsabot {args.command}: {exc}", file=sys.stderr)
         return exc.exit_status

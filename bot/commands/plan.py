@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.app.reconcile import run_pass
+from bot.app.pass_ import run_pass
 from bot.cli.main import Context
 from bot.cli.progress import Progress
 from bot.cli.render import dump_json, pass_text, plan_markdown
@@ -42,12 +42,16 @@ def merge_request_number(value: str) -> int:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     number = merge_request_number(args.mr) if args.mr else None
-    outcome = run_pass(ctx.config, publish=False, progress=Progress())
+    return show_plan(ctx, as_json=args.json, merge_request=number)
+
+
+def show_plan(ctx: Context, *, as_json: bool, merge_request: int | None = None) -> int:
+    """`plan`, and `reconcile --dry-run`: one code path."""
+    outcome = run_pass(ctx.config, publish=False, progress=Progress(), adapters=ctx.adapters)
     report = outcome.report
-    print(dump_json(report.to_json()) if args.json else pass_text(report, done=False))
-    if number is not None:
-        from bot.app.proposals import load_forge
+    print(dump_json(report.to_json()) if as_json else pass_text(report, done=False))
+    if merge_request is not None:
         from bot.forges.plan_comment import post_plan
 
-        post_plan(load_forge(ctx.config), number, plan_markdown(report))
+        post_plan(ctx.adapters.forge(ctx.config), merge_request, plan_markdown(report))
     return report.exit_status

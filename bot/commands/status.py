@@ -59,7 +59,7 @@ def branch_status(ctx: Context) -> list[BranchReport]:
 
 
 def _proposals(ctx: Context) -> list[dict[str, Any]]:
-    from bot.app.proposals import load_forge
+    from bot.forges.registry import load_forge
 
     try:
         forge = load_forge(ctx.config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -112,3 +113,72 @@ class Forge(Protocol):
     def check_status(self, sha: str) -> Literal["pending", "success", "failure", "unknown"]:
         """The combined pipeline/check status of a commit (for the check gate)."""
         ...
+
+
+CheckStatus = Literal["passed", "failed", "timeout"]
+
+
+class CheckVerdict(Protocol):
+    """What a check said about one tree (a timeout is no verdict: it says nothing)."""
+
+    @property
+    def tree(self) -> str: ...
+    @property
+    def status(self) -> CheckStatus: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def passed(self) -> bool: ...
+
+    def output(self) -> str:
+        """The whole output, made independent of the machine (reports quote it)."""
+        ...
+
+
+class Check(Protocol):
+    """The check a built tree must pass before it is published: the operator's command
+    (`bot.check.runner`) or the forge's CI (`bot.check.forge_ci`). Verdicts are per tree."""
+
+    @property
+    def command(self) -> str:
+        """What the reports call it: the command, or `forge-ci`."""
+        ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def runs(self) -> int:
+        """Checks really run so far (not read from the cache)."""
+        ...
+
+    @property
+    def reports_compiler_output(self) -> bool:
+        """Whether a failure carries the compiler's lines, which the build-aware
+        prerequisite search starts from (a forge's CI status carries none)."""
+        ...
+
+    def add_candidate(self, tree: str, commit: str, branch: str) -> None:
+        """`commit` of `branch` has `tree`: a check that runs on commits pushes it."""
+        ...
+
+    def cached(self, tree: str) -> CheckVerdict | None:
+        """The recorded verdict on `tree`, if any; runs nothing."""
+        ...
+
+    def check(self, tree: str) -> CheckVerdict:
+        """The verdict on `tree`, running the check unless it is recorded already."""
+        ...
+
+
+class Progress(Protocol):
+    """Where long work says what it is doing (a terminal spinner, or nothing)."""
+
+    def step(self, message: str) -> AbstractContextManager[None]: ...
+
+
+class NoProgress:
+    """Progress that shows nothing: the default of every use case."""
+
+    def step(self, message: str) -> AbstractContextManager[None]:
+        return nullcontext()

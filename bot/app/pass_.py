@@ -1,0 +1,332 @@
+"""One pass over the manifests: fetch, build what changed, check, publish each mirror atomically.
+
+A broken manifest stops that branch only; a tree whose upstream or mirror cannot be reached
+stops that tree's branches only. Unchanged inputs (the digest in the published build record)
+cost no build at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot.app.wiring import DEFAULT, Adapters
+from bot.config import Config
+from bot.core.outcome import BuildResult
+from bot.core.plan import BranchReport, PassReport, from_record
+from bot.core.ports import Check, NoProgress, Progress
+from bot.core.publish import Action, changes, decide, pseudo_merge_message
+from bot.core.record import BuildRecord, inputs_digest, make_record, note_text
+from bot.errors import SetupError, XsabotError
+from bot.git.build import ENGINE, Builder
+from bot.git.commits import parse_commit
+from bot.git.objects import ObjectStore
+from bot.git.publish import (
+    PushResult,
+    RefUpdate,
+    notes_commit,
+    pseudo_merge,
+    read_note,
+    read_record,
+)
+from bot.git.workrepo import NOTES, WorkRepo
+from bot.manifest.load import LoadedManifest, load_manifests
+from bot.manifest.model import Manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TreePass:
+    """What one tree's pass made: kept for the steps after publishing (proposals)."""
+
+    work: WorkRepo
+    store: ObjectStore
+    builder: Builder
+    adapters: Adapters
+    results: dict[str, BuildResult] = field(default_factory=dict)
+    check: Check | None = None  # made on first use: most passes build nothing
+
+    def check_for(self, config: Config, tree: str) -> Check:
+        if self.check is None:
+            self.check = self.adapters.check(config, tree, self.work)
+        return self.check
+
+
+@dataclass
+class PassOutcome:
+    report: PassReport
+    manifests: list[LoadedManifest]
+    trees: dict[str, TreePass]
+
+
+def run_pass(
+    config: Config,
+    *,
+    publish: bool,
+    progress: Progress | None = None,
+    adapters: Adapters = DEFAULT,
+) -> PassOutcome:
+    progress = progress or NoProgress()
+    mset = load_manifests(config.manifests, namespace=config.namespace, trees=config.trees.keys())
+    reports: list[BranchReport] = [
+        BranchReport(
+            manifest=path.stem,
+            path=str(path),
+            action="error",
+            problems=tuple(str(p) for p in problems),
+        )
+        for path, problems in sorted(mset.invalid.items())
+    ]
+    by_tree: dict[str, list[LoadedManifest]] = defaultdict(list)
+    for loaded in mset.loaded:
+        by_tree[loaded.manifest.tree].append(loaded)
+    trees: dict[str, TreePass] = {}
+    environment_failed = False
+    for tree, items in sorted(by_tree.items()):
+        try:
+            tree_pass, tree_reports = _pass_tree(config, tree, items, publish, progress, adapters)
+            trees[tree] = tree_pass
+        except XsabotError as exc:
+            log.warning("tree %s: %s", tree, exc)
+            # The other trees still go on; the exit status says the environment is at fault.
+            environment_failed = environment_failed or isinstance(exc, SetupError)
+            tree_reports = [
+                BranchReport(
+                    manifest=m.name,
+                    path=str(m.path),
+                    action="error",
+                    branch=m.manifest.branch,
+                    base=m.manifest.base,
+                    problems=(str(exc),),
+                )
+                for m in items
+            ]
+        reports.extend(tree_reports)
+    reports.sort(key=lambda r: r.manifest)
+    report = PassReport(tuple(reports), environment_failed=environment_failed)
+    return PassOutcome(report, list(mset.loaded), trees)
+
+
+def _pass_tree(
+    config: Config,
+    tree: str,
+    items: list[LoadedManifest],
+    publish: bool,
+    progress: Progress,
+    adapters: Adapters,
+) -> tuple[TreePass, list[BranchReport]]:
+    work = WorkRepo.for_tree(config.state, tree)
+    with progress.step(f"fetching {tree} upstream"):
+        work.fetch_upstream(config.upstream_of(tree))
+    mirror = config.mirror_of(tree)
+    with progress.step(f"fetching {tree} mirror"):
+        work.fetch_mirror(mirror, config.namespace)
+    store = ObjectStore(work.repo)
+    builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
+    tree_pass = TreePass(work, store, builder, adapters)
+    notes = work.mirror_notes()
+    reports: list[BranchReport] = []
+    updates: list[RefUpdate] = []
+    new_records: dict[str, list[BuildRecord]] = defaultdict(list)
+    for loaded in items:
+        with progress.step(f"building {loaded.name}"):
+            report, update, note = _plan_branch(config, tree_pass, notes, loaded, publish)
+        reports.append(report)
+        if update is not None:
+            updates.append(update)
+        if note is not None:
+            new_records[note[0]].append(note[1])
+    new_notes = {
+        commit: note_text(read_note(work, commit, notes), records)
+        for commit, records in new_records.items()
+    }
+    if publish and config.trees[tree].copy_upstream_refs:
+        updates += _upstream_copies(work, mirror, items)
+    if publish and (new_notes or updates):
+        ident = config.identity
+        if new_notes:
+            notes_sha = notes_commit(
+                store, old=notes, notes=new_notes, name=ident.name, email=ident.email
+            )
+            updates.append(RefUpdate(NOTES, notes_sha, notes))
+        with progress.step(f"publishing to the {tree} mirror"):
+            store.flush()
+            result = adapters.push(work, mirror, updates)
+        moved = {f"refs/heads/{r.branch}" for r in reports} & {u.ref for u in updates}
+        reports = [_after_push(r, result, moved) for r in reports]
+    return tree_pass, reports
+
+
+def _after_push(report: BranchReport, result: PushResult, moved: set[str]) -> BranchReport:
+    """Mark what the push published; a failed push is an error for each branch it would move
+    (and a problem for all when it would move only notes or upstream copies)."""
+    mine = f"refs/heads/{report.branch}" in moved
+    if result.ok:
+        return replace(report, published=True) if mine else report
+    if mine:
+        return replace(report, action="error", problems=(*report.problems, result.message))
+    if not moved:
+        return replace(report, problems=(*report.problems, result.message))
+    return report
+
+
+def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -> list[RefUpdate]:
+    """Upstream's RELEASE-* tags and the manifests' source branches, where the mirror differs."""
+    wanted = work.upstream_refs("tags/RELEASE-*")
+    for source in sorted({m.manifest.source for m in items}):
+        wanted.update(work.upstream_refs(f"heads/{source}"))
+    current = work.remote_refs(
+        mirror, ["refs/tags/RELEASE-*", *{r for r in wanted if "/heads/" in r}]
+    )
+    return [
+        RefUpdate(ref, sha, current.get(ref))
+        for ref, sha in sorted(wanted.items())
+        if current.get(ref) != sha
+    ]
+
+
+def _plan_branch(
+    config: Config, tree_pass: TreePass, notes: str | None, loaded: LoadedManifest, publish: bool
+) -> tuple[BranchReport, RefUpdate | None, tuple[str, BuildRecord] | None]:
+    """Build one manifest's branch if its inputs changed, and decide how to publish it."""
+    work, store, builder = tree_pass.work, tree_pass.store, tree_pass.builder
+    m = loaded.manifest
+    head = BranchReport(
+        manifest=loaded.name, path=str(loaded.path), action="error", branch=m.branch, base=m.base
+    )
+    base_commit = work.upstream(m.base, "tags")
+    source_commit = work.upstream(m.source, "heads")
+    missing = [
+        f"{what} {name!r} not found in the {m.tree} upstream"
+        for what, name, sha in (
+            ("base tag", m.base, base_commit),
+            ("source branch", m.source, source_commit),
+        )
+        if sha is None
+    ]
+    if missing or base_commit is None or source_commit is None:
+        return replace(head, problems=tuple(missing)), None, None
+    digest = inputs_digest(
+        m,
+        base_commit=base_commit,
+        committer=(config.identity.name, config.identity.email),
+        bot_version=ENGINE,
+        check=f"{config.trees[m.tree].check_via}:{config.trees[m.tree].check or ''}"
+        if config.trees[m.tree].gated
+        else None,
+    )
+    published = work.mirror_branch(m.branch)
+    old = read_record(work, published, notes, m.branch) if published else None
+    if published and old and old.inputs == digest and not old.stale_for(source_commit):
+        return (
+            replace(head, action="none", tip=published, previous=published, **from_record(old)),
+            None,
+            None,
+        )
+    settings = config.trees[m.tree]
+    check_report: dict[str, Any] | None = None
+    if settings.gated and not publish:
+        # A plan runs no check: it may be planning an unmerged merge request, whose content
+        # (an advisory patch, say) must not run in a process that holds the forge token; and
+        # forge CI would need candidate refs pushed. The plan says what it did not do.
+        check_report = {
+            "command": settings.check,
+            "passed": None,
+            "skipped": "a plan runs no check",
+        }
+        result = builder.build(
+            m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
+        )
+    elif settings.gated:
+        from bot.check.runner import CheckTimedOut
+
+        try:
+            result, check_report = _gated_build(
+                config, tree_pass, builder, m, base_commit, source_commit
+            )
+        except CheckTimedOut as exc:  # says nothing about any XSA: publish nothing, try again
+            return replace(head, problems=(str(exc),)), None, None
+        if check_report["base_fails"]:
+            problem = f"the base {m.base} fails the check itself; nothing is published"
+            return replace(head, problems=(problem,), check=check_report), None, None
+    else:
+        result = builder.build(
+            m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
+        )
+    tree_pass.results[loaded.name] = result
+    record = make_record(name=loaded.name, manifest=m, inputs=digest, result=result, bot=ENGINE)
+    if old is not None and old.build == result.tip:
+        action: Action = "none"  # the same build, published already: only the record changes
+    else:
+        extends = published is not None and _extends(work, store, result, published)
+        action = decide(published, result.tip, extends)
+    tip = published if action == "none" and published else result.tip
+    if action == "pseudo-merge":
+        assert published is not None
+        tip = pseudo_merge(
+            store,
+            published=published,
+            build=result.tip,
+            message=pseudo_merge_message(m.branch, result.tip, old, record),
+            name=config.identity.name,
+            email=config.identity.email,
+        )
+    report = replace(
+        head,
+        action=action,
+        tip=tip,
+        previous=published,
+        rebuilt=True,
+        check=check_report,
+        changes=tuple(changes(old, record)) if published else (),
+        **from_record(record),
+    )
+    update = RefUpdate(f"refs/heads/{m.branch}", tip, published) if tip != published else None
+    return report, update, (tip, record)
+
+
+def _gated_build(
+    config: Config,
+    tree_pass: TreePass,
+    builder: Builder,
+    m: Manifest,
+    base_commit: str,
+    source_commit: str,
+) -> tuple[BuildResult, dict[str, Any]]:
+    """Build, then hold back each XSA that breaks the check (found by bisection)."""
+    from bot.check.gate import BuilderGate
+    from bot.core.gate import gate
+
+    runner = tree_pass.check_for(config, m.tree)
+    port = BuilderGate(
+        builder,
+        runner,
+        m,
+        manifests_root=config.manifests,
+        base_commit=base_commit,
+        source_commit=source_commit,
+    )
+    started = runner.runs
+    outcome = gate(port)
+    report = {
+        "command": runner.command,
+        "passed": outcome.passed,
+        "base_fails": outcome.base_fails,
+        "held_back": [b.xsa for b in outcome.blocked],
+        "checks_run": runner.runs - started,
+        "trees_checked": list(outcome.trees_checked),
+    }
+    return port.gated_result(outcome), report
+
+
+def _extends(work: WorkRepo, store: ObjectStore, result: BuildResult, published: str) -> bool:
+    """Whether `published` is an ancestor of the build, whose new commits are still in memory."""
+    commit = result.tip
+    while commit != result.base_commit:
+        if commit == published:
+            return True
+        commit = parse_commit(store.read(commit)[1]).parents[0]
+    return work.is_ancestor(published, result.base_commit)
