@@ -226,3 +226,18 @@ def test_the_users_git_config_and_attributes_do_not_change_a_build(
         assert proc.returncode == 0, proc.stdout + proc.stderr
         tips.append(proc.stdout.strip().splitlines()[-1])
     assert tips[0] == tips[1]
+
+
+def test_build_ref_never_moves_an_existing_ref_without_force(bot: Bot, xenlike: XenLike) -> None:
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    mine = xenlike.shas["release"]
+    _git(xenlike.path, "update-ref", "refs/heads/my-work", mine)
+
+    run = bot("build", str(path), "--ref", "refs/heads/my-work")
+    assert run.status == 2
+    assert "refs/heads/my-work exists" in run.err and "--force" in run.err
+    assert _git(xenlike.path, "rev-parse", "refs/heads/my-work") == mine  # untouched
+
+    run = bot("build", str(path), "--ref", "refs/heads/my-work", "--force")
+    assert run.status == 0, run.err
+    assert _git(xenlike.path, "rev-parse", "refs/heads/my-work") == run.last_line

@@ -241,7 +241,7 @@ def _work(project: Project, tmp_path: Path) -> tuple[WorkRepo, str]:
     work = WorkRepo.for_tree(tmp_path / "state", "xen")
     work.fetch_upstream(str(project.path))
     mirror = tmp_path / "mirror.git"
-    work.fetch_mirror(str(mirror), "xsa/")
+    work.fetch_mirror(str(mirror), "xsa/", create=True)
     return work, str(mirror)
 
 

@@ -180,9 +180,21 @@ def test_plan_and_dry_run_publish_nothing(bot: Bot, xenlike: XenLike) -> None:
     plan = bot("plan")
     assert plan.status == 0
     assert "4.19: would create xsa/4.19" in plan.out
-    assert _git(bot.mirror, "for-each-ref") == ""
+    assert not bot.mirror.exists()  # not even an empty mirror is made
     _reconcile(bot, "--dry-run")
-    assert _git(bot.mirror, "for-each-ref") == ""
+    assert not bot.mirror.exists()
+    assert bot("status").status == 1  # "not published yet"
+    assert not bot.mirror.exists()
+    _reconcile(bot)
+    assert _git(bot.mirror, "for-each-ref", "--format=%(refname)").splitlines() == [
+        "refs/heads/xsa/4.19",
+        "refs/notes/xsabot",
+    ]
+    assert bot("plan").status == 0  # and a plan after it writes nothing either
+    assert _git(bot.mirror, "for-each-ref", "--format=%(refname)").splitlines() == [
+        "refs/heads/xsa/4.19",
+        "refs/notes/xsabot",
+    ]
 
 
 def test_a_broken_manifest_stops_only_its_branch(bot: Bot, xenlike: XenLike) -> None:
@@ -210,10 +222,10 @@ def test_lease_failure_publishes_nothing_and_says_so(
     from bot.app.wiring import Adapters
     from bot.git.publish import push
 
-    def racing_push(work, mirror, updates):  # type: ignore[no-untyped-def]
+    def racing_push(work, mirror, updates, **kw):  # type: ignore[no-untyped-def]
         # Another replica (or a human) moves one branch after our fetch, before our push.
         _git(Path(mirror), "update-ref", "refs/heads/xsa/4.20", xenlike.shas["release"])
-        return push(work, mirror, updates)
+        return push(work, mirror, updates, **kw)
 
     bot.adapters = Adapters(push=racing_push)
     bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"])))

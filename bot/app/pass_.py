@@ -19,6 +19,7 @@ from bot.core.plan import BranchReport, PassReport, from_record
 from bot.core.ports import Check, NoProgress, Progress
 from bot.core.publish import Action, changes, decide, pseudo_merge_message
 from bot.core.record import BuildRecord, inputs_digest, make_record, note_text
+from bot.core.refs import WritableRefs
 from bot.errors import SetupError, XsabotError
 from bot.git.build import ENGINE, Builder
 from bot.git.commits import parse_commit
@@ -123,7 +124,7 @@ def _pass_tree(
         work.fetch_upstream(config.upstream_of(tree))
     mirror = config.mirror_of(tree)
     with progress.step(f"fetching {tree} mirror"):
-        work.fetch_mirror(mirror, config.namespace)
+        work.fetch_mirror(mirror, config.namespace, create=publish)
     store = ObjectStore(work.repo)
     builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
     tree_pass = TreePass(work, store, builder, adapters)
@@ -143,8 +144,10 @@ def _pass_tree(
         commit: note_text(read_note(work, commit, notes), records)
         for commit, records in new_records.items()
     }
+    copies: list[RefUpdate] = []
     if publish and config.trees[tree].copy_upstream_refs:
-        updates += _upstream_copies(work, mirror, items)
+        copies = _upstream_copies(work, mirror, items)
+        updates += copies
     if publish and (new_notes or updates):
         ident = config.identity
         if new_notes:
@@ -154,7 +157,8 @@ def _pass_tree(
             updates.append(RefUpdate(NOTES, notes_sha, notes))
         with progress.step(f"publishing to the {tree} mirror"):
             store.flush()
-            result = adapters.push(work, mirror, updates)
+            writable = WritableRefs.of(config.namespace, [u.ref for u in copies])
+            result = adapters.push(work, mirror, updates, writable=writable)
         moved = {f"refs/heads/{r.branch}" for r in reports} & {u.ref for u in updates}
         reports = [_after_push(r, result, moved) for r in reports]
     return tree_pass, reports
@@ -174,18 +178,25 @@ def _after_push(report: BranchReport, result: PushResult, moved: set[str]) -> Br
 
 
 def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -> list[RefUpdate]:
-    """Upstream's RELEASE-* tags and the manifests' source branches, where the mirror differs."""
+    """Upstream's RELEASE-* tags and the manifests' source branches, where the mirror differs:
+    a missing ref is created and a branch fast-forwarded; a tag is never moved, and a branch
+    that upstream does not extend (the mirror's own, or a rewound upstream) is left alone."""
     wanted = work.upstream_refs("tags/RELEASE-*")
     for source in sorted({m.manifest.source for m in items}):
         wanted.update(work.upstream_refs(f"heads/{source}"))
     current = work.remote_refs(
         mirror, ["refs/tags/RELEASE-*", *{r for r in wanted if "/heads/" in r}]
     )
-    return [
-        RefUpdate(ref, sha, current.get(ref))
-        for ref, sha in sorted(wanted.items())
-        if current.get(ref) != sha
-    ]
+    copies = []
+    for ref, sha in sorted(wanted.items()):
+        old = current.get(ref)
+        if old == sha:
+            continue
+        if old is not None and (ref.startswith("refs/tags/") or not work.is_ancestor(old, sha)):
+            log.warning("upstream copy of %s left alone: the mirror has %s there", ref, old)
+            continue
+        copies.append(RefUpdate(ref, sha, old))
+    return copies
 
 
 def _plan_branch(

@@ -10,15 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bot.config import Config
 from bot.core.ports import Check, Forge
+from bot.core.refs import WritableRefs
 from bot.forges.registry import load_forge
 from bot.git.publish import PushResult, RefUpdate, push
 from bot.git.workrepo import WorkRepo
 
 CheckFactory = Callable[[Config, str, WorkRepo], Check]
-Push = Callable[[WorkRepo, str, list[RefUpdate]], PushResult]
+
+
+class Push(Protocol):
+    def __call__(
+        self, work: WorkRepo, mirror: str, updates: list[RefUpdate], *, writable: WritableRefs
+    ) -> PushResult: ...
 
 
 def make_check(config: Config, tree: str, work: WorkRepo) -> Check:

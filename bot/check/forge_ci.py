@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bot.check.runner import CheckResult, Status, read_verdict
+from bot.core.refs import WritableRefs, candidate_ref
 from bot.errors import SetupError
 from bot.git.publish import RefUpdate, push
 from bot.git.workrepo import WorkRepo
@@ -50,15 +51,6 @@ class CiStatus(Protocol):
 class Candidate:
     commit: str  # a commit the builder made, whose tree is the one to check
     branch: str  # the published branch it is a candidate for, e.g. xsa/4.19
-
-
-def candidate_ref(branch: str, namespace: str) -> str:
-    """The mirror ref a candidate for `branch` is pushed to: `xsa/4.19` -> the bot's other
-    prefix, `refs/heads/xsa-candidate/4.19` (outside the namespace, so downstreams fetching
-    `xsa/*` never see candidates, and the pass's mirror fetch never prunes them)."""
-    if not branch.startswith(namespace):
-        raise ValueError(f"{branch} is not under the bot's namespace {namespace}")
-    return f"refs/heads/{namespace.rstrip('/')}-candidate/{branch.removeprefix(namespace)}"
 
 
 class ForgeCiRunner:
@@ -149,7 +141,12 @@ class ForgeCiRunner:
             current = self.work.remote_refs(self.mirror, [ref]).get(ref)
             if current == commit:
                 break  # pushed before (an earlier pass, or a replica): CI has it already
-            result = push(self.work, self.mirror, [RefUpdate(ref, commit, current)])
+            result = push(
+                self.work,
+                self.mirror,
+                [RefUpdate(ref, commit, current)],
+                writable=WritableRefs.of(self.namespace),
+            )
             if result.ok:
                 break
         else:

@@ -138,11 +138,45 @@ def main(argv: Sequence[str] | None = None, adapters: Adapters | None = None) ->
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    ctx = Context(args, _adapters=adapters)
     try:
-        return int(_module(args.command).run(args, Context(args, _adapters=adapters)))
+        return int(_module(args.command).run(args, ctx))
     except XsabotError as exc:
         print(f"xsabot {args.command}: {exc}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
         print("xsabot: interrupted", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: say so briefly, keep the details for the report
+        where = _write_traceback(ctx)
+        print(
+            f"xsabot {args.command}: internal error ({type(exc).__name__}: {exc}); "
+            f"the full traceback is in {where}; please report it",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _write_traceback(ctx: Context) -> str:
+    """Write the current exception's traceback under the state dir (or the temp dir when
+    there is no config to tell where that is), and return the file's path."""
+    import tempfile
+    import time
+    import traceback
+
+    text = traceback.format_exc()
+    folders = [Path(tempfile.gettempdir())]
+    if ctx._config is not None:
+        folders.insert(0, ctx._config.state / "logs")
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(
+                prefix=time.strftime("crash-%Y%m%dT%H%M%S-"), suffix=".txt", dir=folder
+            )
+            with open(fd, "w") as out:
+                out.write(text)
+            return name
+        except OSError:
+            continue
+    return "(nowhere: no writable directory)"

@@ -15,7 +15,6 @@ from bot.cli.main import Context
 from bot.cli.progress import Progress
 from bot.core.outcome import DOES_NOT_BUILD, Blocked
 from bot.errors import UsageError
-from bot.git.runner import git
 from bot.git.workrepo import is_local
 
 
@@ -33,7 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ref",
         help="also point this ref at the tip in the local upstream repository "
-        "(e.g. refs/heads/xsa-check), to look at the commits there",
+        "(e.g. refs/heads/xsa-check), to look at the commits there; an existing ref "
+        "is refused unless --force",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="with --ref: move the ref even if it exists"
     )
 
 
@@ -71,7 +74,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if check_ref_format(args.ref) is not None or not args.ref.startswith("refs/"):
             raise UsageError(f"--ref {args.ref!r}: not a valid full ref name")
         store.flush()
-        # The upstream clone may not have the bot's objects: push them there.
-        git(["push", "--quiet", "--force", upstream, f"{result.tip}:{args.ref}"], cwd=work.path)
+        work.write_ref(upstream, result.tip, args.ref, replace=args.force)
     print(result.tip)
     return status

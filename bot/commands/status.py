@@ -35,7 +35,7 @@ def branch_status(ctx: Context) -> list[BranchReport]:
         work = works.get(m.tree)
         if work is None:
             work = works[m.tree] = WorkRepo.for_tree(config.state, m.tree)
-            work.fetch_mirror(config.mirror_of(m.tree), config.namespace)
+            work.fetch_mirror(config.mirror_of(m.tree), config.namespace, create=False)
         tip = work.mirror_branch(m.branch)
         record = read_record(work, tip, work.mirror_notes(), m.branch) if tip else None
         fields: dict[str, Any] = from_record(record) if record else {"base": m.base}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pygit2
 
 from bot.core.record import BuildRecord, note_records
+from bot.core.refs import WritableRefs
 from bot.git.commits import format_commit, identity_line, parse_commit
 from bot.git.objects import ObjectStore
 from bot.git.runner import git
@@ -122,10 +123,23 @@ def _flat_blob_entries(data: bytes) -> dict[str, str]:
 
 
 def push(
-    work: WorkRepo, mirror: str, updates: list[RefUpdate], *, timeout: float = 600
+    work: WorkRepo,
+    mirror: str,
+    updates: list[RefUpdate],
+    *,
+    writable: WritableRefs,
+    timeout: float = 600,
 ) -> PushResult:
+    """All `updates` in one atomic push, each leased on the value the bot last saw. A ref
+    outside `writable` fails the whole push before anything is sent."""
     if not updates:
         return PushResult(True)
+    refused = writable.refused([u.ref for u in updates])
+    if refused:
+        return PushResult(
+            False,
+            "refused to write outside the bot's refs; nothing was published: " + ", ".join(refused),
+        )
     args = ["push", "--atomic", "--porcelain", "--no-verify"]
     args += [f"--force-with-lease={u.ref}:{u.old or ''}" for u in updates]
     args.append(mirror)

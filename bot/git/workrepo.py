@@ -74,12 +74,21 @@ class WorkRepo:
             timeout,
         )
 
-    def fetch_mirror(self, location: str, namespace: str, *, timeout: float = 600) -> None:
-        """Fetch the bot's branches and notes from the mirror (a missing local mirror is made)."""
+    def fetch_mirror(
+        self, location: str, namespace: str, *, create: bool, timeout: float = 600
+    ) -> None:
+        """Fetch the bot's branches and notes from the mirror. A missing local mirror is made
+        when `create` (a pass that publishes); otherwise it is read as empty, and left unmade
+        (`plan` and `status` write nothing)."""
         if is_local(location) and not Path(location, "HEAD").exists():
             where = Path(location)
             if where.exists() and (not where.is_dir() or any(where.iterdir())):
                 raise SetupError(f"mirror {location}: exists but is not a bare git repository")
+            if not create:
+                for ref in list(self.repo.references):
+                    if ref.startswith(MIRROR):
+                        self.repo.references.delete(ref)
+                return
             git(["init", "--bare", "-q", location])
         self._fetch(
             location,
@@ -104,6 +113,17 @@ class WorkRepo:
             if "couldn't find remote ref" not in str(exc):
                 raise
             git([*args, location, *refspecs[:-1]], cwd=self.path, timeout=timeout)
+
+    def write_ref(self, location: str, commit: str, ref: str, *, replace: bool) -> None:
+        """Point `ref` of the repository at `location` to `commit`, sending the objects it
+        lacks. Unless `replace`, a ref that exists already is refused, not overwritten."""
+        lease = "--force" if replace else f"--force-with-lease={ref}:"
+        try:
+            git(["push", "--quiet", lease, location, f"{commit}:{ref}"], cwd=self.path)
+        except GitError as exc:
+            if not replace and "stale info" in str(exc):
+                raise SetupError(f"{ref} exists in {location}; give --force to move it") from None
+            raise
 
     def resolve(self, ref: str) -> str | None:
         """The commit a ref points to (tags peeled), or None."""
@@ -140,4 +160,10 @@ class WorkRepo:
         return {ref: sha for sha, ref in (line.split("\t", 1) for line in out.splitlines())}
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        return ancestor == descendant or bool(self.repo.descendant_of(descendant, ancestor))
+        """Whether `descendant` extends `ancestor`; False when either is not here."""
+        if ancestor == descendant:
+            return True
+        try:
+            return bool(self.repo.descendant_of(descendant, ancestor))
+        except (KeyError, ValueError, pygit2.GitError):
+            return False
