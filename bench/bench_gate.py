@@ -60,7 +60,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BOT = ROOT  # where the bot runs from: a snapshot of a commit (see `snapshot_bot`)
 
-DEFAULT_REPO = "/work/.mirror/xen-project+xen/repo"
+# The Xen clone: --repo, or the XSABOT_XEN_REPO environment variable.
+DEFAULT_REPO = os.environ.get("XSABOT_XEN_REPO")
 CHECK = "make -C xen defconfig && make -C xen -j2"
 MAX_PASSES = 6
 GIT_ID = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
@@ -383,7 +384,12 @@ def snapshot_bot(commit: str, state: Path) -> tuple[Path, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repo", default=DEFAULT_REPO, help="the Xen clone (only read)")
+    ap.add_argument(
+        "--repo",
+        default=DEFAULT_REPO,
+        required=DEFAULT_REPO is None,
+        help="the Xen clone, only read (default: $XSABOT_XEN_REPO)",
+    )
     ap.add_argument(
         "--base",
         default="RELEASE-4.18.1",

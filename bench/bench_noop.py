@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_REPO = "/work/.mirror/xen-project+xen/repo"
+# The Xen clone: --repo, or the XSABOT_XEN_REPO environment variable.
+DEFAULT_REPO = os.environ.get("XSABOT_XEN_REPO")
 
 
 def xsabot(*args: str) -> tuple[float, dict]:
@@ -41,7 +43,12 @@ def xsabot(*args: str) -> tuple[float, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repo", default=DEFAULT_REPO, help="a Xen clone (read only)")
+    parser.add_argument(
+        "--repo",
+        default=DEFAULT_REPO,
+        required=DEFAULT_REPO is None,
+        help="a Xen clone, only read (default: $XSABOT_XEN_REPO)",
+    )
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     out = ROOT / "bench" / "out" / "noop"

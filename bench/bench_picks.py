@@ -53,7 +53,8 @@ except ImportError:  # the importer is someone else's; the statement forms are i
         return tuple(int(a or b) for a, b in _FIX.findall(message))
 
 
-DEFAULT_REPO = "/work/.mirror/xen-project+xen/repo"
+# The Xen clone: --repo, or the XSABOT_XEN_REPO environment variable.
+DEFAULT_REPO = os.environ.get("XSABOT_XEN_REPO")
 LINES = ("4.17", "4.18", "4.19", "4.20", "4.21")
 NAME, EMAIL = "xsabot", "xsabot@invalid"
 
@@ -262,8 +263,9 @@ def main() -> None:
     parser.add_argument(
         "--repo",
         type=Path,
-        default=Path(DEFAULT_REPO),
-        help="a Xen clone, only read (default %(default)s)",
+        default=DEFAULT_REPO,
+        required=DEFAULT_REPO is None,
+        help="a Xen clone, only read (default: $XSABOT_XEN_REPO)",
     )
     parser.add_argument(
         "--out",

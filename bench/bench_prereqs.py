@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -54,7 +55,8 @@ from bot.git.sourcelog import source_log  # noqa: E402
 from bot.git.trials import TreeTrials  # noqa: E402
 from bot.importer import find_xsa_commits  # noqa: E402
 
-DEFAULT_REPO = "/work/.mirror/xen-project+xen/repo"
+# The Xen clone: --repo, or the XSABOT_XEN_REPO environment variable.
+DEFAULT_REPO = os.environ.get("XSABOT_XEN_REPO")
 OUT = ROOT / "bench" / "out"
 LINES = ("4.17", "4.18", "4.19", "4.20", "4.21")
 
@@ -371,7 +373,13 @@ def table(rows: list[Row]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--repo", type=Path, default=Path(DEFAULT_REPO))
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=DEFAULT_REPO,
+        required=DEFAULT_REPO is None,
+        help="a Xen clone, only read (default: $XSABOT_XEN_REPO)",
+    )
     parser.add_argument("--bases", help="comma-separated tags (default: all 25)")
     parser.add_argument("--max-seconds", type=float, default=Limits.max_seconds)
     parser.add_argument("--out", type=Path, default=OUT / "prereqs.json")

@@ -1,6 +1,6 @@
 """The shipped manifests against real Xen history, where a clone is at hand.
 
-Set XSABOT_XEN_REPO to a Xen clone (in this workplace one is fetched to the path below);
+Set XSABOT_XEN_REPO to a Xen clone;
 without one these tests skip: they need no network and write nothing into the clone.
 """
 
@@ -15,9 +15,12 @@ import pytest
 from bot.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
-XEN = Path(os.environ.get("XSABOT_XEN_REPO", "/work/.mirror/xen-project+xen/repo"))
+XEN = Path(os.environ.get("XSABOT_XEN_REPO", "/nonexistent"))
 
-pytestmark = pytest.mark.skipif(not (XEN / "objects").is_dir(), reason=f"no Xen clone at {XEN}")
+pytestmark = pytest.mark.skipif(
+    not (XEN / "objects").is_dir() and not (XEN / ".git" / "objects").is_dir(),
+    reason="set XSABOT_XEN_REPO to a Xen clone to run the tests on real history",
+)
 
 
 def test_every_shipped_manifest_reconciles_with_nothing_blocked(
