@@ -10,6 +10,7 @@ from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
 from bot.core.ports import MergeRequest, Proposal
 from bot.core.prereqs import Candidate, FinderResult
 from bot.core.proposals import Decision, ManifestFile, decide, parse_proposal_branch
+from bot.manifest import edit
 from bot.manifest.edit import add_prerequisites, mark_blocked
 from bot.manifest.model import Manifest
 from tests.forge_contract import (
@@ -26,7 +27,7 @@ from tests.forge_contract import (
 
 def manifest_file(text: str = MANIFEST) -> ManifestFile:
     model = Manifest.model_validate(YAML(typ="safe").load(text))
-    return ManifestFile("4.19", MANIFEST_PATH, text, model)
+    return ManifestFile("4.19", MANIFEST_PATH, text, model, edit)
 
 
 def merge_request(

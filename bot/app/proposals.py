@@ -20,6 +20,7 @@ from bot.core.ports import Forge, MergeRequest, NoProgress, Progress
 from bot.core.prereqs import FinderResult
 from bot.core.proposals import Action, Decision, ManifestFile, decide, desired_proposals
 from bot.errors import ForgeError, SetupError
+from bot.manifest import edit
 from bot.manifest.load import LoadedManifest
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def _manifest_file(root: Path, m: LoadedManifest) -> ManifestFile:
         path = m.path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         raise SetupError(f"{m.path} is not inside the manifests repository {root}") from None
-    return ManifestFile(name=m.name, path=path, text=m.text, manifest=m.manifest)
+    return ManifestFile(name=m.name, path=path, text=m.text, manifest=m.manifest, editor=edit)
 
 
 def propose(

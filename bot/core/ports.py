@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -168,6 +168,18 @@ class Check(Protocol):
 
     def check(self, tree: str) -> CheckVerdict:
         """The verdict on `tree`, running the check unless it is recorded already."""
+        ...
+
+
+class ManifestEditor(Protocol):
+    """Edits of a manifest's text that keep its comments and layout (`bot.manifest.edit`)."""
+
+    def add_prerequisites(self, text: str, xsa: int, prereqs: Sequence[tuple[str, str]]) -> str:
+        """`text` with `(commit, subject)` prerequisites added to `xsa`'s entry."""
+        ...
+
+    def mark_blocked(self, text: str, xsa: int, why: str) -> str:
+        """`text` with `xsa` marked `status: blocked` for `why`."""
         ...
 
 

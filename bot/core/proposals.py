@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.core.outcome import DOES_NOT_BUILD, BuildResult, XsaOutcome
-from bot.core.ports import BOT_BRANCH_PREFIX, MergeRequest, Proposal
+from bot.core.ports import BOT_BRANCH_PREFIX, ManifestEditor, MergeRequest, Proposal
 from bot.core.prereqs import Candidate, FinderResult
-from bot.manifest.edit import add_prerequisites, mark_blocked
 from bot.manifest.model import Manifest
 
 Action = Literal["open", "update", "keep", "close"]
@@ -52,12 +51,14 @@ _TIME = re.compile(
 
 @dataclass(frozen=True)
 class ManifestFile:
-    """A manifest as proposals see it; `path` is relative to the manifests repository's top."""
+    """A manifest as proposals see it; `path` is relative to the manifests repository's top,
+    `editor` makes the proposed texts (the core does no YAML itself)."""
 
     name: str
     path: str
     text: str
     manifest: Manifest
+    editor: ManifestEditor
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ def proposal_for(
     if finder.found:
         if not finder.chosen:
             return None  # nothing to add: the fix needs no prerequisite after all
-        text = add_prerequisites(m.text, xsa, [(c.sha, c.subject) for c in finder.chosen])
+        text = m.editor.add_prerequisites(m.text, xsa, [(c.sha, c.subject) for c in finder.chosen])
         if text == m.text:
             return None  # already listed: a proposal could not change anything
         added = _count(len(finder.chosen), "prerequisite")
@@ -248,7 +249,7 @@ def proposal_for(
         else:
             title = f"{m.name}: add {added} for XSA-{xsa}"
         return Proposal(branch, title, found_body(m, outcome, finder), {m.path: text})
-    text = mark_blocked(
+    text = m.editor.mark_blocked(
         m.text, xsa, f"{bot} found no prerequisite set: {_blocker(outcome, finder)}"
     )
     title = f"{m.name}: mark XSA-{xsa} blocked (no prerequisite set found)"
