@@ -21,7 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     progress = Progress()
     outcome = run_pass(ctx.config, publish=not args.dry_run, progress=progress)
-    report = outcome.report
     actions = []
     errors: list[str] = []
     # Only a fresh build tells anything new about proposals; a no-op pass skips the forge.
@@ -33,14 +32,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         except XsabotError as exc:  # no forge: branches are published, proposals are not
             errors.append(f"proposals: {exc}")
     errors += [f"proposal {a.branch}: {a.error}" for a in actions if a.error]
+    report = outcome.report.model_copy(
+        update={"proposals": tuple(actions), "errors": (*outcome.report.errors, *errors)}
+    )
     if args.json:
-        data = report.to_json()
-        data["proposals"] = [a.to_json() for a in actions]
-        data["errors"] += errors
-        data["ok"] = data["ok"] and not errors
-        print(dump_json(data))
+        print(dump_json(report.to_json()))
     else:
-        print(pass_text(report, done=True))
+        print(pass_text(outcome.report, done=True))
         for line in [*proposal_lines(actions), *errors]:
             print(line)
-    return max(report.exit_status, 1 if errors else 0)
+    return report.exit_status
