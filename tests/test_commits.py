@@ -47,9 +47,7 @@ MESSAGES = {
 
 
 @pytest.mark.parametrize("name", list(MESSAGES))
-def test_provenance_is_placed_where_git_cherry_pick_x_places_it(
-    tmp_path: Path, name: str
-) -> None:
+def test_provenance_is_placed_where_git_cherry_pick_x_places_it(tmp_path: Path, name: str) -> None:
     repo = RepoBuilder(tmp_path / "r")
     repo.commit("base\n", {"f": "1\n"})
     repo.branch("side")
@@ -59,15 +57,18 @@ def test_provenance_is_placed_where_git_cherry_pick_x_places_it(
     repo.commit("other\n", {"g": "x\n"})
     subprocess.run(
         ["git", "-C", str(repo.path), "cherry-pick", "-x", "--allow-empty-message", source],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     raw_git = subprocess.run(
         ["git", "-C", str(repo.path), "cat-file", "commit", "HEAD"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     raw_source = subprocess.run(
         ["git", "-C", str(repo.path), "cat-file", "commit", source],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     ours = with_provenance(raw_source.split(b"\n\n", 1)[1], PROVENANCE.format(sha=source))
     assert ours == raw_git.split(b"\n\n", 1)[1]

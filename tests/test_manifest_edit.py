@@ -76,7 +76,8 @@ def test_add_prerequisites_to_a_flow_style_fix_list() -> None:
 def test_new_entries_follow_the_style_of_existing_ones() -> None:
     text = f"xsas:\n- xsa: 1\n  prerequisites:\n  - {{commit: {A}, why: x}}\n  commits: [{F1}]\n"
     assert add_prerequisites(text, 1, [(B, "y")]) == text.replace(
-        f"  - {{commit: {A}, why: x}}\n", f'  - {{commit: {B}, why: "y"}}\n  - {{commit: {A}, why: x}}\n'
+        f"  - {{commit: {A}, why: x}}\n",
+        f'  - {{commit: {B}, why: "y"}}\n  - {{commit: {A}, why: x}}\n',
     )
 
 

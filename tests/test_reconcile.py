@@ -273,8 +273,17 @@ def test_relative_upstream_and_mirror_paths_are_taken_from_the_current_directory
     monkeypatch.chdir(tmp_path)
     from bot.cli import main
 
-    argv = ["reconcile", "--manifests", "manifests", "--state", "state",
-            "--upstream", f"xen={xenlike.path.name}", "--mirror", "xen=relative-mirror.git"]
+    argv = [
+        "reconcile",
+        "--manifests",
+        "manifests",
+        "--state",
+        "state",
+        "--upstream",
+        f"xen={xenlike.path.name}",
+        "--mirror",
+        "xen=relative-mirror.git",
+    ]
     assert main(argv) == 0, bot.capsys.readouterr()
     assert _tip(tmp_path / "relative-mirror.git")
     assert main(argv) == 0  # and again: a no-op pass through the same relative paths
@@ -305,12 +314,16 @@ def test_renaming_a_patch_file_rebuilds(bot: Bot, xenlike: XenLike) -> None:
     b.commit("x86: advisory fix\n\nThis is XSA-6.\n", {"xen/arch/x86/adv.c": "fix\n"})
     data = subprocess.run(
         ["git", "-C", str(xenlike.path), "format-patch", "-1", "--stdout"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     digest = hashlib.sha256(data).hexdigest()
     for name in ("xsa6.patch", "xsa6-4.19.patch"):
         (bot.manifests / name).write_bytes(data)
-        bot.write("4.19", manifest(xenlike, {"xsa": 6, "patches": f"[{{path: {name}, sha256: {digest}}}]"}))
+        bot.write(
+            "4.19",
+            manifest(xenlike, {"xsa": 6, "patches": f"[{{path: {name}, sha256: {digest}}}]"}),
+        )
         report = _only(_reconcile(bot))
         assert report["rebuilt"] is True  # the name is in the provenance line
         body = _git(bot.mirror, "log", "-1", "--format=%B", report["build"])
@@ -321,7 +334,15 @@ def test_two_manifests_building_the_same_commit_keep_their_own_records(
     bot: Bot, xenlike: XenLike
 ) -> None:
     bot.write("a", manifest(xenlike, (1, ["xsa1"]), branch="xsa/a"))
-    bot.write("b", manifest(xenlike, (1, ["xsa1"]), {"xsa": 9, "status": "not-affected", "why": "arm only"}, branch="xsa/b"))
+    bot.write(
+        "b",
+        manifest(
+            xenlike,
+            (1, ["xsa1"]),
+            {"xsa": 9, "status": "not-affected", "why": "arm only"},
+            branch="xsa/b",
+        ),
+    )
     first = {r["manifest"]: r for r in _reconcile(bot)["branches"]}
     assert first["a"]["tip"] == first["b"]["tip"]
     notes = _git(bot.mirror, "rev-parse", "refs/notes/xsabot")
@@ -336,7 +357,10 @@ def test_an_input_change_that_builds_the_same_commits_publishes_no_new_commit(
 ) -> None:
     bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
     first = _only(_reconcile(bot))
-    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), {"xsa": 9, "status": "not-affected", "why": "arm only"}))
+    bot.write(
+        "4.19",
+        manifest(xenlike, (1, ["xsa1"]), {"xsa": 9, "status": "not-affected", "why": "arm only"}),
+    )
     second = _only(_reconcile(bot))
     assert second["rebuilt"] is True
     assert (second["action"], second["tip"]) == ("none", first["tip"])
@@ -351,8 +375,15 @@ def test_an_unreachable_upstream_is_an_environment_error(
     bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
     from bot.cli import main
 
-    argv = ["reconcile", "--manifests", str(bot.manifests), "--state", str(bot.state),
-            "--upstream", f"xen={tmp_path / 'nowhere'}"]
+    argv = [
+        "reconcile",
+        "--manifests",
+        str(bot.manifests),
+        "--state",
+        str(bot.state),
+        "--upstream",
+        f"xen={tmp_path / 'nowhere'}",
+    ]
     assert main(argv) == 2  # not 1: nothing is blocked, the machine is not set up
     (tmp_path / "a-file").write_text("x")
     argv[-1] = f"xen={xenlike.path}"

@@ -40,7 +40,9 @@ def test_blocked_xsa_gets_one_proposal_that_merging_makes_published(
     assert first["status"] == 1
     [opened] = first["proposals"]
     assert (opened["action"], opened["branch"], opened["draft"]) == (
-        "open", "xsabot/4.19/xsa-2", False,
+        "open",
+        "xsabot/4.19/xsa-2",
+        False,
     )
     edited = repo.repo.git.show("xsabot/4.19/xsa-2:manifests/4.19.yaml")
     assert edited.startswith("# XSAs for 4.19: keep in stable order\n")
@@ -76,7 +78,9 @@ def test_a_manifest_change_that_makes_the_proposal_moot_closes_it(
     assert data["status"] == 0
     [closed] = data["proposals"]
     assert (closed["action"], closed["branch"], closed["state"]) == (
-        "close", opened["branch"], "closed",
+        "close",
+        opened["branch"],
+        "closed",
     )
     assert _reconcile(bot)["proposals"] == []  # closed once, not again
 
