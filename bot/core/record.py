@@ -3,6 +3,10 @@
 It is stored as a git note (`refs/notes/xsabot`) on the published tip in the mirror, so any
 machine (a fresh replica, a downstream) can tell what a tip holds and whether the manifest
 changed since, without rebuilding: equal input digests mean nothing to do.
+
+A note that cannot be read (not JSON, another format, a record with a field missing or
+extra) is never taken for a missing one: readers get an `UnreadableRecord` that says why,
+so a pass rebuilds and says so, and `status` reports it (it may be a note edited by hand).
 """
 
 from __future__ import annotations
