@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config
 from bot.core.outcome import BuildResult
-from bot.core.plan import BranchReport, PassReport, from_record
 from bot.core.ports import Check, NoProgress, Progress
 from bot.core.publish import Action, changes, decide, pseudo_merge_message
-from bot.core.record import BuildRecord, inputs_digest, make_record, note_text
+from bot.core.record import BuildRecord, UnreadableRecord, inputs_digest, make_record, note_text
 from bot.core.refs import WritableRefs
+from bot.core.reports import BranchReport, CheckReport, PassReport, from_record
 from bot.errors import SetupError, XsabotError
 from bot.git.build import ENGINE, Builder
 from bot.git.commits import parse_commit
@@ -107,7 +106,7 @@ def run_pass(
             ]
         reports.extend(tree_reports)
     reports.sort(key=lambda r: r.manifest)
-    report = PassReport(tuple(reports), environment_failed=environment_failed)
+    report = PassReport(branches=tuple(reports), environment_failed=environment_failed)
     return PassOutcome(report, list(mset.loaded), trees)
 
 
@@ -169,11 +168,12 @@ def _after_push(report: BranchReport, result: PushResult, moved: set[str]) -> Br
     (and a problem for all when it would move only notes or upstream copies)."""
     mine = f"refs/heads/{report.branch}" in moved
     if result.ok:
-        return replace(report, published=True) if mine else report
+        return report.model_copy(update={"published": True}) if mine else report
     if mine:
-        return replace(report, action="error", problems=(*report.problems, result.message))
+        problems = (*report.problems, result.message)
+        return report.model_copy(update={"action": "error", "problems": problems})
     if not moved:
-        return replace(report, problems=(*report.problems, result.message))
+        return report.model_copy(update={"problems": (*report.problems, result.message)})
     return report
 
 
@@ -219,7 +219,7 @@ def _plan_branch(
         if sha is None
     ]
     if missing or base_commit is None or source_commit is None:
-        return replace(head, problems=tuple(missing)), None, None
+        return head.model_copy(update={"problems": tuple(missing)}), None, None
     digest = inputs_digest(
         m,
         base_commit=base_commit,
@@ -230,24 +230,20 @@ def _plan_branch(
         else None,
     )
     published = work.mirror_branch(m.branch)
-    old = read_record(work, published, notes, m.branch) if published else None
+    found = read_record(work, published, notes, m.branch) if published else None
+    old = found if isinstance(found, BuildRecord) else None
     if published and old and old.inputs == digest and not old.stale_for(source_commit):
-        return (
-            replace(head, action="none", tip=published, previous=published, **from_record(old)),
-            None,
-            None,
-        )
+        fields = {"action": "none", "tip": published, "previous": published, **from_record(old)}
+        return head.model_copy(update=fields), None, None
     settings = config.trees[m.tree]
-    check_report: dict[str, Any] | None = None
+    check_report: CheckReport | None = None
     if settings.gated and not publish:
         # A plan runs no check: it may be planning an unmerged merge request, whose content
         # (an advisory patch, say) must not run in a process that holds the forge token; and
         # forge CI would need candidate refs pushed. The plan says what it did not do.
-        check_report = {
-            "command": settings.check,
-            "passed": None,
-            "skipped": "a plan runs no check",
-        }
+        check_report = CheckReport(
+            command=settings.check, passed=None, skipped="a plan runs no check"
+        )
         result = builder.build(
             m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
         )
@@ -259,10 +255,11 @@ def _plan_branch(
                 config, tree_pass, builder, m, base_commit, source_commit
             )
         except CheckTimedOut as exc:  # says nothing about any XSA: publish nothing, try again
-            return replace(head, problems=(str(exc),)), None, None
-        if check_report["base_fails"]:
+            return head.model_copy(update={"problems": (str(exc),)}), None, None
+        if check_report.base_fails:
             problem = f"the base {m.base} fails the check itself; nothing is published"
-            return replace(head, problems=(problem,), check=check_report), None, None
+            fields = {"problems": (problem,), "check": check_report}
+            return head.model_copy(update=fields), None, None
     else:
         result = builder.build(
             m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
@@ -285,16 +282,17 @@ def _plan_branch(
             name=config.identity.name,
             email=config.identity.email,
         )
-    report = replace(
-        head,
-        action=action,
-        tip=tip,
-        previous=published,
-        rebuilt=True,
-        check=check_report,
-        changes=tuple(changes(old, record)) if published else (),
+    unreadable = found.why if isinstance(found, UnreadableRecord) else ""
+    fields = {
+        "action": action,
+        "tip": tip,
+        "previous": published,
+        "rebuilt": True,
+        "check": check_report,
+        "changes": tuple(changes(old, record, unreadable=unreadable)) if published else (),
         **from_record(record),
-    )
+    }
+    report = head.model_copy(update=fields)
     update = RefUpdate(f"refs/heads/{m.branch}", tip, published) if tip != published else None
     return report, update, (tip, record)
 
@@ -306,7 +304,7 @@ def _gated_build(
     m: Manifest,
     base_commit: str,
     source_commit: str,
-) -> tuple[BuildResult, dict[str, Any]]:
+) -> tuple[BuildResult, CheckReport]:
     """Build, then hold back each XSA that breaks the check (found by bisection)."""
     from bot.check.gate import BuilderGate
     from bot.core.gate import gate
@@ -322,14 +320,14 @@ def _gated_build(
     )
     started = runner.runs
     outcome = gate(port)
-    report = {
-        "command": runner.command,
-        "passed": outcome.passed,
-        "base_fails": outcome.base_fails,
-        "held_back": [b.xsa for b in outcome.blocked],
-        "checks_run": runner.runs - started,
-        "trees_checked": list(outcome.trees_checked),
-    }
+    report = CheckReport(
+        command=runner.command,
+        passed=outcome.passed,
+        base_fails=outcome.base_fails,
+        held_back=tuple(b.xsa for b in outcome.blocked),
+        checks_run=runner.runs - started,
+        trees_checked=tuple(outcome.trees_checked),
+    )
     return port.gated_result(outcome), report
 
 

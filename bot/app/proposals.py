@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bot.app.pass_ import PassOutcome, TreePass
@@ -18,32 +17,13 @@ from bot.config import Config, Identity
 from bot.core.outcome import DOES_NOT_BUILD, BuildResult, XsaOutcome
 from bot.core.ports import Forge, MergeRequest, NoProgress, Progress
 from bot.core.prereqs import FinderResult
-from bot.core.proposals import Action, Decision, ManifestFile, decide, desired_proposals
+from bot.core.proposals import Decision, ManifestFile, decide, desired_proposals
+from bot.core.reports import ProposalAction
 from bot.errors import ForgeError, SetupError
 from bot.manifest import edit
 from bot.manifest.load import LoadedManifest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ProposalAction:
-    """One proposal after the pass: what was done to it and where it is."""
-
-    action: Action
-    manifest: str
-    xsa: int
-    branch: str
-    reason: str
-    title: str | None = None
-    draft: bool | None = None
-    id: int | None = None
-    url: str | None = None
-    state: str | None = None  # the merge request's state afterwards
-    error: str | None = None  # the forge refused; the other proposals still went ahead
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def sync_proposals(

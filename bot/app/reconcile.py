@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.app.pass_ import PassOutcome, run_pass
-from bot.app.proposals import ProposalAction, propose
+from bot.app.proposals import propose
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config
 from bot.core.ports import NoProgress, Progress
+from bot.core.reports import PassReport, ProposalAction
 from bot.errors import XsabotError
 
 
@@ -20,8 +21,13 @@ class Reconciled:
     errors: list[str]  # what kept proposals from being made; the branches are published
 
     @property
-    def exit_status(self) -> int:
-        return max(self.outcome.report.exit_status, 1 if self.errors else 0)
+    def report(self) -> PassReport:
+        """The pass's report with what was done to the proposals, and what kept any from
+        being made among its errors."""
+        report = self.outcome.report
+        return report.model_copy(
+            update={"proposals": tuple(self.proposals), "errors": (*report.errors, *self.errors)}
+        )
 
 
 def reconcile(

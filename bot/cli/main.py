@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 COMMANDS: dict[str, str] = {
     "lint": "check manifests and report every problem with file:line:col",
-    "schema": "print the JSON Schema of manifests",
+    "schema": "print the JSON Schema of manifests (--report NAME: of a report)",
     "build": "build one manifest's branch and print its commits (last line: the tip)",
     "plan": "show what a reconcile pass would do, writing nothing",
     "reconcile": "one pass: fetch upstream, build, publish, propose",

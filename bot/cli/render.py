@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.core.plan import BranchReport, PassReport
+from bot.core.reports import BranchReport, PassReport
 
 _VERB = {
     "create": ("would create", "created"),

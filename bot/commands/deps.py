@@ -15,14 +15,15 @@ a check configured for the tree, an XSA that applies is reported with that remin
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from bot.cli.main import Context
+from bot.cli.render import dump_json
 from bot.core.outcome import BuildResult, XsaOutcome
-from bot.core.prereqs import Candidate, FinderResult, Limits
+from bot.core.prereqs import FinderResult, Limits
+from bot.core.reports import DepsReport, chosen_why, deps_finding
 from bot.errors import UsageError
 from bot.manifest.model import Manifest, Xsa
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         blocked_xsas=_blocked_before(loaded.manifest, built),
     )
     if args.json:
-        print(json.dumps(head | _finding(result), indent=2))
+        print(dump_json(deps_finding(loaded.name, entry.xsa, outcome.state, result).to_json()))
     else:
         head["subject"] = source_log(work.repo).get(blocked.commit).subject
         _print_finding(head, result)
@@ -122,7 +123,7 @@ def _report_unblocked(
         "declared-blocked": "is marked blocked and lists no commits to try",
     }[outcome.state]
     if as_json:
-        print(json.dumps(head | {"found": True, "chosen": []}, indent=2))
+        print(dump_json(DepsReport(**head, found=True, chosen=()).to_json()))
     else:
         print(f"XSA-{outcome.xsa} {says}")
         if check and outcome.state == "applied":
@@ -135,40 +136,11 @@ def _report_unsearchable(head: dict[str, Any], outcome: XsaOutcome, as_json: boo
     assert b is not None
     detail = f"{b.reason}" + (f": {b.detail}" if b.detail else "")
     if as_json:
-        print(json.dumps(head | {"found": False, "reason": b.reason, "detail": b.detail}))
+        report = DepsReport(**head, found=False, reason=b.reason, detail=b.detail)
+        print(dump_json(report.to_json()))
     else:
         print(f"XSA-{outcome.xsa} is blocked by {detail}; prerequisites cannot help with that")
     return 1
-
-
-def _why(c: Candidate, conflicts: tuple[str, ...]) -> list[str]:
-    """The candidate's reasons, led by the conflicting paths it changes (the evidence a
-    reviewer looks for first)."""
-    hit = sorted(set(conflicts) & (c.paths or frozenset()))
-    lead = [f"changes {', '.join(hit)}, where the fix conflicts"] if hit else []
-    return lead + list(c.reasons)
-
-
-def _finding(r: FinderResult) -> dict[str, Any]:
-    return {
-        "fix": r.fix,
-        "conflicts": list(r.conflicts),
-        "found": r.found,
-        "minimal": r.minimal,
-        "faithful": r.faithful,
-        "chosen": [
-            {"commit": c.sha, "subject": c.subject, "why": _why(c, r.conflicts)} for c in r.chosen
-        ],
-        "candidates": [
-            {"commit": c.sha, "subject": c.subject, "reasons": list(c.reasons)}
-            for c in r.candidates
-        ],
-        "trials": r.trials,
-        "seconds": round(r.seconds, 3),
-        "bound_hit": r.bound_hit,
-        "widened": list(r.widened),
-        "waits_for": list(r.waits_for),
-    }
 
 
 def _print_finding(head: dict[str, Any], r: FinderResult) -> None:
@@ -193,7 +165,7 @@ def _print_finding(head: dict[str, Any], r: FinderResult) -> None:
         print(f"prerequisites: {len(r.chosen)}, {kind}, {lands}")
         for c in r.chosen:
             print(f"  {c.sha} {c.subject}")
-            for reason in _why(c, r.conflicts):
+            for reason in chosen_why(c, r.conflicts):
                 print(f"      why: {reason}")
     else:
         print("prerequisites: none found: no set of candidates makes the XSA apply")

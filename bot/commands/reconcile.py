@@ -26,15 +26,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from bot.app.reconcile import reconcile
 
     done = reconcile(ctx.config, Progress(), ctx.adapters)
-    report = done.outcome.report
+    report = done.report
     if args.json:
-        data = report.to_json()
-        data["proposals"] = [a.to_json() for a in done.proposals]
-        data["errors"] += done.errors
-        data["ok"] = data["ok"] and not done.errors
-        print(dump_json(data))
+        print(dump_json(report.to_json()))
     else:
-        print(pass_text(report, done=True))
+        print(pass_text(done.outcome.report, done=True))
         for line in [*proposal_lines(done.proposals), *done.errors]:
             print(line)
-    return done.exit_status
+    return report.exit_status

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
 
 from bot.cli.main import Context
 from bot.cli.render import branch_lines, dump_json
-from bot.core.plan import BranchReport, from_record
+from bot.core.record import BuildRecord, UnreadableRecord
+from bot.core.reports import BranchReport, OpenProposal, StatusReport, from_record
 from bot.errors import SetupError
 from bot.git.publish import read_record
 from bot.git.workrepo import WorkRepo
@@ -38,7 +38,9 @@ def branch_status(ctx: Context) -> list[BranchReport]:
             work.fetch_mirror(config.mirror_of(m.tree), config.namespace, create=False)
         tip = work.mirror_branch(m.branch)
         record = read_record(work, tip, work.mirror_notes(), m.branch) if tip else None
-        fields: dict[str, Any] = from_record(record) if record else {"base": m.base}
+        fields = from_record(record) if isinstance(record, BuildRecord) else {"base": m.base}
+        unpublished = () if tip else ("not published yet",)
+        unreadable = (record.problem,) if isinstance(record, UnreadableRecord) else ()
         reports.append(
             BranchReport(
                 manifest=loaded.name,
@@ -46,19 +48,24 @@ def branch_status(ctx: Context) -> list[BranchReport]:
                 action="none",
                 branch=m.branch,
                 tip=tip,
-                problems=() if tip else ("not published yet",),
+                problems=unpublished + unreadable,
                 published=tip is not None,
                 **fields,
             )
         )
     for path, problems in sorted(mset.invalid.items()):
         reports.append(
-            BranchReport(path.stem, str(path), "error", problems=tuple(map(str, problems)))
+            BranchReport(
+                manifest=path.stem,
+                path=str(path),
+                action="error",
+                problems=tuple(map(str, problems)),
+            )
         )
     return sorted(reports, key=lambda r: r.manifest)
 
 
-def _proposals(ctx: Context) -> list[dict[str, Any]]:
+def _proposals(ctx: Context) -> list[OpenProposal]:
     from bot.forges.registry import load_forge
 
     try:
@@ -68,7 +75,7 @@ def _proposals(ctx: Context) -> list[dict[str, Any]]:
         log.info("no proposals: %s", exc)
         return []
     return [
-        {"id": mr.id, "branch": mr.branch, "title": mr.title, "draft": mr.draft, "url": mr.url}
+        OpenProposal(id=mr.id, branch=mr.branch, title=mr.title, draft=mr.draft, url=mr.url)
         for mr in open_ones
     ]
 
@@ -77,12 +84,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     reports = branch_status(ctx)
     proposals = _proposals(ctx)
     if args.json:
-        print(dump_json({"branches": [r.to_json() for r in reports], "proposals": proposals}))
+        status = StatusReport(branches=tuple(reports), proposals=tuple(proposals))
+        print(dump_json(status.to_json()))
     else:
         for report in reports:
             for line in branch_lines(report, done=True):
                 print(line.replace("no change to ", "", 1))
         for p in proposals:
-            draft = " (draft)" if p["draft"] else ""
-            print(f"proposal !{p['id']}{draft}: {p['title']} [{p['branch']}]")
+            draft = " (draft)" if p.draft else ""
+            print(f"proposal !{p.id}{draft}: {p.title} [{p.branch}]")
     return 0 if all(r.ok for r in reports) else 1

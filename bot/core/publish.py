@@ -29,10 +29,14 @@ def _applied(record: BuildRecord) -> dict[int, XsaRecord]:
     return {x.xsa: x for x in record.xsas if x.state in ("applied", "already-applied")}
 
 
-def changes(old: BuildRecord | None, new: BuildRecord) -> list[str]:
-    """What a reader of the branch needs to know changed, one line each, stable order."""
+def changes(old: BuildRecord | None, new: BuildRecord, *, unreadable: str = "") -> list[str]:
+    """What a reader of the branch needs to know changed, one line each, stable order.
+
+    `unreadable`: why the old record could not be read, for reports (a pseudo-merge's message
+    leaves it out: it must not depend on the wording of a parser's errors)."""
     if old is None:
-        return ["previous build record unreadable: rebuilt from the manifest"]
+        why = f" ({unreadable})" if unreadable else ""
+        return [f"previous build record unreadable{why}: rebuilt from the manifest"]
     lines: list[str] = []
     if old.base_commit != new.base_commit or old.base != new.base:
         lines.append(f"base: {old.base} -> {new.base}")

@@ -3,6 +3,10 @@
 It is stored as a git note (`refs/notes/xsabot`) on the published tip in the mirror, so any
 machine (a fresh replica, a downstream) can tell what a tip holds and whether the manifest
 changed since, without rebuilding: equal input digests mean nothing to do.
+
+A note that cannot be read (not JSON, another format, a record with a field missing or
+extra) is never taken for a missing one: readers get an `UnreadableRecord` that says why,
+so a pass rebuilds and says so, and `status` reports it (it may be a note edited by hand).
 """
 
 from __future__ import annotations
@@ -10,8 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
 
 from bot.core.outcome import BuildResult
 from bot.manifest.model import Manifest
@@ -54,8 +62,15 @@ def inputs_digest(
     return hashlib.sha256(blob).hexdigest()
 
 
-@dataclass(frozen=True)
-class XsaRecord:
+class _Stored(BaseModel):
+    """What the bot writes into notes and reads back: anything else there is unreadable."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+    )
+
+
+class XsaRecord(_Stored):
     xsa: int
     state: str
     prerequisites: tuple[str, ...] = ()
@@ -67,15 +82,14 @@ class XsaRecord:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class BuildRecord:
+class BuildRecord(_Stored):
     manifest: str
     branch: str
     inputs: str
     base: str
     base_commit: str
     build: str  # the tip `xsabot build` gives; the published tip is it or a pseudo-merge of it
-    xsas: tuple[XsaRecord, ...] = field(default=())
+    xsas: tuple[XsaRecord, ...] = ()
     bot: str = ""
     source_commit: str = ""  # the source tip the build saw
 
@@ -88,47 +102,104 @@ class BuildRecord:
         waiting = any(x.reason == "bad-source" for x in self.xsas)
         return waiting and source_commit != self.source_commit
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BuildRecord | None:
+    def from_dict(cls, data: object) -> BuildRecord | UnreadableRecord:
         try:
-            fields = dict(data)
-            xsas = tuple(_xsa_record(x) for x in fields.pop("xsas"))
-            return cls(xsas=xsas, **fields)
-        except (ValueError, TypeError, KeyError):
-            return None  # an unreadable record only costs a rebuild
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            return UnreadableRecord(_why(exc.errors(), whole="the record"))
+
+
+class NoteDocument(_Stored):
+    """The JSON of one note (`refs/notes/xsabot`): the records of every branch at a commit."""
+
+    format: Literal[2]  # FORMAT
+    records: dict[str, BuildRecord]
+
+
+@dataclass(frozen=True)
+class UnreadableRecord:
+    """A record (or the note holding it) that cannot be read, and why. It costs a rebuild,
+    and is reported: a note edited by hand must not pass for a missing one."""
+
+    why: str
+
+    @property
+    def problem(self) -> str:
+        return f"build record unreadable: {self.why}"
+
+
+@dataclass(frozen=True)
+class NoteRecords:
+    """What a note holds: the readable records by branch, and why the others are not.
+
+    `why`: the whole note is unreadable (not JSON, another format), so no branch's record is
+    known; `unreadable`: records of single branches that are broken."""
+
+    records: Mapping[str, BuildRecord] = field(default_factory=dict)
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+    why: str = ""
+
+    def get(self, branch: str) -> BuildRecord | UnreadableRecord | None:
+        """The branch's record; None when the note has none for it."""
+        if branch in self.records:
+            return self.records[branch]
+        why = self.unreadable.get(branch) or self.why
+        return UnreadableRecord(why) if why else None
 
 
 def note_text(existing: str | None, records: list[BuildRecord]) -> str:
     """The note of one published commit: the records of every branch at that commit (two
-    manifests can build the same commit), `existing` ones kept unless replaced."""
-    by_branch = dict(note_records(existing)) if existing else {}
+    manifests can build the same commit), `existing` readable ones kept unless replaced."""
+    by_branch = dict(note_records(existing).records) if existing else {}
     for record in records:
         by_branch[record.branch] = record
-    data = {
-        "format": FORMAT,
-        "records": {b: r.as_dict() for b, r in sorted(by_branch.items())},
-    }
-    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+    note = NoteDocument(format=FORMAT, records=dict(sorted(by_branch.items())))
+    return json.dumps(note.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
 
 
-def note_records(text: str) -> dict[str, BuildRecord]:
-    """The records in a note, by branch; an unreadable note has none (it costs a rebuild)."""
+def note_records(text: str) -> NoteRecords:
+    """The records in a note, by branch, and why those that cannot be read cannot."""
     try:
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            return {}
-        found = {b: BuildRecord.from_dict(r) for b, r in data["records"].items()}
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return {}
-    return {b: r for b, r in found.items() if r is not None}
+    except ValueError as exc:
+        return NoteRecords(why=f"the note is not JSON ({exc})")
+    try:
+        return NoteRecords(records=NoteDocument.model_validate(data).records)
+    except ValidationError as exc:
+        errors = exc.errors()
+    in_records = [e for e in errors if len(e["loc"]) > 1 and e["loc"][0] == "records"]
+    if len(in_records) < len(errors):  # the note itself is wrong: no record can be trusted
+        return NoteRecords(why=_why([e for e in errors if e not in in_records], whole="the note"))
+    records: dict[str, BuildRecord] = {}
+    unreadable: dict[str, str] = {}
+    for branch, raw in data["records"].items():
+        record = BuildRecord.from_dict(raw)
+        if isinstance(record, BuildRecord):
+            records[branch] = record
+        else:
+            unreadable[branch] = record.why
+    return NoteRecords(records, unreadable)
 
 
-def _xsa_record(data: dict[str, Any]) -> XsaRecord:
-    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return XsaRecord(**fields)
+def _why(errors: Sequence[ErrorDetails], *, whole: str) -> str:
+    """pydantic's errors as one line: where in the JSON (`whole` when it is the top), and
+    what is wrong there."""
+    shown = [f"{_where(e['loc']) or whole}: {e['msg']}{_got(e)}" for e in errors[:3]]
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(shown) + more
+
+
+def _got(error: ErrorDetails) -> str:
+    value = error.get("input")
+    if error["type"] == "missing" or not isinstance(value, str | int | float | bool):
+        return ""
+    shown = repr(value)
+    return f" (got {shown[:40]}...)" if len(shown) > 40 else f" (got {shown})"
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
 
 
 def make_record(

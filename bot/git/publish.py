@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-from bot.core.record import BuildRecord, note_records
+from bot.core.record import BuildRecord, UnreadableRecord, note_records
 from bot.core.refs import WritableRefs
 from bot.git.commits import format_commit, identity_line, parse_commit
 from bot.git.objects import ObjectStore
@@ -46,8 +46,11 @@ def read_note(work: WorkRepo, commit: str, notes: str | None) -> str | None:
     return blob.data.decode("utf-8", "replace")
 
 
-def read_record(work: WorkRepo, tip: str, notes: str | None, branch: str) -> BuildRecord | None:
-    """The build record of `branch` attached to `tip`, if any."""
+def read_record(
+    work: WorkRepo, tip: str, notes: str | None, branch: str
+) -> BuildRecord | UnreadableRecord | None:
+    """The build record of `branch` attached to `tip`: None if there is none, why not if
+    there is one that cannot be read."""
     text = read_note(work, tip, notes)
     return note_records(text).get(branch) if text else None
 
