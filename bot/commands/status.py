@@ -1,96 +1,28 @@
-"""`xsabot status`: what each published branch holds, from the mirror's build records.
-
-Reads only the mirror (no upstream fetch, no build): the branches, their tips, the XSAs each
-holds or lacks and why, and the bot's open proposals.
-"""
+"""`xsabot status`: what each published branch holds, from the mirror's build records."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 
 from bot.cli.main import Context
 from bot.cli.render import branch_lines, dump_json
-from bot.core.record import BuildRecord, UnreadableRecord
-from bot.core.reports import BranchReport, OpenProposal, StatusReport, from_record
-from bot.errors import SetupError
-from bot.git.publish import read_record
-from bot.git.workrepo import WorkRepo
-from bot.manifest.load import load_manifests
-
-log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
 
 
-def branch_status(ctx: Context) -> list[BranchReport]:
-    config = ctx.config
-    mset = load_manifests(config.manifests, namespace=config.namespace, trees=config.trees.keys())
-    reports: list[BranchReport] = []
-    works: dict[str, WorkRepo] = {}
-    for loaded in mset.loaded:
-        m = loaded.manifest
-        work = works.get(m.tree)
-        if work is None:
-            work = works[m.tree] = WorkRepo.for_tree(config.state, m.tree)
-            work.fetch_mirror(config.mirror_of(m.tree), config.namespace, create=False)
-        tip = work.mirror_branch(m.branch)
-        record = read_record(work, tip, work.mirror_notes(), m.branch) if tip else None
-        fields = from_record(record) if isinstance(record, BuildRecord) else {"base": m.base}
-        unpublished = () if tip else ("not published yet",)
-        unreadable = (record.problem,) if isinstance(record, UnreadableRecord) else ()
-        reports.append(
-            BranchReport(
-                manifest=loaded.name,
-                path=str(loaded.path),
-                action="none",
-                branch=m.branch,
-                tip=tip,
-                problems=unpublished + unreadable,
-                published=tip is not None,
-                **fields,
-            )
-        )
-    for path, problems in sorted(mset.invalid.items()):
-        reports.append(
-            BranchReport(
-                manifest=path.stem,
-                path=str(path),
-                action="error",
-                problems=tuple(map(str, problems)),
-            )
-        )
-    return sorted(reports, key=lambda r: r.manifest)
-
-
-def _proposals(ctx: Context) -> list[OpenProposal]:
-    from bot.forges.registry import load_forge
-
-    try:
-        forge = load_forge(ctx.config)
-        open_ones = forge.list_open()
-    except SetupError as exc:  # e.g. manifests not in a git repository: no local proposals
-        log.info("no proposals: %s", exc)
-        return []
-    return [
-        OpenProposal(id=mr.id, branch=mr.branch, title=mr.title, draft=mr.draft, url=mr.url)
-        for mr in open_ones
-    ]
-
-
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    reports = branch_status(ctx)
-    proposals = _proposals(ctx)
+    from bot.app.status import status
+
+    report = status(ctx.config, ctx.adapters)
     if args.json:
-        status = StatusReport(branches=tuple(reports), proposals=tuple(proposals))
-        print(dump_json(status.to_json()))
+        print(dump_json(report.to_json()))
     else:
-        for report in reports:
-            for line in branch_lines(report, done=True):
+        for branch in report.branches:
+            for line in branch_lines(branch, done=True):
                 print(line.replace("no change to ", "", 1))
-        for p in proposals:
+        for p in report.proposals:
             draft = " (draft)" if p.draft else ""
             print(f"proposal !{p.id}{draft}: {p.title} [{p.branch}]")
-    return 0 if all(r.ok for r in reports) else 1
+    return 0 if all(b.ok for b in report.branches) else 1
