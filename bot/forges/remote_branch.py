@@ -21,8 +21,9 @@ from bot.config import Identity
 from bot.errors import ForgeConflict, ForgeError, GitError
 from bot.forges.branch import check_proposal as check_proposal  # re-exported
 from bot.forges.branch import commit_files, same_tree
-from bot.git.runner import git, git_text, redact
+from bot.git.runner import git, git_text
 from bot.ports import MergeRequest, Proposal
+from bot.redact import redact
 
 _LEASE_LOST = re.compile(r"stale info|\[rejected\]|fetch first|non-fast-forward")
 _NETWORK_TIMEOUT = 300.0
