@@ -21,6 +21,7 @@ from bot.git.blame import CONTEXT, SourceFiles
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
 from bot.git.sourcelog import SourceCommit
+from bot.git.trees import parse_tree_ids
 
 Fingerprint = tuple[bool, bool, tuple[tuple[str, bytes], ...]]
 
@@ -36,17 +37,10 @@ class TreeReader:
     def _entries(self, tree: str) -> dict[str, str]:
         found = self._trees.get(tree)
         if found is None:
-            found = {}
-            data = self.store.read(tree)[1]
-            at = 0
-            while at < len(data):
-                space = data.index(b" ", at)
-                nul = data.index(b"\0", space)
-                found[data[space + 1 : nul].decode("utf-8", "surrogateescape")] = data[
-                    nul + 1 : nul + 21
-                ].hex()
-                at = nul + 21
-            self._trees[tree] = found
+            kind, data = self.store.read(tree)
+            if kind != "tree":
+                raise ValueError(f"{tree} is a {kind}, not a tree")
+            found = self._trees[tree] = parse_tree_ids(data)
         return found
 
     def blob_id(self, tree: str, path: str) -> str | None:
