@@ -19,10 +19,10 @@ from bot.errors import (
     ForgeRateLimited,
     ForgeTransient,
 )
-from bot.forges.branch import branch_tip
 from bot.forges.github import GitHubForge
 from bot.forges.http import RetryPolicy
 from bot.forges.plan_comment import key_of, post_plan
+from bot.git.proposal_branch import branch_tip
 from bot.git.runner import git
 from bot.ports import MergeRequest, Proposal
 from tests.fakes.github import FakeGitHub

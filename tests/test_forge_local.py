@@ -11,8 +11,8 @@ import pytest
 
 from bot.config import Config, Identity
 from bot.errors import ForgeConflict, ForgeError, SetupError, UsageError
-from bot.forges.branch import branch_tip
 from bot.forges.local import LocalForge
+from bot.git.proposal_branch import branch_tip
 from bot.git.runner import git
 from bot.ports import MergeRequest, Proposal
 from bot.proposals import FORGES, load_forge
