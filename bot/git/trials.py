@@ -79,6 +79,12 @@ def tree_reader(store: ObjectStore) -> TreeReader:
     return found
 
 
+def commit_trees(repo: pygit2.Repository, sha: str) -> tuple[str, str]:
+    """(first parent's tree, tree) of a source commit: what picking it merges."""
+    commit = repo[sha].peel(pygit2.Commit)
+    return str(commit.parents[0].tree_id), str(commit.tree_id)
+
+
 def fingerprint(old: bytes | None, new: bytes | None) -> Fingerprint:
     """What `git patch-id --stable` hashes of one file's diff: each changed or context line
     without its whitespace, no line numbers; plus whether the file is added or deleted."""
@@ -142,14 +148,9 @@ class TreeTrials:
         return found
 
     def _trees(self, sha: str) -> tuple[str, str]:
-        """(parent tree, tree) of a source commit."""
         found = self._commit_trees.get(sha)
         if found is None:
-            commit = self.store.repo[sha].peel(pygit2.Commit)
-            found = self._commit_trees[sha] = (
-                str(commit.parents[0].tree_id),
-                str(commit.tree_id),
-            )
+            found = self._commit_trees[sha] = commit_trees(self.store.repo, sha)
         return found
 
     def _pick(self, tree: str | None, sha: str) -> _Node:
