@@ -9,14 +9,9 @@ import pytest
 from ruamel.yaml import YAML
 
 import bot.cli
+from bot.core.xsa_messages import XsaCommit, origin_of, xsa_numbers
 from bot.errors import UsageError
-from bot.importer import (
-    XsaCommit,
-    find_xsa_commits,
-    origin_of,
-    render_manifest,
-    xsa_numbers,
-)
+from bot.importer import find_xsa_commits, render_manifest
 from bot.manifest.model import Manifest
 from tests.gitrepo import XenLike, make_xenlike, scrub_git_env
 
