@@ -13,7 +13,7 @@ Per base (a comma-separated list runs each in turn, with the same --upto):
 
 1. A scratch manifests git repository under the state dir (`<state>/<base>..<upto>/manifests-repo`)
    with one manifest for the base: the XSA fix commits on the base's stable branch in
-   base..upto only (`bot.importer.find_xsa_commits`; when --upto is a tag, which that function
+   base..upto only (`bot.app.importer.find_xsa_commits`; when --upto is a tag, which that function
    does not take as the end, the commits on the stable branch are kept only if they are in
    base..upto).
 2. Apply level: `xsabot reconcile` without a check, merge its (non-draft) proposals with git,
@@ -84,8 +84,8 @@ def line_of(base: str) -> str:
 
 
 def manifest_text(repo: Path, base: str, upto: str, source: str) -> tuple[str, list[int]]:
+    from bot.app.importer import find_xsa_commits, render_manifest
     from bot.errors import UsageError
-    from bot.importer import find_xsa_commits, render_manifest
 
     try:
         groups = find_xsa_commits(repo, base, upto)

@@ -36,22 +36,11 @@ import pygit2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.core.xsa_messages import xsa_numbers  # noqa: E402
 from bot.git.commits import RawCommit, parse_commit, pick_commit  # noqa: E402
 from bot.git.objects import ObjectStore  # noqa: E402
 from bot.git.pick import TreeMerger  # noqa: E402
 from bot.git.runner import git  # noqa: E402
-
-try:
-    from bot.importer import xsa_numbers
-except ImportError:  # the importer is someone else's; the statement forms are in DOMAIN.md
-    _FIX = re.compile(
-        r"^(?:This is (?:part of )?(?:CVE-\S+ / )?XSA-(\d+)|Everything together is XSA-(\d+))",
-        re.MULTILINE,
-    )
-
-    def xsa_numbers(message: str) -> tuple[int, ...]:
-        return tuple(int(a or b) for a, b in _FIX.findall(message))
-
 
 # The Xen clone: --repo, or the XSABOT_XEN_REPO environment variable.
 DEFAULT_REPO = os.environ.get("XSABOT_XEN_REPO")

@@ -46,6 +46,7 @@ import pygit2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.app.importer import find_xsa_commits  # noqa: E402
 from bot.core.prereqs import FinderResult, Limits  # noqa: E402
 from bot.git.objects import ObjectStore  # noqa: E402
 from bot.git.pick import TreeMerger  # noqa: E402
@@ -53,7 +54,6 @@ from bot.git.prereqs import find_prerequisites, source_files  # noqa: E402
 from bot.git.runner import git  # noqa: E402
 from bot.git.sourcelog import source_log  # noqa: E402
 from bot.git.trials import TreeTrials  # noqa: E402
-from bot.importer import find_xsa_commits  # noqa: E402
 
 # The Xen clone: --repo, or the XSABOT_XEN_REPO environment variable.
 DEFAULT_REPO = os.environ.get("XSABOT_XEN_REPO")

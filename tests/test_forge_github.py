@@ -20,10 +20,10 @@ from bot.errors import (
     ForgeRateLimited,
     ForgeTransient,
 )
-from bot.forges.branch import branch_tip
 from bot.forges.github import GitHubForge
 from bot.forges.http import RetryPolicy
 from bot.forges.plan_comment import key_of, post_plan
+from bot.git.proposal_branch import branch_tip
 from bot.git.runner import git
 from tests.fakes.github import FakeGitHub
 from tests.fakes.repos import MANIFEST, bare_manifests_repo, fork_of, push_as_human, show, tip

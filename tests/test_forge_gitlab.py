@@ -20,10 +20,10 @@ from bot.errors import (
     ForgeRateLimited,
     ForgeTransient,
 )
-from bot.forges.branch import branch_tip
 from bot.forges.gitlab import GitLabForge
 from bot.forges.http import RetryPolicy
 from bot.forges.plan_comment import key_of, post_plan
+from bot.git.proposal_branch import branch_tip
 from bot.git.runner import git
 from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.repos import (

@@ -22,7 +22,8 @@ from bot.forges.ci_env import CiMergeRequest, merge_request_from_ci
 from bot.forges.credentials import git_env, read_token
 from bot.forges.http import HttpFailure, RetryPolicy, error_for, verdict
 from bot.forges.plan_comment import key_of, post_plan, split_text, with_marker
-from bot.git.runner import git, redact
+from bot.git.runner import git
+from bot.redact import redact
 
 NOW = 1_800_000_000.0
 

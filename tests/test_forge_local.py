@@ -12,9 +12,9 @@ import pytest
 from bot.config import Config, Identity
 from bot.core.ports import MergeRequest, Proposal
 from bot.errors import ForgeConflict, ForgeError, SetupError, UsageError
-from bot.forges.branch import branch_tip
 from bot.forges.local import LocalForge
 from bot.forges.registry import FORGES, load_forge
+from bot.git.proposal_branch import branch_tip
 from bot.git.runner import git
 from tests.forge_contract import *  # noqa: F403  (the contract runs against this forge)
 from tests.forge_contract import (

@@ -9,14 +9,9 @@ import pytest
 from ruamel.yaml import YAML
 
 import bot.cli.main
+from bot.app.importer import find_xsa_commits, render_manifest
+from bot.core.xsa_messages import XsaCommit, origin_of, support_until, xsa_commit, xsa_numbers
 from bot.errors import UsageError
-from bot.importer import (
-    XsaCommit,
-    find_xsa_commits,
-    origin_of,
-    render_manifest,
-    xsa_numbers,
-)
 from bot.manifest.model import Manifest
 from tests.gitrepo import XenLike, make_xenlike, scrub_git_env
 
@@ -96,6 +91,19 @@ def test_mentions_of_an_xsa_are_not_fixes(message: str) -> None:
 )
 def test_origin_is_the_first_named_source_commit(message: str, origin: str | None) -> None:
     assert origin_of(message) == origin
+
+
+def test_a_message_without_a_fix_statement_is_no_fix_commit() -> None:
+    message = "x86: tidy\n\nThis is a follow-up to XSA-385.\n\nmaster commit: " + "a" * 40 + "\n"
+    assert xsa_commit("f" * 40, message) is None
+    fix = xsa_commit("f" * 40, "x86: fix\n\nThis is XSA-9.\n\nmaster commit: " + "a" * 40 + "\n")
+    assert fix == XsaCommit("f" * 40, (9,), "x86: fix", "a" * 40)
+
+
+def test_security_support_end_is_read_from_support_md() -> None:
+    text = "# Support statement\n\n    Xen-Version: 4.19\n    Security-Support-Until: 2027-07-29\n"
+    assert support_until(text) == "2027-07-29"
+    assert support_until("# Support statement\n\n    Xen-Version: unstable\n") is None
 
 
 @pytest.fixture

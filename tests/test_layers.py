@@ -29,12 +29,11 @@ LAYERS = {
     "bot.notify": 3,
     "bot.check": 3,
     "bot.git": 2,
-    "bot.importer": 3,
     "bot.core": 1,
     "bot.manifest": 0,
     "bot.config": 0,
     "bot.errors": 0,
-    "bot.secrets": 0,
+    "bot.redact": 0,
     "bot": 0,
 }
 # What the core may not load, even indirectly: I/O adapters, YAML round-tripping, HTTP, web.

@@ -29,7 +29,13 @@ def _imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            # `from bot.git import runner` imports the module bot.git.runner
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
+
+
+def _is(name: str, module: str) -> bool:
+    return name == module or name.startswith(module + ".")
 
 
 def test_core_is_pure() -> None:
@@ -37,7 +43,7 @@ def test_core_is_pure() -> None:
         f"{path.relative_to(BOT.parent)}: {name}"
         for path in (BOT / "core").glob("*.py")
         for name in _imports(path)
-        if any(name == bad or name.startswith(bad + ".") for bad in CORE_FORBIDDEN)
+        if any(_is(name, bad) for bad in CORE_FORBIDDEN)
     }
     assert not offenders, "bot/core must stay free of I/O and adapters"
 
@@ -61,3 +67,21 @@ def test_library_exceptions_stay_in_adapters() -> None:
         for name in _imports(path):
             if name.split(".")[0] in ("gitlab", "github"):
                 assert rel.startswith("bot/forges/"), f"{rel} imports {name}"
+
+
+# Only bot/git touches git: libgit2 through pygit2 (or cffi), the git program through its runner.
+GIT_ONLY = ("pygit2", "_pygit2", "cffi", "bot.git.runner")
+
+
+def test_only_bot_git_uses_git() -> None:
+    """pygit2 objects, libgit2's errors and git processes stay behind bot/git: everything
+    else calls its functions and sees GitError."""
+    offenders = {
+        (str(path.relative_to(BOT.parent)), bad)
+        for path in BOT.rglob("*.py")
+        if not path.is_relative_to(BOT / "git")
+        for name in _imports(path)
+        for bad in GIT_ONLY
+        if _is(name, bad)
+    }
+    assert offenders == set(), sorted(offenders)

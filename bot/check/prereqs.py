@@ -16,25 +16,22 @@ otherwise the commits that introduce the missing names plus what they need to ap
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import pygit2
 
 from bot.core.compiler import CompilerError, headers, identifiers, parse_errors
 from bot.core.ports import Check, CheckVerdict
 from bot.core.prereqs import DEFAULT_LIMITS, Candidate, FinderResult, Limits
 from bot.errors import UsageError
+from bot.git import Repository
 from bot.git.blame import SourceFiles
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
+from bot.git.pickaxe import commits_adding_file, commits_adding_identifier
 from bot.git.prereqs import find_prerequisites
-from bot.git.runner import git
 from bot.git.sourcelog import SourceCommit, source_log
-from bot.git.trials import TreeTrials
+from bot.git.trials import TreeTrials, commit_trees
 
 WHOLE_TREE = "whole tree"
 
@@ -66,7 +63,7 @@ class BuildFinderResult:
 
 
 def find_build_prerequisites(
-    repo: pygit2.Repository,
+    repo: Repository,
     store: ObjectStore,
     runner: Check,
     *,
@@ -101,7 +98,7 @@ def find_build_prerequisites(
 
 @dataclass
 class _Search:
-    repo: pygit2.Repository
+    repo: Repository
     store: ObjectStore
     runner: Check
     merger: TreeMerger
@@ -210,6 +207,7 @@ class _Search:
     def _introducers(self, errors: tuple[CompilerError, ...], names: list[str]) -> set[str]:
         """Per missing name, the last eligible commit before the fix that adds it."""
         fix_paths = sorted(set().union(*(self._commit(f).paths for f in self.fixes)))
+        tip = self.fixes[-1]
         out: set[str] = set()
         for name in names:
             where = next((e for e in errors if e.identifier == name), None)
@@ -218,7 +216,10 @@ class _Search:
             is_header = where is not None and where.kind == "missing-header"
             found = None
             for paths in ([*fix_paths, "*.h"], None):
-                hits = self._adding_header(name) if is_header else self._adding_name(name, paths)
+                if is_header:
+                    hits = commits_adding_file(self.repo, name, self.base, tip)
+                else:
+                    hits = commits_adding_identifier(self.repo, name, self.base, tip, paths)
                 eligible = [s for s in hits if self._eligible(s)]
                 self.considered.update(dict.fromkeys(eligible))
                 if eligible:
@@ -232,53 +233,6 @@ class _Search:
                 self._note(found, f"adds `{name}`, which the build reports missing{said}")
                 out.add(found)
         return out
-
-    def _adding_name(self, name: str, paths: Sequence[str] | None) -> list[str]:
-        """Commits in (base, last fix] that add occurrences of the identifier `name` (a pickaxe
-        hit that only removes or moves it is not an introducer)."""
-        word = f"(^|[^A-Za-z0-9_]){name}([^A-Za-z0-9_]|$)"
-        proc = git(
-            [
-                "log",
-                "--format=%x01%H",
-                "-p",
-                "-U0",
-                "--no-ext-diff",
-                "--no-textconv",
-                "--no-color",
-                "--pickaxe-regex",
-                f"-S{word}",
-                f"{self.base}..{self.fixes[-1]}",
-                "--",
-                *(paths or []),
-            ],
-            cwd=Path(self.repo.path),
-        )
-        pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])")
-        out = []
-        for record in proc.stdout.decode("utf-8", "replace").split("\x01")[1:]:
-            sha, _, diff = record.partition("\n")
-            added, removed = _occurrences(diff, pattern)
-            if added > removed:
-                out.append(sha.strip())
-        return out
-
-    def _adding_header(self, header: str) -> list[str]:
-        """Commits in (base, last fix] that add a file the `#include` name resolves to."""
-        proc = git(
-            [
-                "log",
-                "--format=%H",
-                "--diff-filter=A",
-                "--no-renames",
-                f"{self.base}..{self.fixes[-1]}",
-                "--",
-                header,
-                f"*/{header}",
-            ],
-            cwd=Path(self.repo.path),
-        )
-        return proc.stdout.decode().split()
 
     def _eligible(self, sha: str) -> bool:
         c = self._commit(sha)
@@ -326,9 +280,9 @@ class _Search:
         XSA)."""
         tree = tree or self.ours_tree
         for sha in shas:
-            commit = self.repo[sha].peel(pygit2.Commit)
+            base, theirs = commit_trees(self.repo, sha)
             self.trials += 1
-            merge = self.merger.merge(str(commit.parents[0].tree_id), tree, str(commit.tree_id))
+            merge = self.merger.merge(base, tree, theirs)
             if merge.tree is None:
                 paths = ", ".join(merge.conflicts)
                 raise _NoSet(f"with the prerequisites picked, {sha} conflicts in {paths}")
@@ -355,22 +309,6 @@ class _Search:
 
 class _NoSet(Exception):
     """The search cannot go on; the message says why, for the report."""
-
-
-def _occurrences(diff: str, pattern: re.Pattern[str]) -> tuple[int, int]:
-    """(added, removed) occurrences of `pattern` in a `-U0` patch's changed lines."""
-    added = removed = 0
-    in_hunk = False
-    for line in diff.splitlines():
-        if line.startswith("diff --git "):
-            in_hunk = False
-        elif line.startswith("@@"):
-            in_hunk = True
-        elif in_hunk and line[:1] == "+":
-            added += len(pattern.findall(line, 1))
-        elif in_hunk and line[:1] == "-":
-            removed += len(pattern.findall(line, 1))
-    return added, removed
 
 
 def _names(names: Sequence[str]) -> str:

@@ -1,10 +1,10 @@
-"""The one place that runs the operator's check command (git itself runs in `bot/git/runner.py`).
+"""The one place that runs the operator's check command (git itself runs in `bot/git/`).
 
 A check runs on a tree, not a commit: the same tree built twice (a new base with the same
 content, a rebuilt branch) is one check, so verdicts are cached by tree ID (and command) under
 `<state>/checks/results/`, and a tree is never checked twice. A timeout is no verdict (the
 machine was slow or busy; the tree may be fine): it is not cached, and the next pass checks
-again. The tree is exported with `git archive` into `<state>/checks/export/<tree>` (no work
+again. The tree is exported (`bot.git.export`) into `<state>/checks/export/<tree>` (no work
 tree, no `.git` for the build to look at), the command runs there through `/bin/sh -c` (the
 operator owns it, the manifests never carry one) in its own process group with a timeout, a
 minimal environment and stdin closed; its whole output goes to `<state>/checks/logs/<tree>.log`.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import json
 import logging
 import os
@@ -28,7 +27,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.errors import SetupError
-from bot.git.runner import git
+from bot.git.export import export_tree
 
 logger = logging.getLogger(__name__)
 Status = Literal["passed", "failed", "timeout"]
@@ -141,7 +139,7 @@ class CheckRunner:
             for path in scratch:  # left by a run that was killed
                 _remove(path)
             try:
-                _export(self.repo_path, tree, export)
+                export_tree(self.repo_path, tree, export)
                 result = self._run(tree, export)
             finally:
                 for path in scratch:
@@ -216,19 +214,6 @@ def _environment() -> dict[str, str]:
         "LANG": "C",
         "LC_ALL": "C",
     }
-
-
-def _export(repo_path: Path, tree: str, dest: Path) -> None:
-    """Write `tree`'s files into `dest`.
-
-    Archiving a tree (not a commit) leaves `export-subst` files as they are in the tree, so the
-    export depends on the tree ID only. The "tar" filter refuses absolute and `..` member names;
-    symlinks are kept as they are (the operator's build runs in there anyway).
-    """
-    data = git(["archive", "--format=tar", tree], cwd=repo_path).stdout
-    dest.mkdir()
-    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        archive.extractall(dest, filter="tar")
 
 
 def _relative_to(export: Path, raw: Path, dest: Path) -> None:

@@ -13,11 +13,16 @@ import re
 import sys
 from pathlib import Path
 
+from bot.app.importer import (
+    find_xsa_commits,
+    render_manifest,
+    resolve_source,
+    security_support_until,
+)
 from bot.cli.main import Context
 from bot.config import Config
 from bot.errors import UsageError
 from bot.git.workrepo import WorkRepo
-from bot.importer import find_xsa_commits, render_manifest, resolve_source, security_support_until
 
 log = logging.getLogger(__name__)
 

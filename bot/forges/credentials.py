@@ -1,7 +1,7 @@
 """The forge token: where it comes from, and how git gets it without it ever being visible.
 
 The token is read from the environment variable or file the config names (never from the
-config itself) and registered with the git runner's redaction at once, so any message that
+config itself) and registered with `bot.redact` at once, so any message that
 would carry it shows `***` instead. git over HTTPS gets it as an `http.<origin>.extraHeader`
 set through `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`: not in a URL (which git
 prints in errors and stores in FETCH_HEAD), not in argv (visible to every user through ps),
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from bot.config import ForgeConfig
 from bot.errors import SetupError
-from bot.git.runner import register_secret
+from bot.redact import register_secret
 
 # The username git sends with the token as password; the forges ignore it for tokens but
 # each documents one that always works (GitHub's also covers app installation tokens).

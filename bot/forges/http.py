@@ -29,7 +29,7 @@ from bot.errors import (
     ForgeTransient,
     XsabotError,
 )
-from bot.git.runner import redact
+from bot.redact import redact
 
 log = logging.getLogger("bot.forges")
 T = TypeVar("T")

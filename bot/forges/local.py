@@ -27,8 +27,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from bot.config import Identity
 from bot.core.ports import BOT_BRANCH_PREFIX, CommitState, MergeRequest, Proposal, content_hash_in
 from bot.errors import ForgeConflict, ForgeError, ForgeNotFound, GitError, SetupError
-from bot.forges.branch import branch_tip, check_proposal, commit_files, move_branch
-from bot.git.runner import git
+from bot.forges.branch import check_proposal
+from bot.git.export import tree_of
+from bot.git.proposal_branch import (
+    branch_tip,
+    checked_out_branch,
+    commit_files,
+    is_ancestor,
+    move_branch,
+    top_level,
+)
 
 if TYPE_CHECKING:
     from bot.check.runner import CheckRunner
@@ -41,15 +49,14 @@ def manifests_repository(manifests: Path) -> Path:
     """The top level of the git repository holding the manifests directory."""
     if not manifests.is_dir():
         raise SetupError(f"{manifests}: the manifests directory does not exist")
-    proc = git(["rev-parse", "--show-toplevel"], cwd=manifests, check=False)
-    top = proc.stdout.decode().strip()
-    if proc.returncode != 0 or not top:
+    top = top_level(manifests)
+    if top is None:
         raise SetupError(
             f"{manifests} is not in a git repository; the local forge keeps proposals as "
             f"branches of the manifests repository. Make it one: git init {manifests} && "
             f"git -C {manifests} add . && git -C {manifests} commit -m 'Manifests'"
         )
-    return Path(top)
+    return top
 
 
 class LocalForge:
@@ -165,12 +172,7 @@ class LocalForge:
             # A real forge's CI runs on push; here it runs when first asked, which is as soon
             # as the bot has pushed the candidate. A commit the mirror lacks was never pushed:
             # no CI ran, so its status stays unknown, as on a real forge.
-            found = git(
-                ["rev-parse", "--verify", "--quiet", f"{sha}^{{tree}}"],
-                cwd=self.check.repo_path,
-                check=False,
-            )
-            tree = found.stdout.decode().strip()
+            tree = tree_of(self.check.repo_path, sha)
             if tree:
                 result = self.check.check(tree)
                 state: CommitState = "success" if result.passed else "failure"
@@ -186,8 +188,7 @@ class LocalForge:
     # -- git --------------------------------------------------------------------------------
 
     def _detect_default_branch(self) -> str:
-        proc = git(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=self.repo, check=False)
-        head = proc.stdout.decode().strip()
+        head = checked_out_branch(self.repo)
         # A volunteer may have a proposal checked out to try it; that is not the default.
         if head and not head.startswith(BOT_BRANCH_PREFIX):
             return head
@@ -208,10 +209,7 @@ class LocalForge:
         return tip
 
     def _is_merged(self, commit: str) -> bool:
-        proc = git(
-            ["merge-base", "--is-ancestor", commit, self._default_tip()], cwd=self.repo, check=False
-        )
-        return proc.returncode == 0
+        return is_ancestor(self.repo, commit, self._default_tip())
 
     def _commit(self, proposal: Proposal) -> str:
         message = f"{proposal.title}\n\n{proposal.body}\n"
@@ -235,8 +233,7 @@ class LocalForge:
         )
 
     def _move(self, branch: str, new: str, old: str | None) -> None:
-        checked_out = git(["symbolic-ref", "--quiet", "HEAD"], cwd=self.repo, check=False)
-        if checked_out.stdout.decode().strip() == f"refs/heads/{branch}":
+        if checked_out_branch(self.repo) == branch:
             raise ForgeConflict(f"{branch} is checked out in {self.repo}; switch branches first")
         try:
             move_branch(self.repo, branch, new, old)

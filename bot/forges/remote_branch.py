@@ -1,10 +1,10 @@
 """A proposal's branch on a forge's repository: committed in a cached clone, pushed with a lease.
 
 Shared by the GitLab and GitHub forges. The clone is a bare repository under the state dir
-that only ever receives fetches of the default branch and of the bot's branch; commits are
-made with plumbing (`commit_files`), so there is no work tree to get dirty. A push names the
-branch tip it saw (`--force-with-lease=refs/heads/B:<tip>`): a push by anyone in between
-makes it fail instead of being overwritten. A branch that carries someone else's commits (a
+that only ever receives fetches of the default branch and of the bot's branch
+(`bot.git.remote`); commits are made with plumbing (`bot.git.proposal_branch`), so there is no
+work tree to get dirty. A push names the branch tip it saw: a push by anyone in between makes
+it fail instead of being overwritten. A branch that carries someone else's commits (a
 volunteer's manual backport pushed to the bot's draft MR) is never overwritten at all.
 
 The GitLab and GitHub forges take their checks before a request from here: `check_update`,
@@ -13,19 +13,15 @@ The GitLab and GitHub forges take their checks before a request from here: `chec
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from bot.config import Identity
 from bot.core.ports import MergeRequest, Proposal
-from bot.errors import ForgeConflict, ForgeError, GitError
+from bot.errors import ForgeConflict, ForgeError
 from bot.forges.branch import check_proposal as check_proposal  # re-exported
-from bot.forges.branch import commit_files, same_tree
-from bot.git.runner import git, git_text, redact
-
-_LEASE_LOST = re.compile(r"stale info|\[rejected\]|fetch first|non-fast-forward")
-_NETWORK_TIMEOUT = 300.0
+from bot.git.proposal_branch import commit_files, same_tree
+from bot.git.remote import RemoteClone
 
 
 class RemoteBranches:
@@ -43,13 +39,13 @@ class RemoteBranches:
         self.cache = cache
         self.fetch_url = fetch_url
         self.push_url = push_url
-        self._env_for = env_for
+        self._clone = RemoteClone(cache, env_for=env_for)
         self._identity = identity
 
     def push(self, branch: str, *, base: str, files: Mapping[str, str], message: str) -> str:
         """Make `branch` hold base + `files`; return its tip. No push when nothing changes."""
-        self._ensure_clone()
-        base_sha = self._fetch(self.fetch_url, base, f"refs/xsabot/base/{base}")
+        self._clone.ensure()
+        base_sha = self._clone.fetch(self.fetch_url, base, f"refs/xsabot/base/{base}")
         tip = self._remote_tip(branch)
         if tip is not None:
             self._refuse_foreign_commits(branch, tip, base_sha)
@@ -63,56 +59,21 @@ class RemoteBranches:
         )
         if tip is not None and same_tree(self.cache, tip, new):
             return tip
-        lease = f"--force-with-lease=refs/heads/{branch}:{tip or ''}"
-        proc = git(
-            ["push", "--porcelain", self.push_url, lease, f"{new}:refs/heads/{branch}"],
-            cwd=self.cache,
-            env=self._env_for(self.push_url),
-            timeout=_NETWORK_TIMEOUT,
-            check=False,
-        )
-        if proc.returncode != 0:
-            output = redact((proc.stdout + proc.stderr).decode("utf-8", "replace")).strip()
-            if _LEASE_LOST.search(output):
-                raise ForgeConflict(
-                    f"{branch}: someone else pushed to the bot's branch meanwhile; "
-                    "not overwriting it (the next pass sees the new tip)"
-                )
-            raise GitError(f"git push {redact(self.push_url)} {branch}: {output}")
+        if not self._clone.push(self.push_url, branch, new, tip):
+            raise ForgeConflict(
+                f"{branch}: someone else pushed to the bot's branch meanwhile; "
+                "not overwriting it (the next pass sees the new tip)"
+            )
         return new
-
-    def _ensure_clone(self) -> None:
-        if not (self.cache / "HEAD").is_file():
-            self.cache.mkdir(parents=True, exist_ok=True)
-            git(["init", "--bare", "--quiet", self.cache])
-
-    def _fetch(self, url: str, branch: str, into: str) -> str:
-        git(
-            ["fetch", "--no-tags", "--quiet", url, f"+refs/heads/{branch}:{into}"],
-            cwd=self.cache,
-            env=self._env_for(url),
-            timeout=_NETWORK_TIMEOUT,
-        )
-        return git_text(["rev-parse", "--verify", into], cwd=self.cache)
 
     def _remote_tip(self, branch: str) -> str | None:
         """The branch's tip in the push repository, fetched so trees can be compared."""
-        listed = git_text(
-            ["ls-remote", self.push_url, f"refs/heads/{branch}"],
-            cwd=self.cache,
-            env=self._env_for(self.push_url),
-            timeout=_NETWORK_TIMEOUT,
-        )
-        if not listed.strip():
+        if not self._clone.has_branch(self.push_url, branch):
             return None
-        return self._fetch(self.push_url, branch, f"refs/xsabot/tip/{branch}")
+        return self._clone.fetch(self.push_url, branch, f"refs/xsabot/tip/{branch}")
 
     def _refuse_foreign_commits(self, branch: str, tip: str, base_sha: str) -> None:
-        lines = git_text(
-            ["log", "--format=%H %ce", tip, "--not", base_sha], cwd=self.cache
-        ).splitlines()
-        for line in lines:
-            sha, _, email = line.partition(" ")
+        for sha, email in self._clone.committers(tip, base_sha):
             if email != self._identity.email:
                 raise ForgeConflict(
                     f"{branch}: commit {sha[:12]} is by {email}, not by the bot; "

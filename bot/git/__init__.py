@@ -6,8 +6,13 @@ merge differently. Importing this package points those search paths at nothing; 
 program gets the same isolation from `runner.clean_env`.
 """
 
+from typing import TypeAlias
+
 import pygit2
 from pygit2.enums import ConfigLevel
+
+# What callers above bot/git hold and pass back in, without importing pygit2 themselves.
+Repository: TypeAlias = pygit2.Repository
 
 for _level in (ConfigLevel.SYSTEM, ConfigLevel.XDG, ConfigLevel.GLOBAL, ConfigLevel.PROGRAMDATA):
     pygit2.settings.search_path[_level] = ""

@@ -17,6 +17,7 @@ from bot.core.refs import WritableRefs
 from bot.git.commits import format_commit, identity_line, parse_commit
 from bot.git.objects import ObjectStore
 from bot.git.runner import git
+from bot.git.trees import parse_tree_ids
 from bot.git.workrepo import WorkRepo
 
 
@@ -93,7 +94,8 @@ def notes_commit(
     if old is not None:
         parents = (old,)
         old_tree = parse_commit(store.read(old)[1]).tree
-        entries.update(_flat_blob_entries(store.read(old_tree)[1]))
+        # Flat, as written below: one blob per annotated commit.
+        entries.update(parse_tree_ids(store.read(old_tree)[1]))
     for commit, text in notes.items():
         entries[commit] = store.write("blob", text.encode())
     tree = store.write(
@@ -110,19 +112,6 @@ def notes_commit(
             tree=tree, parents=parents, author=ident, committer=ident, message=message.encode()
         ),
     )
-
-
-def _flat_blob_entries(data: bytes) -> dict[str, str]:
-    """Entries of a notes tree written by us (flat: one blob per annotated commit)."""
-    out: dict[str, str] = {}
-    pos = 0
-    while pos < len(data):
-        space = data.index(b" ", pos)
-        nul = data.index(b"\0", space)
-        name = data[space + 1 : nul].decode()
-        out[name] = data[nul + 1 : nul + 21].hex()
-        pos = nul + 21
-    return out
 
 
 def push(

@@ -2,35 +2,20 @@
 
 Every call has a timeout, runs with a scrubbed environment (no GIT_* from the caller, no
 prompts, no user or system config that could change results), never goes through a shell,
-and raises GitError with URLs and registered secrets redacted.
+and raises GitError with URLs and registered secrets redacted (`bot.redact`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bot.errors import GitError
+from bot.redact import redact
 
 DEFAULT_TIMEOUT = 600.0
-_secrets: set[str] = set()
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
-
-
-def register_secret(value: str) -> None:
-    """Make `redact` hide `value` from now on (tokens read from env or files)."""
-    if value:
-        _secrets.add(value)
-
-
-def redact(text: str) -> str:
-    text = _USERINFO.sub(r"\g<scheme>***@", text)
-    for secret in _secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -16,9 +16,9 @@ from typing import Protocol, TypeVar
 
 import pygit2
 
+from bot.core.xsa_messages import subject_of, xsa_numbers
 from bot.errors import UsageError
 from bot.git.runner import git
-from bot.importer import subject_of, xsa_numbers
 
 
 @dataclass(frozen=True)

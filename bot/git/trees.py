@@ -1,5 +1,7 @@
 """Git tree objects as bytes: parse them, write them, and the entry order git requires.
 
+The one parser of tree bytes: merges, trial readers and notes all read trees through it.
+
 Entries are kept as `{name: (mode, binary oid)}` with the mode exactly as the tree spells it
 (`b"40000"`, `b"100644"`, ...): a merge rewrites only a few trees per pick, and keeping the raw
 spelling lets an untouched entry go back out byte for byte.
@@ -29,6 +31,16 @@ _ENTRY = re.compile(rb"([0-7]+) ([^\0]*)\0(.{20})", re.DOTALL)
 
 def parse_tree(data: bytes) -> Entries:
     return {name: (mode, oid) for mode, name, oid in _ENTRY.findall(data)}
+
+
+def parse_tree_ids(data: bytes) -> dict[str, str]:
+    """`{name: object ID in hex}` of a tree, for readers that walk paths and compare IDs.
+
+    Names are decoded with surrogateescape, so any byte a path holds survives the round trip.
+    """
+    return {
+        name.decode("utf-8", "surrogateescape"): oid.hex() for _, name, oid in _ENTRY.findall(data)
+    }
 
 
 def _sort_key(item: tuple[bytes, Entry]) -> bytes:

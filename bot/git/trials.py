@@ -21,6 +21,7 @@ from bot.git.blame import CONTEXT, SourceFiles
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
 from bot.git.sourcelog import SourceCommit
+from bot.git.trees import parse_tree_ids
 
 Fingerprint = tuple[bool, bool, tuple[tuple[str, bytes], ...]]
 
@@ -36,17 +37,10 @@ class TreeReader:
     def _entries(self, tree: str) -> dict[str, str]:
         found = self._trees.get(tree)
         if found is None:
-            found = {}
-            data = self.store.read(tree)[1]
-            at = 0
-            while at < len(data):
-                space = data.index(b" ", at)
-                nul = data.index(b"\0", space)
-                found[data[space + 1 : nul].decode("utf-8", "surrogateescape")] = data[
-                    nul + 1 : nul + 21
-                ].hex()
-                at = nul + 21
-            self._trees[tree] = found
+            kind, data = self.store.read(tree)
+            if kind != "tree":
+                raise ValueError(f"{tree} is a {kind}, not a tree")
+            found = self._trees[tree] = parse_tree_ids(data)
         return found
 
     def blob_id(self, tree: str, path: str) -> str | None:
@@ -83,6 +77,12 @@ def tree_reader(store: ObjectStore) -> TreeReader:
     if found is None:
         found = _READERS[store] = TreeReader(store)
     return found
+
+
+def commit_trees(repo: pygit2.Repository, sha: str) -> tuple[str, str]:
+    """(first parent's tree, tree) of a source commit: what picking it merges."""
+    commit = repo[sha].peel(pygit2.Commit)
+    return str(commit.parents[0].tree_id), str(commit.tree_id)
 
 
 def fingerprint(old: bytes | None, new: bytes | None) -> Fingerprint:
@@ -148,14 +148,9 @@ class TreeTrials:
         return found
 
     def _trees(self, sha: str) -> tuple[str, str]:
-        """(parent tree, tree) of a source commit."""
         found = self._commit_trees.get(sha)
         if found is None:
-            commit = self.store.repo[sha].peel(pygit2.Commit)
-            found = self._commit_trees[sha] = (
-                str(commit.parents[0].tree_id),
-                str(commit.tree_id),
-            )
+            found = self._commit_trees[sha] = commit_trees(self.store.repo, sha)
         return found
 
     def _pick(self, tree: str | None, sha: str) -> _Node:
