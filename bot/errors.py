@@ -27,6 +27,10 @@ class GitError(SetupError):
     """A git command failed or timed out. The message has URLs and tokens redacted."""
 
 
+class MergeEngineError(GitError):
+    """libgit2 failed to merge a file or to score a rename (an error, not a conflict)."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One finding about an input file, reported as `path:line:col: field: message`."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.git import libgit2
 from bot.git.filemerge import FileMerger
 from bot.git.objects import ObjectStore
 from bot.git.similarity import RENAME_THRESHOLD, Similarity
@@ -75,10 +76,11 @@ class TreeMerger:
         *,
         file_cache_size: int = 20_000,
         in_memory_file_merge: bool = True,
+        libgit2_opener: libgit2.Opener = libgit2.open_loaded,
     ) -> None:
         self.store = store
         self.stats = MergeStats()
-        self._files = FileMerger(store, use_buffers=in_memory_file_merge)
+        self._files = FileMerger(store, use_buffers=in_memory_file_merge, opener=libgit2_opener)
         # Identical (base, ours, theirs) blob triples recur: the same fix lands on every point
         # release of a line, and each of those branches already has the same file version.
         self._file_cache: dict[tuple[bytes, bytes, bytes], bytes | None] = {}
@@ -89,7 +91,7 @@ class TreeMerger:
         self._conflicts: list[bytes] = []
         self._roots = (b"", b"", b"")
         self._added_memo: dict[tuple[bytes, bytes], tuple[Entry, ...]] = {}
-        self._similarity = Similarity(store)
+        self._similarity = Similarity(store, opener=libgit2_opener)
 
     def merge(self, base: str, ours: str, theirs: str) -> Merge:
         self.stats.merges += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.errors import MergeEngineError
 from bot.git import libgit2
 from bot.git.objects import ObjectStore
 
@@ -16,52 +17,51 @@ RENAME_THRESHOLD = 50  # GIT_MERGE_DEFAULT_RENAME_THRESHOLD: pygit2 leaves it at
 
 
 class Similarity:
-    def __init__(self, store: ObjectStore, *, cache_size: int = 20_000) -> None:
+    """Scores from libgit2's own functions; without them (`available` False) the caller must
+    assume any pair may be similar, and leave the decision to `merge_trees`."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        cache_size: int = 20_000,
+        opener: libgit2.Opener = libgit2.open_loaded,
+    ) -> None:
         self.store = store
-        loaded = libgit2.load()
-        self._ffi: Any = loaded[0] if loaded else None
-        self._lib: Any = loaded[1] if loaded else None
+        self._functions = libgit2.load(opener)
         self._signatures: dict[bytes, Any] = {}
         self._scores: dict[tuple[bytes, bytes], int] = {}
         self._cache_size = cache_size
 
     @property
     def available(self) -> bool:
-        return self._lib is not None
+        return self._functions is not None
 
     def score(self, a: bytes, b: bytes) -> int:
         """libgit2's similarity of blobs `a` and `b` (binary IDs); 0 if either is too small."""
         key = (a, b)
         found = self._scores.get(key)
         if found is None:
-            sig_a, sig_b = self._signature(a), self._signature(b)
-            if sig_a is None or sig_b is None:
-                found = 0  # merge_trees marks such a file unusable for inexact renames
-            else:
-                found = self._lib.git_hashsig_compare(sig_a, sig_b)
-                if found < 0:
-                    raise RuntimeError(f"git_hashsig_compare failed on {a.hex()} {b.hex()}")
-                found = min(found, 100)
+            functions = self._functions
+            if functions is None:
+                raise MergeEngineError("libgit2's rename similarity is not available")
+            sig_a, sig_b = self._signature(functions, a), self._signature(functions, b)
+            try:
+                found = functions.compare(sig_a, sig_b)
+            except MergeEngineError as exc:
+                raise MergeEngineError(f"{exc} (blobs {a.hex()} and {b.hex()})") from exc
             if len(self._scores) >= self._cache_size:
                 self._scores.clear()
             self._scores[key] = found
         return found
 
-    def _signature(self, oid: bytes) -> Any:
+    def _signature(self, functions: libgit2.Functions, oid: bytes) -> Any:
         if oid in self._signatures:
             return self._signatures[oid]
-        ffi, lib = self._ffi, self._lib
-        data = self.store.blob(oid)
-        out = ffi.new("git_hashsig **")
-        err = lib.git_hashsig_create(
-            out, ffi.from_buffer(data), len(data), libgit2.HASHSIG_SMART_WHITESPACE
-        )
-        if err == libgit2.EBUFS:
-            sig = None
-        elif err < 0:
-            raise RuntimeError(f"git_hashsig_create failed on {oid.hex()}")
-        else:
-            sig = ffi.gc(out[0], lib.git_hashsig_free)
+        try:
+            sig = functions.signature(self.store.blob(oid))
+        except MergeEngineError as exc:
+            raise MergeEngineError(f"{exc} (blob {oid.hex()})") from exc
         if len(self._signatures) >= self._cache_size:
             self._signatures.clear()
         self._signatures[oid] = sig
