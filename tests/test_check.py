@@ -454,7 +454,7 @@ def test_a_check_that_times_out_holds_no_xsa_back_and_is_not_kept(
     port = builder_gate(project, state, (2,), f"test -f SECURITY && sleep 5; {BUILD}", timeout=1)
     with pytest.raises(CheckTimedOut, match=r"tree [0-9a-f]{40} .*timed out after 1 s") as caught:
         gate(port)
-    assert port.last is not None and caught.value.tree == port.last.tree  # the tip
+    assert port.last is not None and caught.value.tree == port.last.tree_id  # the tip
     assert caught.value.timeout == 1
     assert isinstance(caught.value, SetupError)  # the pass reports it; nothing is published
     assert port.known(caught.value.tree) is None

@@ -336,7 +336,7 @@ def test_a_pipeline_past_the_timeout_holds_no_xsa_back(tmp_path: Path, project: 
     with pytest.raises(CheckTimedOut, match=r"tree [0-9a-f]{40} \(forge-ci\) timed out after 60 s"):
         gate(port)
     assert port.last is not None
-    tip, tree = port.last.tip, port.last.tree
+    tip, tree = port.last.tip, port.last.tree_id
     assert port.known(tree) is None and runner.cached(tree) is None
     assert not (tmp_path / "state/checks/results" / f"{tree}.json").exists()
     assert _ref(tmp_path / "mirror.git", CANDIDATE) == tip  # only the candidate moved

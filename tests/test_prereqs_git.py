@@ -257,14 +257,14 @@ def test_an_already_applied_xsas_commits_are_on_the_branch(
     assert [o.state for o in built.outcomes] == ["already-applied", "blocked"]
     assert built.picked_before(99) == [rework, xsa98]
     blocked = built.outcomes[1].blocked
-    assert blocked is not None and blocked.tree is not None
+    assert blocked is not None and blocked.tree_id is not None
     r = find_prerequisites(
         repo,
         store,
         base_commit=cut,
         fix=fix,
         xsa=99,
-        ours_tree=blocked.tree,
+        ours_tree=blocked.tree_id,
         on_branch=built.picked_before(99),
     )
     assert chosen(r) == (needed,)

@@ -134,7 +134,7 @@ def _searchable(o: XsaOutcome | None) -> bool:
     b = o.blocked if o else None
     return (
         b is not None
-        and b.tree is not None
+        and b.tree_id is not None
         and ((b.reason == "conflict" and b.commit is not None) or b.reason == DOES_NOT_BUILD)
     )
 
@@ -189,7 +189,7 @@ def _search(
         with progress.step(f"finding what {loaded.name} XSA-{xsa} needs"):
             if b.reason == DOES_NOT_BUILD:
                 runner = tree_pass.check
-                if runner is None or not runner.reports_compiler_output or b.tree is None:
+                if runner is None or not runner.reports_compiler_output or b.tree_id is None:
                     continue  # a forge's CI gives no compiler output to search from
                 finder = find_build_prerequisites(
                     tree_pass.work.repo,
@@ -198,20 +198,20 @@ def _search(
                     base_commit=result.base_commit,
                     fix=commits[-1],
                     xsa=xsa,
-                    ours_tree=b.tree,
+                    ours_tree=b.tree_id,
                     errors=gate_held[xsa].detail,
                     on_branch=on_branch,
                     xsa_commits=commits,
                 ).finder
             else:
-                assert b.commit is not None and b.tree is not None
+                assert b.commit is not None and b.tree_id is not None
                 finder = find_prerequisites(
                     tree_pass.work.repo,
                     tree_pass.store,
                     base_commit=result.base_commit,
                     fix=b.commit,
                     xsa=xsa,
-                    ours_tree=b.tree,
+                    ours_tree=b.tree_id,
                     on_branch=on_branch,
                     xsa_commits=commits,
                     blocked_xsas=blocked_xsas,

@@ -48,12 +48,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     for outcome in result.outcomes:
         if outcome.blocked is not None:
             print(f"XSA-{outcome.xsa} not on the branch: {outcome.blocked.reason}")
-    print(f"tip {result.tip} tree {result.tree}")
+    print(f"tip {result.tip} tree {result.tree_id}")
     runner = CheckRunner(
         tree_config.check, repo_path=work.path, state=config.state, timeout=timeout
     )
     with progress.step(f"checking {branch.loaded.name}"):
-        checked = runner.check(result.tree)
+        checked = runner.check(result.tree_id)
     cached = " (cached)" if checked.cached else ""
     print(f"check {checked.status} in {checked.seconds:.1f}s{cached}; log: {checked.log}")
     if checked.passed:

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if blocked.reason != "conflict" or blocked.commit is None:
         return _report_unsearchable(head, outcome, args.json)
     limits = Limits(args.max_candidates, args.max_trials, args.max_seconds)
-    # The builder rolled the blocked XSA back: `built.tree` is the branch before it, where a
+    # The builder rolled the blocked XSA back: `built.tree_id` is the branch before it, where a
     # manifest puts the XSA's prerequisites.
     result = find_prerequisites(
         work.repo,
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         base_commit=base,
         fix=blocked.commit,
         xsa=entry.xsa,
-        ours_tree=built.tree,
+        ours_tree=built.tree_id,
         on_branch=built.picked_before(entry.xsa),
         limits=limits,
         xsa_commits=[p.commit for p in entry.prerequisites] + list(entry.commits),

@@ -24,7 +24,7 @@ class Pick:
 class Blocked:
     """Why an XSA is not on the branch.
 
-    `tree` and `head` are the branch before the XSA's first pick: where the prerequisite
+    `tree_id` and `head` are the branch before the XSA's first pick: where the prerequisite
     search starts (it tries prerequisites, then all of the XSA's commits, from there).
     """
 
@@ -33,7 +33,7 @@ class Blocked:
     paths: tuple[str, ...]
     reason: str  # "conflict", "bad-source", "patch-does-not-apply", "sha256-mismatch", ...
     detail: str = ""
-    tree: str | None = None
+    tree_id: str | None = None  # a git tree object's ID
     head: str | None = None
 
 
@@ -52,7 +52,7 @@ class BuildResult:
     base: str  # base tag name
     base_commit: str
     tip: str
-    tree: str
+    tree_id: str  # the tip's git tree object
     outcomes: tuple[XsaOutcome, ...] = field(default=())
     source_commit: str = ""  # the source branch tip the build took its commits from
 

@@ -75,7 +75,7 @@ class Builder:
         for entry in manifest.xsas:
             left_out = (leave_out or {}).get(entry.xsa)
             if left_out is not None and entry.status is None:
-                blocked = replace(left_out, tree=branch.tree, head=branch.head)
+                blocked = replace(left_out, tree_id=branch.tree, head=branch.head)
                 outcomes.append(XsaOutcome(entry.xsa, "blocked", (), blocked))
             else:
                 outcomes.append(
@@ -87,7 +87,7 @@ class Builder:
             base=manifest.base,
             base_commit=base_commit,
             tip=branch.head,
-            tree=branch.tree,
+            tree_id=branch.tree,
             outcomes=tuple(outcomes),
             source_commit=source_commit,
         )
@@ -118,7 +118,7 @@ class Builder:
                 blocked = Blocked(entry.xsa, exc.commit, (), "bad-source", str(exc))
             if blocked is not None:
                 branch.head, branch.tree = start.head, start.tree
-                blocked = replace(blocked, tree=start.tree, head=start.head)
+                blocked = replace(blocked, tree_id=start.tree, head=start.head)
                 return XsaOutcome(entry.xsa, "blocked", tuple(picks), blocked)
         for patch in entry.patches:
             try:
