@@ -149,8 +149,10 @@ def main(argv: Sequence[str] | None = None, adapters: Adapters | None = None) ->
         return 2
     except Exception as exc:  # a bug: say so briefly, keep the details for the report
         where = _write_traceback(ctx)
+        from bot.redact import redact
+
         print(
-            f"xsabot {args.command}: internal error ({type(exc).__name__}: {exc}); "
+            f"xsabot {args.command}: internal error ({type(exc).__name__}: {redact(str(exc))}); "
             f"the full traceback is in {where}; please report it",
             file=sys.stderr,
         )
@@ -164,7 +166,9 @@ def _write_traceback(ctx: Context) -> str:
     import time
     import traceback
 
-    text = traceback.format_exc()
+    from bot.redact import redact
+
+    text = redact(traceback.format_exc())
     folders = [Path(tempfile.gettempdir())]
     if ctx._config is not None:
         folders.insert(0, ctx._config.state / "logs")

@@ -2,7 +2,7 @@
 
 Pure: manifests, the pass's build results, the prerequisite finder's results and the bot's
 merge requests as the forge has them in; one decision per (manifest, XSA) out: `open`,
-`update`, `keep` or `close`. The glue in `bot/proposals.py` carries them out.
+`update`, `keep` or `close`. The glue in `bot/app/proposals.py` carries them out.
 
 An XSA whose fix needs another XSA that is blocked on the same branch (`waits_for`) gets no
 proposal of its own: no prerequisite can unblock it, and marking it blocked would send
