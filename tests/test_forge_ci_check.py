@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from bot.app.pass_ import run_pass
-from bot.app.wiring import Adapters
+from bot.app.wiring import Adapters, ci_forge
 from bot.check.forge_ci import CiState, CiStatus, ForgeCiRunner, candidate_ref
 from bot.check.gate import BuilderGate
-from bot.check.runner import CheckRunner, CheckTimedOut
+from bot.check.runner import CheckTimedOut
 from bot.config import Config, ForgeConfig, Identity, Tree
 from bot.core.gate import gate
 from bot.errors import SetupError
@@ -79,7 +79,7 @@ class Scripted:
 class Held:
     """The local forge's CI behind a pipeline that stays pending until released."""
 
-    def __init__(self, forge: LocalForge) -> None:
+    def __init__(self, forge: CiStatus) -> None:
         self.forge = forge
         self.released = False
 
@@ -102,20 +102,6 @@ def _config(tmp_path: Path, project: Project, xsas: tuple[int, ...]) -> Config:
     repo.commit("add 1.0\n", {"manifests/1.0.yaml": _manifest(project, xsas)})
     tree = Tree(upstream=str(project.path), check=BUILD, check_timeout=60, check_via="forge-ci")
     return Config(state=tmp_path / "state", manifests=repo.path / "manifests", trees={"xen": tree})
-
-
-def local_ci(config: Config, tree: str) -> LocalForge:
-    """The local forge with its CI: the tree's check command, run on the mirror's commits, its
-    results kept apart from the bot's own check cache (which holds "forge-ci" verdicts)."""
-    settings = config.trees[tree]
-    assert settings.check is not None
-    ci = CheckRunner(
-        settings.check,
-        repo_path=Path(config.mirror_of(tree)),
-        state=config.state / "proposals" / "ci",
-        timeout=settings.check_timeout,
-    )
-    return LocalForge(config.manifests, config.state, config.identity, check=ci)
 
 
 def _forge_ci(forge_for: Callable[[Config, str], CiStatus], clock: Clock) -> Adapters:
@@ -185,7 +171,7 @@ def test_the_published_branch_moves_only_once_ci_reports_success(
     held: dict[str, Held] = {}
 
     def forge_for(config: Config, tree: str) -> Held:
-        return held.setdefault(tree, Held(local_ci(config, tree)))
+        return held.setdefault(tree, Held(ci_forge(config, tree)))
 
     adapters = _forge_ci(forge_for, clock)
     mirror = config.mirror_of("xen")
