@@ -17,11 +17,12 @@ import pytest
 
 from bot.app.pass_ import run_pass
 from bot.app.wiring import Adapters, ci_forge
-from bot.check.forge_ci import CiState, CiStatus, ForgeCiRunner, candidate_ref
+from bot.check.forge_ci import CiState, CiStatus, ForgeCiRunner
 from bot.check.gate import BuilderGate
 from bot.check.runner import CheckTimedOut
 from bot.config import Config, ForgeConfig, Identity, Tree
 from bot.core.gate import gate
+from bot.core.refs import candidate_ref
 from bot.errors import SetupError
 from bot.forges.gitlab import GitLabForge
 from bot.forges.http import RetryPolicy
