@@ -1,21 +1,27 @@
 """One manifest's branch outside a pass, for `build`, `check` and `deps`: load the manifest,
-fetch its upstream, resolve base and source, and hold a builder ready."""
+fetch its upstream, resolve base and source, and hold a builder ready; and the `build` and
+`check` use cases on it."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Config
-from bot.core.outcome import BuildResult
+from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult
 from bot.core.ports import NoProgress, Progress
 from bot.errors import UsageError
 from bot.git.build import Builder
 from bot.git.objects import ObjectStore
-from bot.git.workrepo import WorkRepo
+from bot.git.workrepo import WorkRepo, is_local
 from bot.manifest.load import LoadedManifest, load_manifest
 from bot.manifest.model import Manifest
+from bot.manifest.refname import check_ref_format
+
+if TYPE_CHECKING:
+    from bot.check.runner import CheckResult
 
 
 @dataclass
@@ -63,3 +69,66 @@ def prepare(config: Config, path: Path, progress: Progress | None = None) -> Sin
     store = ObjectStore(work.repo)
     builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
     return SingleBranch(loaded, root, upstream, work, store, builder, base, source)
+
+
+def build_branch(
+    config: Config,
+    path: Path,
+    *,
+    hold_back: Collection[int] = (),
+    ref: str | None = None,
+    replace_ref: bool = False,
+    progress: Progress | None = None,
+) -> tuple[SingleBranch, BuildResult]:
+    """`build`: the branch as its manifest makes it, with the XSAs in `hold_back` left out as
+    the check gate left them out; with `ref`, the tip is also written to that ref of the local
+    upstream (an existing ref only with `replace_ref`)."""
+    if ref is not None and (check_ref_format(ref) is not None or not ref.startswith("refs/")):
+        raise UsageError(f"--ref {ref!r}: not a valid full ref name")
+    progress = progress or NoProgress()
+    branch = prepare(config, path, progress)
+    if ref is not None and not is_local(branch.upstream):
+        raise UsageError("--ref needs a local upstream repository (--upstream PATH)")
+    held = {x: Blocked(x, None, (), DOES_NOT_BUILD, "held back (--hold-back)") for x in hold_back}
+    with progress.step(f"building {branch.loaded.name}"):
+        result = branch.build(leave_out=held)
+    if ref is not None:
+        branch.store.flush()
+        branch.work.write_ref(branch.upstream, result.tip, ref, replace=replace_ref)
+    return branch, result
+
+
+def check_command(config: Config, tree: str) -> str:
+    """The tree's check command; a usage error names both ways to give one."""
+    command = config.trees[tree].check
+    if not command:
+        raise UsageError(
+            f"no check command for tree {tree!r}: set trees.{tree}.check in the config "
+            f"or give --check {tree}=COMMAND"
+        )
+    return command
+
+
+def check_tip(
+    config: Config,
+    branch: SingleBranch,
+    result: BuildResult,
+    *,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> CheckResult:
+    """`check`: run the tree's check command on a built tip (its tree, really: verdicts are
+    cached by tree ID)."""
+    from bot.check.runner import CheckRunner
+
+    tree = branch.loaded.manifest.tree
+    command = check_command(config, tree)
+    branch.store.flush([result.tip])  # the check exports the tree with git
+    runner = CheckRunner(
+        command,
+        repo_path=branch.work.path,
+        state=config.state,
+        timeout=timeout or config.trees[tree].check_timeout,
+    )
+    with (progress or NoProgress()).step(f"checking {branch.loaded.name}"):
+        return runner.check(result.tree_id)

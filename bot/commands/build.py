@@ -10,12 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.app.branch import prepare
 from bot.cli.main import Context
 from bot.cli.progress import Progress
-from bot.core.outcome import DOES_NOT_BUILD, Blocked
-from bot.errors import UsageError
-from bot.git.workrepo import is_local
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,19 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from bot.manifest.refname import check_ref_format
+    from bot.app.branch import build_branch
 
-    progress = Progress()
-    branch = prepare(ctx.config, args.manifest, progress)
-    m = branch.loaded.manifest
-    held = {
-        x: Blocked(x, None, (), DOES_NOT_BUILD, "held back (--hold-back)") for x in args.hold_back
-    }
-    with progress.step(f"building {branch.loaded.name}"):
-        result = branch.build(leave_out=held)
-    base, upstream, store, work = branch.base, branch.upstream, branch.store, branch.work
+    branch, result = build_branch(
+        ctx.config,
+        args.manifest,
+        hold_back=args.hold_back,
+        ref=args.ref,
+        replace_ref=args.force,
+        progress=Progress(),
+    )
     status = 0
-    print(f"base {m.base} {base}")
+    print(f"base {branch.loaded.manifest.base} {branch.base}")
     for outcome in result.outcomes:
         for pick in outcome.picks:
             if outcome.state != "blocked":
@@ -61,19 +56,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 print(f"XSA-{outcome.xsa} {pick.role} {pick.source} -> {mark}")
         if outcome.blocked is not None:
             b = outcome.blocked
-            if outcome.xsa not in held:  # held back on request is not a failure
+            if outcome.xsa not in args.hold_back:  # held back on request is not a failure
                 status = 1
             paths = f": {', '.join(b.paths)}" if b.paths else ""
             detail = f" ({b.detail})" if b.detail else ""
             print(f"XSA-{outcome.xsa} BLOCKED at {b.commit or 'patch'}: {b.reason}{paths}{detail}")
         elif outcome.state in ("not-affected", "declared-blocked"):
             print(f"XSA-{outcome.xsa} not applied ({outcome.state} in the manifest)")
-    if args.ref:
-        if not is_local(upstream):
-            raise UsageError("--ref needs a local upstream repository (--upstream PATH)")
-        if check_ref_format(args.ref) is not None or not args.ref.startswith("refs/"):
-            raise UsageError(f"--ref {args.ref!r}: not a valid full ref name")
-        store.flush()
-        work.write_ref(upstream, result.tip, args.ref, replace=args.force)
     print(result.tip)
     return status

@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.app.branch import prepare
 from bot.cli.main import Context
 from bot.cli.progress import Progress
-from bot.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,35 +23,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from bot.check.runner import CheckRunner
+    from bot.app.branch import check_command, check_tip, prepare
     from bot.core.compiler import evidence, parse_errors
 
     config = ctx.config
     progress = Progress()
     branch = prepare(config, args.manifest, progress)
     m = branch.loaded.manifest
-    tree_config = config.trees[m.tree]
-    if not tree_config.check:
-        raise UsageError(
-            f"no check command for tree {m.tree!r}: set trees.{m.tree}.check in the config "
-            f"or give --check {m.tree}=COMMAND"
-        )
-    timeout = args.timeout or tree_config.check_timeout
+    check_command(config, m.tree)  # before the build: a usage error should come at once
     with progress.step(f"building {branch.loaded.name}"):
         result = branch.build()
-    branch.store.flush([result.tip])  # the check exports the tree with git
-    base, work = branch.base, branch.work
-
-    print(f"base {m.base} {base}")
+    print(f"base {m.base} {branch.base}")
     for outcome in result.outcomes:
         if outcome.blocked is not None:
             print(f"XSA-{outcome.xsa} not on the branch: {outcome.blocked.reason}")
     print(f"tip {result.tip} tree {result.tree_id}")
-    runner = CheckRunner(
-        tree_config.check, repo_path=work.path, state=config.state, timeout=timeout
-    )
-    with progress.step(f"checking {branch.loaded.name}"):
-        checked = runner.check(result.tree_id)
+    checked = check_tip(config, branch, result, timeout=args.timeout, progress=progress)
     cached = " (cached)" if checked.cached else ""
     print(f"check {checked.status} in {checked.seconds:.1f}s{cached}; log: {checked.log}")
     if checked.passed:

@@ -1,15 +1,9 @@
 """`xsabot deps MANIFEST XSA [--json]`: the prerequisites one blocked XSA needs, with evidence.
 
-Builds the manifest in memory up to that XSA, runs the prerequisite finder on the XSA as the
-manifest applies it (prerequisites, then all of its commits, onto the branch before it), and
-prints the candidates, the chosen set with why each commit is needed, the trials made and the
-time. The XSAs blocked before it are offered as a last resort: a fix that needs one of them
-waits for it. Exit 0 when a set is found or the XSA applies already, 1 when no set is found or
-the XSA waits for another.
-
-It answers whether the XSA applies, not whether it builds: an XSA the check gate holds back
-(`does-not-build`) applies as listed, and `xsabot check MANIFEST` is what shows its failure. With
-a check configured for the tree, an XSA that applies is reported with that reminder.
+The search is `bot.app.deps`; this prints the candidates, the chosen set with why each commit
+is needed, the trials made and the time. Exit 0 when a set is found or the XSA applies
+already, 1 when no set is found or the XSA waits for another. With a check configured for the
+tree, an XSA that applies is reported with a reminder that deps does not run the check.
 """
 
 from __future__ import annotations
@@ -21,11 +15,9 @@ from typing import Any
 
 from bot.cli.main import Context
 from bot.cli.render import dump_json
-from bot.core.outcome import BuildResult, XsaOutcome
+from bot.core.outcome import XsaOutcome
 from bot.core.prereqs import FinderResult, Limits
 from bot.core.reports import DepsReport, chosen_why, deps_finding
-from bot.errors import UsageError
-from bot.manifest.model import Manifest, Xsa
 
 
 def _xsa_number(text: str) -> int:
@@ -46,69 +38,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from bot.app.branch import prepare
-    from bot.git.prereqs import find_prerequisites
-    from bot.git.sourcelog import source_log
+    from bot.app.deps import find_deps
 
-    branch = prepare(ctx.config, args.manifest)
-    loaded = branch.loaded
-    entry = next((x for x in loaded.manifest.xsas if x.xsa == args.xsa), None)
-    if entry is None:
-        raise UsageError(f"{args.manifest}: no XSA-{args.xsa} in this manifest")
-    manifest = _tried_as_listed(loaded.manifest, entry)
-    built = branch.build(manifest, stop_at=entry.xsa)
-    work, store, base = branch.work, branch.store, branch.base
-    outcome = built.outcomes[-1]
-    blocked = outcome.blocked
-    head = {"manifest": loaded.name, "xsa": entry.xsa, "state": outcome.state}
-    if blocked is None:
-        gated = ctx.config.trees[loaded.manifest.tree].gated
-        check = f"xsabot check {args.manifest}" if gated else None
-        return _report_unblocked(head, outcome, args.json, check)
-    if blocked.reason != "conflict" or blocked.commit is None:
-        return _report_unsearchable(head, outcome, args.json)
     limits = Limits(args.max_candidates, args.max_trials, args.max_seconds)
-    # The builder rolled the blocked XSA back: `built.tree_id` is the branch before it, where a
-    # manifest puts the XSA's prerequisites.
-    result = find_prerequisites(
-        work.repo,
-        store,
-        base_commit=base,
-        fix=blocked.commit,
-        xsa=entry.xsa,
-        ours_tree=built.tree_id,
-        on_branch=built.picked_before(entry.xsa),
-        limits=limits,
-        xsa_commits=[p.commit for p in entry.prerequisites] + list(entry.commits),
-        blocked_xsas=_blocked_before(loaded.manifest, built),
-    )
+    deps = find_deps(ctx.config, args.manifest, args.xsa, limits, describe=not args.json)
+    outcome, result = deps.outcome, deps.finder
+    head: dict[str, Any] = {"manifest": deps.manifest, "xsa": outcome.xsa, "state": outcome.state}
+    if outcome.blocked is None:
+        check = f"xsabot check {args.manifest}" if deps.gated else None
+        return _report_unblocked(head, outcome, args.json, check)
+    if result is None:
+        return _report_unsearchable(head, outcome, args.json)
     if args.json:
-        print(dump_json(deps_finding(loaded.name, entry.xsa, outcome.state, result).to_json()))
+        print(dump_json(deps_finding(deps.manifest, outcome.xsa, outcome.state, result).to_json()))
     else:
-        head["subject"] = source_log(work.repo).get(blocked.commit).subject
+        head["subject"] = deps.subject
         _print_finding(head, result)
     return 0 if result.found and not result.waits_for else 1
-
-
-def _tried_as_listed(manifest: Manifest, entry: Xsa) -> Manifest:
-    """A manifest whose `status: blocked` XSA is tried anyway if it lists commits: asking for
-    its prerequisites is how a volunteer finds out whether it can be unblocked."""
-    if entry.status != "blocked" or not entry.commits:
-        return manifest
-    tried = entry.model_copy(update={"status": None, "why": entry.why})
-    xsas = tuple(tried if x.xsa == entry.xsa else x for x in manifest.xsas)
-    return manifest.model_copy(update={"xsas": xsas})
-
-
-def _blocked_before(manifest: Manifest, built: BuildResult) -> dict[int, tuple[str, ...]]:
-    """The commits of the XSAs before this one that are not on the branch: blocked by the
-    build, or declared blocked in the manifest."""
-    commits = {x.xsa: x.commits for x in manifest.xsas}
-    return {
-        o.xsa: commits[o.xsa]
-        for o in built.outcomes[:-1]
-        if o.state in ("blocked", "declared-blocked") and commits.get(o.xsa)
-    }
 
 
 def _report_unblocked(
