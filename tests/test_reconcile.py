@@ -186,15 +186,11 @@ def test_plan_and_dry_run_publish_nothing(bot: Bot, xenlike: XenLike) -> None:
     assert bot("status").status == 1  # "not published yet"
     assert not bot.mirror.exists()
     _reconcile(bot)
-    assert _git(bot.mirror, "for-each-ref", "--format=%(refname)").splitlines() == [
-        "refs/heads/xsa/4.19",
-        "refs/notes/xsabot",
-    ]
+    published = _git(bot.mirror, "for-each-ref")
+    assert published.count("\n") == 1
+    assert "refs/heads/xsa/4.19" in published and "refs/notes/xsabot" in published
     assert bot("plan").status == 0  # and a plan after it writes nothing either
-    assert _git(bot.mirror, "for-each-ref", "--format=%(refname)").splitlines() == [
-        "refs/heads/xsa/4.19",
-        "refs/notes/xsabot",
-    ]
+    assert _git(bot.mirror, "for-each-ref") == published
 
 
 def test_a_broken_manifest_stops_only_its_branch(bot: Bot, xenlike: XenLike) -> None:
