@@ -9,7 +9,9 @@ stable branch, as Xen does.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from bot.cli.main import main
 from tests.conftest import Bot
 from tests.gitrepo import XenLike
 
+ROOT = Path(__file__).resolve().parent.parent
 Entry = tuple[int, list[str], list[str]]  # XSA, fix commits, prerequisites
 
 
@@ -147,10 +150,11 @@ def test_a_missing_tag_and_a_missing_source_branch(bot: Bot, xenlike: XenLike) -
     status, out, _ = lint(bot)
     assert status == 1
     assert out == [f"{path}:2:7: base: no tag `RELEASE-4.19.9` in the xen upstream"]
-    bot.write("4.19", text((1, [s["xsa1"]], []), source="stable-4.91"))
+    # Without the source, a commit can only be told not to exist.
+    bot.write("4.19", text((1, [s["xsa1"], "f" * 40], []), source="stable-4.91"))
     assert lint(bot)[1] == [
         f"{path}:3:9: source: no branch `stable-4.91` in the xen upstream",
-        # without the source, a commit can be told only when it does not exist
+        f"{path}:9:9: xsas[0].commits[1]: commit {'f' * 12} does not exist in the xen upstream",
     ]
 
 
@@ -200,6 +204,13 @@ def test_a_tag_older_than_the_published_base_moves_the_branch_backwards(
     (branch,) = json.loads(run.out)["branches"]
     assert (run.status, branch["action"], branch["problems"]) == (1, "error", [message])
     assert _git(bot.mirror, "rev-parse", "refs/heads/xsa/4.19") == published
+    # The same name, moved back upstream, is no better.
+    bot.write("4.19", text((4, [s["xsa4"]], []), base="RELEASE-4.19.2"))
+    xenlike.builder.repo.git.tag("-f", "RELEASE-4.19.2", s["xsa3a"])
+    assert lint(bot)[1] == [
+        f"{path}:2:7: base: `RELEASE-4.19.2` moves `xsa/4.19` backwards: the tag now points to"
+        f" an older commit than the one the published branch is based on ({s['xsa3b'][:12]})"
+    ]
 
 
 def test_an_unreachable_mirror_skips_only_the_comparison_with_a_note(
@@ -237,16 +248,26 @@ def test_lint_dir_checks_every_manifest_against_the_upstream(bot: Bot, xenlike: 
     ]
 
 
-def test_plain_lint_stays_offline(
-    tmp_path: Path, xenlike: XenLike, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_plain_lint_stays_offline(tmp_path: Path) -> None:
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     (manifests / "4.19.yaml").write_text(text((1, ["f" * 40], [])))
     state = tmp_path / "state"
-    assert main(["lint", "--manifests", str(manifests), "--state", str(state)]) == 0
-    assert not state.exists()  # no work repository, no fetch
-    assert capsys.readouterr().err == "1 manifest, 0 problems\n"
+    # In a process of its own, to see what it loads: no git library, no work repository.
+    code = (
+        "import sys; from bot.cli.main import main; "
+        f"status = main(['lint', '--manifests', {str(manifests)!r}, '--state', {str(state)!r}]); "
+        "print(status, 'pygit2' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert (run.stdout, run.stderr) == ("0 False\n", "1 manifest, 0 problems\n")
+    assert not state.exists()
 
 
 def test_fetch_uses_the_configured_upstream_and_writes_no_mirror(

@@ -14,17 +14,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.core.ports import NoProgress, Progress
-from bot.core.record import BuildRecord
 from bot.errors import Problem, UsageError, XsabotError
-from bot.git.lint import PublishedBase, upstream_findings
-from bot.git.publish import read_record
-from bot.git.workrepo import WorkRepo
 from bot.manifest.load import LoadedManifest, ManifestSet, display_path, load_manifests
-from bot.manifest.where import places
-from bot.manifest.wording import field_name
+
+if TYPE_CHECKING:
+    from bot.git.workrepo import WorkRepo
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,12 @@ def repository_problems(
     """What the fetched upstream (and the mirror's build record) say is wrong with a manifest,
     each at the line of the field: what `lint --fetch` reports, and what stops a branch in a
     pass before anything is built. `notes`: the fetched mirror notes commit."""
+    from bot.core.record import BuildRecord
+    from bot.git.lint import PublishedBase, upstream_findings
+    from bot.git.publish import read_record
+    from bot.manifest.where import places
+    from bot.manifest.wording import field_name
+
     m = loaded.manifest
     published = None
     if compare_published:
@@ -99,6 +103,8 @@ def _check_upstreams(
     progress: Progress,
 ) -> bool:
     """Add the repository problems of every valid manifest; True if an upstream failed."""
+    from bot.git.workrepo import WorkRepo  # plain lint loads no git at all
+
     by_tree: dict[str, list[LoadedManifest]] = defaultdict(list)
     for mset in sets:
         for loaded in mset.loaded:

@@ -6,8 +6,8 @@ Rules, in a volunteer's words (README and CONTRIBUTING say the same):
 - `source` is a branch of the upstream; `base` is a tag of it.
 - `base` is on the line of `source`: `source` contains it (every Xen point release is tagged on
   its stable branch), or the tag was cut off `source`, which has no tag of its own since the
-  two parted. A tag of another line fails: `RELEASE-4.21.0` against `stable-4.22` parted from
-  `stable-4.22` before `RELEASE-4.22.0`, a tag `stable-4.22` has.
+  two parted. A tag of another line fails: `RELEASE-4.21.0` and `stable-4.22` parted before
+  `4.22.0-rc1`, `RELEASE-4.22.0` and more, tags of `stable-4.22`.
 - `base` is not older than the base of the published branch (its build record): a tag the
   published base contains would take point-release changes back out of the branch.
 - Every listed commit (fix or prerequisite) exists, is a plain commit (one parent: a merge or
@@ -27,10 +27,7 @@ from bot.core.xsa_messages import xsa_numbers
 from bot.git.runner import git
 from bot.git.workrepo import UPSTREAM, WorkRepo
 from bot.manifest.model import Manifest
-
-Loc = tuple[
-    str | int, ...
-]  # a place in the manifest, as pydantic names it: ("xsas", 1, "commits", 0)
+from bot.manifest.where import Loc  # ("xsas", 1, "commits", 0), as pydantic names places
 
 # Naming the branches that hold a commit costs a `git for-each-ref --contains` (0.3 s on Xen):
 # only for the first few commits that are off `source`; a wrong `source` makes them all so.
@@ -121,12 +118,16 @@ class _Checker:
         return not own
 
     def _check_forward(self, base: str, published: PublishedBase) -> None:
-        if base != published.commit and self.work.is_ancestor(base, published.commit):
-            self._add(
-                ("base",),
-                f"`{self.m.base}` moves `{self.m.branch}` backwards: the published branch is "
-                f"based on `{published.tag}`, which already contains `{self.m.base}`",
-            )
+        if base == published.commit or not self.work.is_ancestor(base, published.commit):
+            return
+        m = self.m
+        if published.tag == m.base:  # the same name: the tag itself was moved upstream
+            why = "the tag now points to an older commit than the one the published branch "
+            why += f"is based on ({published.commit[:12]})"
+        else:
+            why = f"the published branch is based on `{published.tag}`, which already "
+            why += f"contains `{m.base}`"
+        self._add(("base",), f"`{m.base}` moves `{m.branch}` backwards: {why}")
 
     # -- commits -----------------------------------------------------------------------------
 
