@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from bot.app.lint import repository_problems
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config
 from bot.core.outcome import BuildResult
@@ -208,6 +209,9 @@ def _plan_branch(
     head = BranchReport(
         manifest=loaded.name, path=str(loaded.path), action="error", branch=m.branch, base=m.base
     )
+    located = repository_problems(work, loaded, notes)  # what `lint --fetch` says, by line
+    if located:
+        return head.model_copy(update={"problems": tuple(map(str, located))}), None, None
     base_commit = work.upstream(m.base, "tags")
     source_commit = work.upstream(m.source, "heads")
     missing = [
