@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli.render import plan_markdown
 from bot.core.publish import removals
 from bot.core.record import BuildRecord, XsaRecord
+from bot.core.reports import PassReport, report_json_schema
 from bot.manifest.model import Manifest
 from tests.conftest import Bot
 from tests.gitrepo import XenLike, numbered
@@ -58,6 +60,13 @@ def _published(x: XenLike, *, xsa1: str | None = None, **kw: str) -> str:
     """XSA-1, XSA-2 (with its prerequisite) and XSA-3: all apply on RELEASE-4.19.0."""
     one = {"xsa": 1, "commits": f"[{xsa1 or x.shas['xsa1']}]"}
     return manifest(x, one, _xsa2(x), (3, ["xsa3a", "xsa3b"]), **kw)
+
+
+def _valid(name: str, data: object) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(report_json_schema(name))
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data)]
+    assert not errors, errors
 
 
 def _line(text: str, xsa: int) -> int:
@@ -152,6 +161,8 @@ def test_a_build_that_would_withdraw_a_published_xsa_keeps_the_branch(
     assert (other["action"], other["published"]) == ("fast-forward", True)
     assert _tip(bot, "xsa/other") == other["tip"] != world["other"]
 
+    _valid("reconcile", {k: v for k, v in data.items() if k not in ("status", "by")})
+
     # Every later pass says the same, in words, until the manifest is fixed.
     run = bot("reconcile")
     assert run.status == 1
@@ -169,8 +180,12 @@ def test_a_plan_says_the_branch_would_be_kept(
     assert plan.status == 1
     assert "4.19: would keep xsa/4.19" in plan.out
     assert "would withdraw XSA-1, which the manifest still lists" in plan.out
-    markdown = bot("plan", "--json")
-    assert json.loads(markdown.out)["branches"][0]["action"] == "kept"
+    planned = json.loads(bot("plan", "--json").out)
+    assert [b["action"] for b in planned["branches"]] == ["kept", "none"]
+    _valid("plan", planned)
+    assert "- would withdraw: XSA-1 (`" in plan_markdown(
+        PassReport.model_validate({k: v for k, v in planned.items() if k != "ok"})
+    )
 
 
 # -- what the manifest or the base allows ----------------------------------------------------
@@ -266,6 +281,7 @@ def test_a_human_push_is_reported_and_left_alone(
     assert "unreadable" not in problem
     assert _tip(bot, "xsa/4.19") == pushed
     assert data["by"]["other"]["published"] is True
+    _valid("reconcile", {k: v for k, v in data.items() if k not in ("status", "by")})
     status = bot("status", "--json")
     assert status.status == 1
     [branch] = [b for b in json.loads(status.out)["branches"] if b["manifest"] == "4.19"]
@@ -290,6 +306,18 @@ def test_a_branch_reset_elsewhere_says_no_tip_of_the_bot_was_found(
     assert "(the bot's last tip with a record: none found within 1000 commits" in run.out
     assert "To go on, delete xsa/4.19 in the mirror" in run.out
     assert _tip(bot, "xsa/4.19") == xenlike.shas["release"]
+
+
+def test_a_mirror_without_build_records_says_so_and_overwrites_nothing(
+    bot: Bot, xenlike: XenLike, world: dict[str, str]
+) -> None:
+    _git(bot.mirror, "update-ref", "-d", "refs/notes/xsabot")
+    run = bot("reconcile")
+    assert run.status == 1
+    assert "xsa/4.19 at " in run.out and "the mirror has no refs/notes/xsabot" in run.out
+    assert "unreadable" not in run.out
+    assert _tip(bot, "xsa/4.19") == world["4.19"]
+    assert _tip(bot, "xsa/other") == world["other"]
 
 
 def test_an_unreadable_record_still_rebuilds(

@@ -1,8 +1,9 @@
 """One pass over the manifests: fetch, build what changed, check, publish each mirror atomically.
 
 A broken manifest stops that branch only; a tree whose upstream or mirror cannot be reached
-stops that tree's branches only. Unchanged inputs (the digest in the published build record)
-cost no build at all.
+stops that tree's branches only; a branch whose new build would withdraw a published XSA, or
+that someone else moved, keeps its tip while the others publish. Unchanged inputs (the digest
+in the published build record) cost no build at all.
 """
 
 from __future__ import annotations
@@ -213,7 +214,11 @@ def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -
 def _plan_branch(
     config: Config, tree_pass: TreePass, notes: str | None, loaded: LoadedManifest, publish: bool
 ) -> tuple[BranchReport, RefUpdate | None, tuple[str, BuildRecord] | None]:
-    """Build one manifest's branch if its inputs changed, and decide how to publish it."""
+    """Build one manifest's branch if its inputs changed, and decide how to publish it.
+
+    The branch keeps its tip (action `kept`) when that tip is not the bot's (no record of
+    the branch on it: someone else moved it), or when the build would withdraw an XSA the
+    tip's record holds that neither the manifest nor the new base lets go (`removals`)."""
     work, store, builder = tree_pass.work, tree_pass.store, tree_pass.builder
     m = loaded.manifest
     head = BranchReport(
@@ -244,7 +249,9 @@ def _plan_branch(
     found = read_record(work, published, notes, m.branch) if published else None
     if published and found is None:  # not the bot's tip: someone else's, left alone
         last = last_recorded_tip(work, published, notes, m.branch)
-        problem = moved_by_someone_else(m.branch, published, last, looked=WALK_LIMIT)
+        problem = moved_by_someone_else(
+            m.branch, published, last, looked=WALK_LIMIT, no_notes=notes is None
+        )
         moved = {
             "action": "kept",
             "tip": published,

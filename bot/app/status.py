@@ -47,7 +47,11 @@ def branch_status(config: Config) -> list[BranchReport]:
             problems: tuple[str, ...] = ("not published yet",)
         elif record is None:  # a tip the bot did not publish
             last = last_recorded_tip(work, tip, notes, m.branch)
-            problems = (moved_by_someone_else(m.branch, tip, last, looked=WALK_LIMIT),)
+            problems = (
+                moved_by_someone_else(
+                    m.branch, tip, last, looked=WALK_LIMIT, no_notes=notes is None
+                ),
+            )
         elif isinstance(record, UnreadableRecord):
             problems = (record.problem,)
         else:

@@ -183,13 +183,24 @@ def pseudo_merge_message(
     )
 
 
-def moved_by_someone_else(branch: str, tip: str, last: str | None, *, looked: int) -> str:
+def moved_by_someone_else(
+    branch: str, tip: str, last: str | None, *, looked: int, no_notes: bool = False
+) -> str:
     """Why the bot leaves alone a branch whose tip it did not publish (no record of the
-    branch on it), and what the operator can do; `last`: the bot's last tip behind it."""
+    branch on it), and what the operator can do; `last`: the bot's last tip behind it.
+    `no_notes`: the mirror has no build records at all, so nothing tells who moved it."""
+    keep = "not overwritten: the bot never writes over a tip it did not publish"
+    if no_notes:
+        return (
+            f"{branch} at {tip} has no build record: the mirror has no refs/notes/xsabot "
+            f"(deleted, or {branch} was pushed by someone else); {keep}. To go on, restore "
+            f"refs/notes/xsabot in the mirror, or delete {branch} there (the next pass "
+            "creates it from its manifest)"
+        )
     found = last or f"none found within {looked} commits behind it"
     head = (
         f"{branch} was moved by someone else to {tip} (the bot's last tip with a record: "
-        f"{found}); not overwritten: the bot never writes over a tip it did not publish. "
+        f"{found}); {keep}. "
     )
     if last is None:
         return head + (
