@@ -95,7 +95,7 @@ _MD_ACTION = {
     "fast-forward": "fast-forward",
     "pseudo-merge": "pseudo-merge (rewrite, published as a merge)",
     "none": "no change",
-    "kept": "**kept at its tip** (publishing would withdraw XSAs)",
+    "kept": "**kept at its published tip**",
     "error": "**cannot build**",
 }
 
