@@ -56,7 +56,7 @@ def test_first_pass_creates_then_append_fast_forwards(bot: Bot, xenlike: XenLike
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ("remove", "removed: XSA-1"),
+        ("remove", "removed: XSA-1 (removed from the manifest)"),
         ("reorder", "reordered: XSA-3, XSA-1"),
         ("base", "base: RELEASE-4.19.0 -> RELEASE-4.19.1"),
     ],

@@ -1,8 +1,9 @@
 """One pass over the manifests: fetch, build what changed, check, publish each mirror atomically.
 
 A broken manifest stops that branch only; a tree whose upstream or mirror cannot be reached
-stops that tree's branches only. Unchanged inputs (the digest in the published build record)
-cost no build at all.
+stops that tree's branches only; a branch whose new build would withdraw a published XSA, or
+that someone else moved, keeps its tip while the others publish. Unchanged inputs (the digest
+in the published build record) cost no build at all.
 """
 
 from __future__ import annotations
@@ -16,14 +17,24 @@ from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config
 from bot.core.outcome import BuildResult
 from bot.core.ports import Check, NoProgress, Progress
-from bot.core.publish import Action, changes, decide, pseudo_merge_message
+from bot.core.publish import (
+    Action,
+    Removal,
+    Withdrawal,
+    changes,
+    decide,
+    moved_by_someone_else,
+    pseudo_merge_message,
+    removals,
+)
 from bot.core.record import BuildRecord, UnreadableRecord, inputs_digest, make_record, note_text
 from bot.core.refs import WritableRefs
-from bot.core.reports import BranchReport, CheckReport, PassReport, from_record
+from bot.core.reports import BranchReport, CheckReport, PassReport, WouldWithdraw, from_record
 from bot.errors import SetupError, XsabotError
 from bot.git.build import ENGINE, Builder
 from bot.git.commits import parse_commit
 from bot.git.objects import ObjectStore
+from bot.git.promises import WALK_LIMIT, BaseChanges, last_recorded_tip
 from bot.git.publish import (
     PushResult,
     RefUpdate,
@@ -33,7 +44,8 @@ from bot.git.publish import (
     read_record,
 )
 from bot.git.workrepo import NOTES, WorkRepo
-from bot.manifest.load import LoadedManifest, load_manifests
+from bot.manifest.entries import xsa_lines
+from bot.manifest.load import LoadedManifest, display_path, load_manifests
 from bot.manifest.model import Manifest
 
 log = logging.getLogger(__name__)
@@ -203,7 +215,11 @@ def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -
 def _plan_branch(
     config: Config, tree_pass: TreePass, notes: str | None, loaded: LoadedManifest, publish: bool
 ) -> tuple[BranchReport, RefUpdate | None, tuple[str, BuildRecord] | None]:
-    """Build one manifest's branch if its inputs changed, and decide how to publish it."""
+    """Build one manifest's branch if its inputs changed, and decide how to publish it.
+
+    The branch keeps its tip (action `kept`) when that tip is not the bot's (no record of
+    the branch on it: someone else moved it), or when the build would withdraw an XSA the
+    tip's record holds that neither the manifest nor the new base lets go (`removals`)."""
     work, store, builder = tree_pass.work, tree_pass.store, tree_pass.builder
     m = loaded.manifest
     head = BranchReport(
@@ -235,6 +251,18 @@ def _plan_branch(
     )
     published = work.mirror_branch(m.branch)
     found = read_record(work, published, notes, m.branch) if published else None
+    if published and found is None:  # not the bot's tip: someone else's, left alone
+        last = last_recorded_tip(work, published, notes, m.branch)
+        problem = moved_by_someone_else(
+            m.branch, published, last, looked=WALK_LIMIT, no_notes=notes is None
+        )
+        moved = {
+            "action": "kept",
+            "tip": published,
+            "previous": published,
+            "problems": (problem,),
+        }
+        return head.model_copy(update=moved), None, None
     old = found if isinstance(found, BuildRecord) else None
     if published and old and old.inputs == digest and not old.stale_for(source_commit):
         fields = {"action": "none", "tip": published, "previous": published, **from_record(old)}
@@ -270,6 +298,20 @@ def _plan_branch(
         )
     tree_pass.results[loaded.name] = result
     record = make_record(name=loaded.name, manifest=m, inputs=digest, result=result, bot=ENGINE)
+    removed: list[Removal] = []
+    if old is not None:
+        removed, withdrawn = removals(old, record, m, BaseChanges(work, old, result.base_commit))
+        if withdrawn:  # the published tip's promise stands: keep it, say what would go
+            kept = {
+                "action": "kept",
+                "tip": published,
+                "previous": published,
+                "rebuilt": True,
+                "check": check_report,
+                **from_record(record),
+                "would_withdraw": _would_withdraw(loaded, withdrawn),
+            }
+            return head.model_copy(update=kept), None, None
     if old is not None and old.build == result.tip:
         action: Action = "none"  # the same build, published already: only the record changes
     else:
@@ -282,7 +324,7 @@ def _plan_branch(
             store,
             published=published,
             build=result.tip,
-            message=pseudo_merge_message(m.branch, result.tip, old, record),
+            message=pseudo_merge_message(m.branch, result.tip, old, record, removed),
             name=config.identity.name,
             email=config.identity.email,
         )
@@ -293,12 +335,26 @@ def _plan_branch(
         "previous": published,
         "rebuilt": True,
         "check": check_report,
-        "changes": tuple(changes(old, record, unreadable=unreadable)) if published else (),
+        "changes": tuple(changes(old, record, unreadable=unreadable, removed=removed))
+        if published
+        else (),
         **from_record(record),
     }
     report = head.model_copy(update=fields)
     update = RefUpdate(f"refs/heads/{m.branch}", tip, published) if tip != published else None
     return report, update, (tip, record)
+
+
+def _would_withdraw(
+    loaded: LoadedManifest, withdrawn: list[Withdrawal]
+) -> tuple[WouldWithdraw, ...]:
+    """The withdrawals as reported, each with where the manifest lists the XSA."""
+    lines = xsa_lines(loaded.text)
+    shown = display_path(loaded.path)
+    return tuple(
+        WouldWithdraw(xsa=w.xsa, why=w.why, where=f"{shown}:{lines.get(w.xsa, 1)}")
+        for w in withdrawn
+    )
 
 
 def _gated_build(
