@@ -4,6 +4,11 @@ A pass drops an XSA from a published branch only when the manifest says so or wh
 changes are in the new base. Otherwise that branch keeps its tip, exit 1, and the report says
 which XSA would be lost, why and where the manifest lists it; the other branches still publish.
 A branch someone else moved is reported as such and left alone.
+
+The repository checks (`lint --fetch`) stop four of the shapes before anything is built; a
+published XSA whose entry they flag is reported as what publishing would withdraw, with the
+finding as the reason. The build's own guard (`removals`) is what catches the rest, such as a
+dropped prerequisite.
 """
 
 from __future__ import annotations
@@ -94,7 +99,8 @@ def _with_other_moving(bot: Bot, x: XenLike) -> None:
 def _typo(bot: Bot, x: XenLike) -> tuple[str, int, str]:
     sha = x.shas["xsa1"]
     typo = sha[:20] + ("0" if sha[20] != "0" else "1") + sha[21:]
-    return _published(x, xsa1=typo), 1, f"bad-source): {typo} is not in the upstream repository"
+    why = f"xsas[0].commits[0]: commit {typo[:12]} does not exist in the xen upstream"
+    return _published(x, xsa1=typo), 1, why
 
 
 def _off_source(bot: Bot, x: XenLike) -> tuple[str, int, str]:
@@ -105,7 +111,7 @@ def _off_source(bot: Bot, x: XenLike) -> tuple[str, int, str]:
         {"xen/arch/x86/mm.c": numbered("mm", 30, l3="mm line 3 checked")},
     )
     x.builder.checkout(x.source)
-    why = f"bad-source): {side} is not on the source branch after the base"
+    why = f"xsas[0].commits[0]: {side[:12]} is not on `stable-4.19` after `RELEASE-4.19.0`"
     return _published(x, xsa1=side), 1, why
 
 
@@ -116,14 +122,16 @@ def _dropped_prerequisite(bot: Bot, x: XenLike) -> tuple[str, int, str]:
 
 def _replaced_by_a_base_commit(bot: Bot, x: XenLike) -> tuple[str, int, str]:
     # "Already in the base" says the new commit is; XSA-1's real fix is not.
-    return _published(x, xsa1=x.shas["release"]), 1, "lists commits already in the base"
+    why = "is already in the base `RELEASE-4.19.0` and does not say it is XSA-1"
+    return _published(x, xsa1=x.shas["release"]), 1, why
 
 
 def _rewound_source(bot: Bot, x: XenLike) -> tuple[str, int, str]:
     x.builder.repo.git.reset("--hard", x.shas["xsa2"])  # upstream drops XSA-3 from stable
     unrelated = {"xsa": 9, "status": "not-affected", "why": "arm only"}
     text = manifest(x, (1, ["xsa1"]), _xsa2(x), (3, ["xsa3a", "xsa3b"]), unrelated)
-    return text, 3, f"bad-source): {x.shas['xsa3a']} is not on the source branch after the base"
+    why = f"xsas[2].commits[0]: {x.shas['xsa3a'][:12]} is not on `stable-4.19` after"
+    return text, 3, why
 
 
 SHAPES = [

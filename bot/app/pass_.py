@@ -9,6 +9,7 @@ in the published build record) cost no build at all.
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -30,7 +31,7 @@ from bot.core.publish import (
 from bot.core.record import BuildRecord, UnreadableRecord, inputs_digest, make_record, note_text
 from bot.core.refs import WritableRefs
 from bot.core.reports import BranchReport, CheckReport, PassReport, WouldWithdraw, from_record
-from bot.errors import SetupError, XsabotError
+from bot.errors import Problem, SetupError, XsabotError
 from bot.git.build import ENGINE, Builder
 from bot.git.commits import parse_commit
 from bot.git.objects import ObjectStore
@@ -227,7 +228,7 @@ def _plan_branch(
     )
     located = repository_problems(work, loaded, notes)  # what `lint --fetch` says, by line
     if located:
-        return head.model_copy(update={"problems": tuple(map(str, located))}), None, None
+        return _stopped(work, notes, loaded, head, located), None, None
     base_commit = work.upstream(m.base, "tags")
     source_commit = work.upstream(m.source, "heads")
     missing = [
@@ -343,6 +344,37 @@ def _plan_branch(
     report = head.model_copy(update=fields)
     update = RefUpdate(f"refs/heads/{m.branch}", tip, published) if tip != published else None
     return report, update, (tip, record)
+
+
+def _stopped(
+    work: WorkRepo,
+    notes: str | None,
+    loaded: LoadedManifest,
+    head: BranchReport,
+    located: tuple[Problem, ...],
+) -> BranchReport:
+    """A branch the repository checks stop before building: it keeps its tip, and each XSA
+    the tip holds whose entry has a finding is named as what publishing would withdraw."""
+    fields: dict[str, object] = {"problems": tuple(map(str, located))}
+    m = loaded.manifest
+    published = work.mirror_branch(m.branch)
+    record = read_record(work, published, notes, m.branch) if published else None
+    if isinstance(record, BuildRecord):
+        held = {x.xsa for x in record.xsas if x.state in ("applied", "already-applied")}
+        withdrawn: dict[int, Withdrawal] = {}
+        for problem in located:
+            index = re.match(r"xsas\[(\d+)\]", problem.field)
+            xsa = m.xsas[int(index[1])].xsa if index else None
+            if xsa in held and xsa not in withdrawn:
+                withdrawn[xsa] = Withdrawal(xsa, f"{problem.field}: {problem.message}")
+        if withdrawn:
+            fields |= {
+                "action": "kept",
+                "tip": published,
+                "previous": published,
+                "would_withdraw": _would_withdraw(loaded, list(withdrawn.values())),
+            }
+    return head.model_copy(update=fields)
 
 
 def _would_withdraw(
