@@ -18,7 +18,7 @@ from bot.git.commits import format_commit, identity_line, parse_commit
 from bot.git.objects import ObjectStore
 from bot.git.runner import git
 from bot.git.trees import parse_tree_ids
-from bot.git.workrepo import WorkRepo
+from bot.git.workrepo import WorkRepo, refuse_option
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def push(
         )
     args = ["push", "--atomic", "--porcelain", "--no-verify"]
     args += [f"--force-with-lease={u.ref}:{u.old or ''}" for u in updates]
-    args.append(mirror)
+    args += ["--", refuse_option(mirror)]
     args += [f"{u.new}:{u.ref}" for u in updates]
     proc = git(args, cwd=work.path, timeout=timeout, check=False)
     if proc.returncode == 0:

@@ -3,6 +3,8 @@
 Upstream refs are fetched under `refs/upstream/`, the mirror's under `refs/mirror/`. A local
 upstream is borrowed through `objects/info/alternates`, so a Xen clone is never copied and
 never written to. The bot writes objects only here, and refs only to the mirror it owns.
+
+Locations reach git after `--`, never where git would read them as an option.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ NOTES = "refs/notes/xsabot"
 
 def is_local(location: str) -> bool:
     return "://" not in location and not location.startswith("git@")
+
+
+def refuse_option(location: str) -> str:
+    """`location`, unless git could read it as an option (the config refuses those first)."""
+    if location.startswith("-"):
+        raise SetupError(f"{location!r}: a repository location may not start with '-'")
+    return location
 
 
 def _objects_dir(path: Path) -> Path:
@@ -89,7 +98,7 @@ class WorkRepo:
                     if ref.startswith(MIRROR):
                         self.repo.references.delete(ref)
                 return
-            git(["init", "--bare", "-q", location])
+            git(["init", "--bare", "-q", "--", refuse_option(location)])
         self._fetch(
             location,
             [
@@ -106,20 +115,24 @@ class WorkRepo:
         args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]
         if prune:
             args.append("--prune")
+        args += ["--", refuse_option(location)]
         try:
-            git([*args, location, *refspecs], cwd=self.path, timeout=timeout)
+            git([*args, *refspecs], cwd=self.path, timeout=timeout)
         except GitError as exc:
             # A mirror without notes yet is not an error; anything else is.
             if "couldn't find remote ref" not in str(exc):
                 raise
-            git([*args, location, *refspecs[:-1]], cwd=self.path, timeout=timeout)
+            git([*args, *refspecs[:-1]], cwd=self.path, timeout=timeout)
 
     def write_ref(self, location: str, commit: str, ref: str, *, replace: bool) -> None:
         """Point `ref` of the repository at `location` to `commit`, sending the objects it
         lacks. Unless `replace`, a ref that exists already is refused, not overwritten."""
         lease = "--force" if replace else f"--force-with-lease={ref}:"
         try:
-            git(["push", "--quiet", lease, location, f"{commit}:{ref}"], cwd=self.path)
+            git(
+                ["push", "--quiet", lease, "--", refuse_option(location), f"{commit}:{ref}"],
+                cwd=self.path,
+            )
         except GitError as exc:
             if not replace and "stale info" in str(exc):
                 raise SetupError(f"{ref} exists in {location}; give --force to move it") from None
@@ -156,7 +169,8 @@ class WorkRepo:
 
     def remote_refs(self, location: str, patterns: list[str]) -> dict[str, str]:
         """Refs of a remote matching `patterns`, as `git ls-remote` sees them now."""
-        out = git(["ls-remote", "--refs", location, *patterns], cwd=self.path).stdout.decode()
+        args = ["ls-remote", "--refs", "--", refuse_option(location), *patterns]
+        out = git(args, cwd=self.path).stdout.decode()
         return {ref: sha for sha, ref in (line.split("\t", 1) for line in out.splitlines())}
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
