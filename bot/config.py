@@ -60,7 +60,10 @@ class Tree(_Frozen):
         None, description="URL or path of the mirror; default: <state>/mirrors/<tree>.git"
     )
     copy_upstream_refs: bool = Field(
-        False, description="Also copy RELEASE-* tags and source branches into the mirror"
+        False,
+        description="Also copy upstream's RELEASE-* tags and the manifests' source branches "
+        "into the mirror, under refs/xsabot/upstream/tags/ and refs/xsabot/upstream/heads/ "
+        "(never over the mirror's own refs; a tag copy is never moved)",
     )
     check: str | None = Field(
         None,
