@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import UsageError
 
@@ -24,6 +24,27 @@ _TREE_NAME = r"^[a-z0-9][a-z0-9-]*$"
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def check_location(value: str) -> str:
+    """A repository location (path or URL) that git reads as one: never as an option (a
+    mirror `-ux@y:...` would reach `git ls-remote` as `--upload-pack`), never split by a
+    control character (the work repository lists a borrowed path per line)."""
+    if not value:
+        raise ValueError("a repository location may not be empty")
+    if value.startswith("-"):
+        raise ValueError(f"a repository location may not start with '-' (got {value[:40]!r})")
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError("a repository location may not contain control characters")
+    return value
+
+
+def _checked_location(where: str, value: str) -> str:
+    """`check_location` for a value from the command line or the environment."""
+    try:
+        return check_location(value)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
 
 
 class Identity(_Frozen):
@@ -39,7 +60,10 @@ class Tree(_Frozen):
         None, description="URL or path of the mirror; default: <state>/mirrors/<tree>.git"
     )
     copy_upstream_refs: bool = Field(
-        False, description="Also copy RELEASE-* tags and source branches into the mirror"
+        False,
+        description="Also copy upstream's RELEASE-* tags and the manifests' source branches "
+        "into the mirror, under refs/xsabot/upstream/tags/ and refs/xsabot/upstream/heads/ "
+        "(never over the mirror's own refs; a tag copy is never moved)",
     )
     check: str | None = Field(
         None,
@@ -59,6 +83,11 @@ class Tree(_Frozen):
     check_project: str | None = Field(
         None, description="forge-ci: the forge project whose CI runs on the mirror"
     )
+
+    @field_validator("upstream", "mirror")
+    @classmethod
+    def _location(cls, value: str | None) -> str | None:
+        return value if value is None else check_location(value)
 
     @property
     def gated(self) -> bool:
@@ -89,6 +118,11 @@ class ForgeConfig(_Frozen):
     fork_git_url: str | None = Field(None, description="Clone URL of fork_project")
     known_hosts: str | None = Field(None, description="Pinned known_hosts file for git over SSH")
     timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request to the forge")
+
+    @field_validator("git_url", "fork_git_url")
+    @classmethod
+    def _location(cls, value: str | None) -> str | None:
+        return value if value is None else check_location(value)
 
     @model_validator(mode="after")
     def _remote_forge_needs_project(self) -> ForgeConfig:
@@ -146,8 +180,11 @@ class Config(_Frozen):
 
     def upstream_of(self, tree: str) -> str:
         """Upstream location; `XSABOT_UPSTREAM_<TREE>` points a tree at a local clone."""
-        env = os.environ.get("XSABOT_UPSTREAM_" + re.sub(r"\W", "_", tree.upper()))
-        return _location(Path.cwd(), env) if env else self.trees[tree].upstream
+        name = "XSABOT_UPSTREAM_" + re.sub(r"\W", "_", tree.upper())
+        env = os.environ.get(name)
+        if not env:
+            return self.trees[tree].upstream
+        return _location(Path.cwd(), _checked_location(name, env))
 
 
 def _resolve(base: Path, path: Path) -> Path:
@@ -228,7 +265,7 @@ def with_overrides(
         upstreams = {name: bare for name in trees} | upstreams
     cwd = Path.cwd()
     for name, url in upstreams.items():
-        url = _location(cwd, url)
+        url = _location(cwd, _checked_location(f"--upstream {name}", url))
         current = trees.get(name)
         trees[name] = (
             current.model_copy(update={"upstream": url}) if current else Tree(upstream=url)
@@ -237,6 +274,7 @@ def with_overrides(
         current = trees.get(name)
         if current is None:
             raise UsageError(f"--mirror {name}=...: no tree {name!r} (give --upstream too)")
+        url = _checked_location(f"--mirror {name}", url)
         trees[name] = current.model_copy(update={"mirror": _location(cwd, url)})
     for name, command in (checks or {}).items():
         current = trees.get(name)

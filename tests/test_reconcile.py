@@ -251,14 +251,15 @@ def test_copy_upstream_refs_puts_tags_and_sources_in_the_same_push(
     run = bot("reconcile", "--config", str(config))
     assert run.status == 0, run.out + run.err
     refs = _git(bot.mirror, "for-each-ref", "--format=%(refname) %(objectname)")
-    assert f"refs/tags/RELEASE-4.19.0 {xenlike.shas['release']}" in refs
-    assert f"refs/heads/stable-4.19 {xenlike.shas['xsa5']}" in refs
-    assert "refs/heads/master" not in refs  # only what the manifests use
+    copies = "refs/xsabot/upstream/"
+    assert f"{copies}tags/RELEASE-4.19.0 {xenlike.shas['release']}" in refs
+    assert f"{copies}heads/stable-4.19 {xenlike.shas['xsa5']}" in refs
+    assert "heads/master" not in refs  # only what the manifests use
     # Upstream moves on; the next pass follows it, and a second pass has nothing to push.
     xenlike.builder.checkout("stable-4.19")
     newer = xenlike.builder.commit("tools: later backport\n", {"tools/x.c": "x\n"})
     assert bot("reconcile", "--config", str(config)).status == 0
-    assert _git(bot.mirror, "rev-parse", "refs/heads/stable-4.19") == newer
+    assert _git(bot.mirror, "rev-parse", f"{copies}heads/stable-4.19") == newer
 
 
 def test_upstream_environment_variable_points_a_tree_at_a_local_clone(

@@ -29,7 +29,7 @@ from bot.core.publish import (
     removals,
 )
 from bot.core.record import BuildRecord, UnreadableRecord, inputs_digest, make_record, note_text
-from bot.core.refs import WritableRefs
+from bot.core.refs import UPSTREAM_COPIES, WritableRefs, upstream_copy_ref
 from bot.core.reports import BranchReport, CheckReport, PassReport, WouldWithdraw, from_record
 from bot.errors import Problem, SetupError, XsabotError
 from bot.git.build import ENGINE, Builder
@@ -192,22 +192,26 @@ def _after_push(report: BranchReport, result: PushResult, moved: set[str]) -> Br
 
 
 def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -> list[RefUpdate]:
-    """Upstream's RELEASE-* tags and the manifests' source branches, where the mirror differs:
-    a missing ref is created and a branch fast-forwarded; a tag is never moved, and a branch
-    that upstream does not extend (the mirror's own, or a rewound upstream) is left alone."""
-    wanted = work.upstream_refs("tags/RELEASE-*")
+    """Upstream's RELEASE-* tags and the manifests' source branches, copied into the mirror
+    under `refs/xsabot/upstream/` (never over a ref of the mirror's own, `core.refs`): a
+    missing copy is created and a branch copy fast-forwarded; a tag copy is never moved, and
+    a branch copy that upstream no longer extends (a rewound upstream) is left alone."""
+    upstream = work.upstream_refs("tags/RELEASE-*")
     for source in sorted({m.manifest.source for m in items}):
-        wanted.update(work.upstream_refs(f"heads/{source}"))
-    current = work.remote_refs(
-        mirror, ["refs/tags/RELEASE-*", *{r for r in wanted if "/heads/" in r}]
-    )
+        tip = work.upstream(source, "heads")
+        if tip is not None:
+            upstream[f"refs/heads/{source}"] = tip
+    wanted = {upstream_copy_ref(ref): sha for ref, sha in upstream.items()}
+    current = work.remote_refs(mirror, [UPSTREAM_COPIES + "*"])
     copies = []
     for ref, sha in sorted(wanted.items()):
         old = current.get(ref)
         if old == sha:
             continue
-        if old is not None and (ref.startswith("refs/tags/") or not work.is_ancestor(old, sha)):
-            log.warning("upstream copy of %s left alone: the mirror has %s there", ref, old)
+        if old is not None and (
+            ref.startswith(UPSTREAM_COPIES + "tags/") or not work.is_ancestor(old, sha)
+        ):
+            log.warning("upstream copy %s left alone: it is at %s, upstream at %s", ref, old, sha)
             continue
         copies.append(RefUpdate(ref, sha, old))
     return copies
