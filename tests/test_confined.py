@@ -56,7 +56,7 @@ def _copying_config(tmp_path: Path, bot: Bot, xenlike: XenLike) -> Path:
 
 def _master_manifest(bot: Bot) -> None:
     bot.write(
-        "master", "tree: xen\nbase: RELEASE-4.19.0\nsource: master\nbranch: xsa/master\nxsas: []\n"
+        "master", "tree: xen\nbase: RELEASE-4.20.0\nsource: master\nbranch: xsa/master\nxsas: []\n"
     )
 
 
@@ -64,11 +64,11 @@ def test_upstream_copies_go_to_their_own_namespace_never_over_the_mirrors_refs(
     bot: Bot, xenlike: XenLike, tmp_path: Path
 ) -> None:
     config = _copying_config(tmp_path, bot, xenlike)
-    _master_manifest(bot)
     b = xenlike.builder
     b.checkout("master")
     upstream_master = b.commit("later work on master\n", {"NEWS": "more\n"})
     b.tag("RELEASE-4.20.0")
+    _master_manifest(bot)  # a base on the line of its source, as the repository checks want
     # The mirror already has a `master` that upstream's extends (the old code fast-forwarded
     # it: a write to a ref the bot never made) and RELEASE tags of its own, one of them on a
     # commit upstream tags differently.
@@ -95,7 +95,7 @@ def test_upstream_copies_go_to_their_own_namespace_never_over_the_mirrors_refs(
     )
     assert f"{COPIES}tags/RELEASE-4.20.0" in after
     assert f"{COPIES}heads/stable-4.19" not in after  # only what the manifests use
-    assert after["refs/heads/xsa/master"] == xenlike.shas["release"]
+    assert after["refs/heads/xsa/master"] == upstream_master
 
     # Upstream re-tags a release and rewinds master: a tag copy is never moved, a branch copy
     # only fast-forwards. A later fast-forward is followed.
