@@ -155,6 +155,7 @@ def _yaml_classes() -> tuple[type[Composer], type[RoundTripConstructor]]:
 
         def __init__(self, loader: Any = None) -> None:
             super().__init__(loader=loader)
+            self.warn_double_anchors = False  # every anchor is refused anyway, warned or not
             self.refused: list[tuple[str, Pos, str]] = []  # token, where, what kind
             self.nesting = 0
 
