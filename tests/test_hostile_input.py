@@ -142,6 +142,21 @@ def test_a_hostile_manifest_is_a_located_problem_and_the_others_load(
     assert_printable([problem])
 
 
+def test_a_file_of_many_bad_values_reports_the_first_hundred(tmp_path: Path) -> None:
+    # Quoting each value once split the whole text per problem: quadratic, minutes per pass.
+    numbers = ", ".join(str(n) for n in range(5000))
+    (tmp_path / "bad.yaml").write_text(
+        HEAD.format(name="bad") + f"  - xsa: 1\n    commits: [{numbers}]\n"
+    )
+    problems = load_manifests(tmp_path).invalid[tmp_path / "bad.yaml"]
+    assert len(problems) == 101
+    assert (
+        str(problems[0])
+        == "bad.yaml:7:15: xsas[0].commits[0]: YAML reads 0 as a number; quote it: '0'"
+    )
+    assert str(problems[-1]).endswith(": 4900 more problems not shown")
+
+
 @pytest.mark.parametrize(
     ("name", "shown"),
     [

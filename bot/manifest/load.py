@@ -60,6 +60,10 @@ MAX_BYTES = 1 << 20
 FREE_TEXT = frozenset({"why"})
 # A problem quotes at most this much of what the file holds (a whole file can be one value).
 MAX_QUOTE = 200
+# Problems reported per file, the first ones by position: a file of 100,000 bad values gets
+# them all fixed long before the last would be read, and lint's output (an MR comment with
+# `plan --mr`) stays readable.
+MAX_PROBLEMS = 100
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,7 @@ class _Reader:
         self.namespace = namespace
         self.trees = trees
         self.text = ""
+        self.lines: list[str] | None = None  # `text` split, once, when a message quotes it
         self.problems: list[Problem] = []
 
     def read(self) -> _Result:
@@ -251,7 +256,7 @@ class _Reader:
             self._problem((0, 0), "", f"{message} names, but it {why}: rename the file")
         doc = self._parse()
         if doc is None:
-            return _Result(self.path, None, tuple(self.problems), None)
+            return _Result(self.path, None, self._reported(), None)
         manifest = self._validate(doc)
         self._check_context(doc)
         branch = doc.get("branch")
@@ -262,7 +267,18 @@ class _Reader:
         loaded = None
         if manifest is not None and not self.problems:
             loaded = LoadedManifest(self.path, self.path.stem, manifest, self.text)
-        return _Result(self.path, loaded, tuple(_in_order(self.problems)), where)
+        return _Result(self.path, loaded, self._reported(), where)
+
+    def _reported(self) -> tuple[Problem, ...]:
+        """The problems in order, the first `MAX_PROBLEMS` of them and a count of the rest."""
+        found = _in_order(self.problems)
+        if len(found) <= MAX_PROBLEMS:
+            return tuple(found)
+        shown, rest = found[:MAX_PROBLEMS], found[MAX_PROBLEMS:]
+        more = Problem(
+            self.shown, rest[0].line, rest[0].col, "", f"{len(rest)} more problems not shown"
+        )
+        return (*shown, more)
 
     def _problem(self, pos: Pos, field: str, message: str) -> None:
         if len(message) > 2 * MAX_QUOTE:  # what quotes the file's content must not repeat it all
@@ -350,7 +366,9 @@ class _Reader:
         return err["msg"]
 
     def _token(self, pos: Pos) -> str:
-        lines = self.text.splitlines()
+        if self.lines is None:
+            self.lines = self.text.splitlines()
+        lines = self.lines
         match = _TOKEN.match(lines[pos[0]], pos[1]) if pos[0] < len(lines) else None
         return match.group() if match else "this value"
 
