@@ -29,6 +29,8 @@ UPSTREAM = "refs/upstream/"
 MIRROR = "refs/mirror/"
 NOTES = "refs/notes/xsabot"
 
+log = logging.getLogger(__name__)
+
 
 # What git says when a ref's objects are not all there (a borrowed repository is gone).
 _MISSING_OBJECTS = re.compile(
@@ -50,6 +52,12 @@ def refuse_option(location: str) -> str:
     if location.startswith("-"):
         raise SetupError(f"{location!r}: a repository location may not start with '-'")
     return location
+
+def _kind(obj: pygit2.Object) -> str:
+    """What a tag ends at, peeled as far as it goes: `tree`, `blob`."""
+    while isinstance(obj, pygit2.Tag):
+        obj = obj.get_object()
+    return str(obj.type_str)
 
 
 def _objects_dir(path: Path) -> Path:
@@ -203,15 +211,22 @@ class WorkRepo:
             raise
 
     def resolve(self, ref: str) -> str | None:
-        """The commit a ref points to (tags peeled), or None."""
+        """The commit a ref points to (tags peeled), or None: also for a ref to a tree or a
+        blob (a tag can name any object), which is no branch's base or source."""
         try:
             obj = self.repo.revparse_single(ref)
         except (KeyError, pygit2.InvalidSpecError):
             return None
-        peeled = obj.peel(pygit2.Commit)
+        try:
+            peeled = obj.peel(pygit2.Commit)
+        except pygit2.GitError:  # InvalidSpecError for a tree or blob, GitError for a tag of one
+            log.warning("%s names a %s, not a commit", ref, _kind(obj))
+            return None
         return str(peeled.id)
 
     def upstream(self, name: str, kind: str) -> str | None:
+        """The commit of upstream's tag or branch `name` (`kind`: tags, heads), or None when
+        there is none or it names no commit."""
         return self.resolve(f"{UPSTREAM}{kind}/{name}")
 
     def mirror_branch(self, branch: str) -> str | None:
