@@ -67,7 +67,10 @@ class _Checker:
         m = self.m
         base = self.work.upstream(m.base, "tags")
         source = self.work.upstream(m.source, "heads")
-        if base is None:
+        kind = self.work.upstream_kind(m.base, "tags") if base is None else "commit"
+        if kind not in (None, "commit"):
+            self._add(("base",), f"the tag `{m.base}` names a {kind}, not a commit")
+        elif base is None:
             also = " (a branch has that name)" if self.work.upstream(m.base, "heads") else ""
             self._add(("base",), f"no tag `{m.base}` in the {m.tree} upstream{also}")
         if source is None:

@@ -29,8 +29,6 @@ UPSTREAM = "refs/upstream/"
 MIRROR = "refs/mirror/"
 NOTES = "refs/notes/xsabot"
 
-log = logging.getLogger(__name__)
-
 
 # What git says when a ref's objects are not all there (a borrowed repository is gone).
 _MISSING_OBJECTS = re.compile(
@@ -52,6 +50,7 @@ def refuse_option(location: str) -> str:
     if location.startswith("-"):
         raise SetupError(f"{location!r}: a repository location may not start with '-'")
     return location
+
 
 def _kind(obj: pygit2.Object) -> str:
     """What a tag ends at, peeled as far as it goes: `tree`, `blob`."""
@@ -223,6 +222,14 @@ class WorkRepo:
             log.warning("%s names a %s, not a commit", ref, _kind(obj))
             return None
         return str(peeled.id)
+
+    def upstream_kind(self, name: str, kind: str) -> str | None:
+        """What upstream's tag or branch `name` ends at, peeled (`commit`, `tree`, `blob`), or
+        None when there is no such ref."""
+        try:
+            return _kind(self.repo.revparse_single(f"{UPSTREAM}{kind}/{name}"))
+        except (KeyError, pygit2.InvalidSpecError):
+            return None
 
     def upstream(self, name: str, kind: str) -> str | None:
         """The commit of upstream's tag or branch `name` (`kind`: tags, heads), or None when
