@@ -253,12 +253,16 @@ def find_prerequisites(
     fixes_ids = list(xsa_commits) or [fix]
     if fix not in fixes_ids:
         raise UsageError(f"{fix} is not one of the XSA's commits")
-    # Commits in the base already: the builder picks them as empty, and so do the trials.
-    in_base = {f for f in fixes_ids if f != fix and _in_base(repo, base_commit, f)}
-    fixes_ids = [f for f in fixes_ids if f not in in_base]
-    fix_commits = [f for f in fix_commits if f not in in_base]
     chain = log.range(base_commit, fixes_ids[-1])
     by_id = {c.sha: c for c in chain}
+    # Commits in the base already: the builder picks them as empty, and so do the trials.
+    outside = [f for f in fixes_ids if f not in by_id and f != fix]
+    in_base = {f for f in outside if _in_base(repo, base_commit, f)}
+    if in_base:
+        fixes_ids = [f for f in fixes_ids if f not in in_base]
+        fix_commits = [f for f in fix_commits if f not in in_base]
+        chain = log.range(base_commit, fixes_ids[-1])
+        by_id = {c.sha: c for c in chain}
     missing = [f for f in (*fixes_ids, *fix_commits) if f not in by_id]
     if missing:
         raise UsageError(f"{missing[0]} is not on the source branch after the base")
