@@ -7,14 +7,18 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import git
 import pytest
 
+from bot.core.proposals import proposal_for
 from tests.conftest import Bot
+from tests.forge_contract import PRE_A, build_result, finder_result
 from tests.gitrepo import AUTHOR, T0, RepoBuilder, XenLike, numbered
 from tests.manifests import manifest
+from tests.test_proposals_core import manifest_file
 
 SCHED = "xen/common/sched.c"
 
@@ -182,3 +186,15 @@ def test_a_search_that_covered_every_candidate_drafts_the_xsa_blocked(
     assert _blocked(data)[9]["detail"] == "no prerequisite set found among 3 candidates"
     [draft] = data["proposals"]
     assert (draft["branch"], draft["draft"]) == ("xsabot/4.19/xsa-9", True)
+
+
+def test_a_proposal_found_with_earlier_sets_assumed_says_which_to_merge_first() -> None:
+    finder = replace(finder_result(PRE_A), assumes=(467,))
+    proposal = proposal_for(manifest_file(), build_result([470]).outcomes[-1], finder)
+    assert proposal is not None
+    assert (
+        "The search took the bot's proposals for XSA-467 (opened in the same pass) as merged: "
+        "merge it first." in proposal.body
+    )
+    alone = proposal_for(manifest_file(), build_result([470]).outcomes[-1], finder_result(PRE_A))
+    assert alone is not None and "opened in the same pass" not in alone.body

@@ -14,6 +14,7 @@ waits for those XSAs (the fewest that do it) and gets no proposal of its own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,11 +23,13 @@ from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
 from bot.core.ports import NoProgress, Progress
 from bot.core.prereqs import DEFAULT_LIMITS, FinderResult, Limits
 from bot.core.proposals import explain_blocked
+from bot.errors import XsabotError
 from bot.git.build import Builder
 from bot.git.objects import ObjectStore
 from bot.git.workrepo import WorkRepo
 from bot.manifest.model import Manifest, Prerequisite
 
+log = logging.getLogger(__name__)
 SEARCHED = ("conflict", "partial")  # reasons the apply-level search can help with
 # The check's own search, for an XSA the gate held back: (XSA, why, its picks in order, the
 # source commits on the branch before it) in, its result out; None when it cannot search.
@@ -87,7 +90,12 @@ class Searcher:
             finder = out.memo.get(key)
             if finder is None:
                 with self.progress.step(f"finding what {name} XSA-{o.xsa} needs"):
-                    finder = run.find(now, current, assumed)
+                    try:
+                        finder = run.find(now, current, assumed)
+                    except XsabotError as exc:
+                        # What it needs stays unknown; the branch is still built and published.
+                        log.warning("%s XSA-%d: no prerequisite search: %s", name, o.xsa, exc)
+                        finder = None
                 if finder is None:
                     continue
                 out.memo[key] = finder

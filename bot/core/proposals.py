@@ -403,9 +403,10 @@ def _assumed_lines(finder: FinderResult) -> list[str]:
     if not finder.assumes:
         return []
     names = " and ".join(f"XSA-{n}" for n in finder.assumes)
+    them = "it" if len(finder.assumes) == 1 else "them"
     return [
         f"The search took the bot's proposals for {names} (opened in the same pass) as "
-        "merged: merge them first.",
+        f"merged: merge {them} first.",
         "",
     ]
 
