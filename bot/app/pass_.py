@@ -46,9 +46,9 @@ from bot.git.publish import (
     read_record,
 )
 from bot.git.workrepo import NOTES, WorkRepo
-from bot.manifest.entries import xsa_lines
 from bot.manifest.load import LoadedManifest, display_path, load_manifests
 from bot.manifest.model import Manifest
+from bot.manifest.where import places
 
 log = logging.getLogger(__name__)
 
@@ -391,10 +391,14 @@ def _would_withdraw(
     loaded: LoadedManifest, withdrawn: list[Withdrawal]
 ) -> tuple[WouldWithdraw, ...]:
     """The withdrawals as reported, each with where the manifest lists the XSA."""
-    lines = xsa_lines(loaded.text)
+    index = {x.xsa: i for i, x in enumerate(loaded.manifest.xsas)}
+    entries = {w.xsa: ("xsas", index[w.xsa]) for w in withdrawn if w.xsa in index}
+    where = places(loaded.text, entries.values())
     shown = display_path(loaded.path)
     return tuple(
-        WouldWithdraw(xsa=w.xsa, why=w.why, where=f"{shown}:{lines.get(w.xsa, 1)}")
+        WouldWithdraw(xsa=w.xsa, why=w.why, where=f"{shown}:{where[entries[w.xsa]][0]}")
+        if w.xsa in entries
+        else WouldWithdraw(xsa=w.xsa, why=w.why, where=shown)
         for w in withdrawn
     )
 
