@@ -47,17 +47,7 @@ def make_check(config: Config, tree: str, work: WorkRepo) -> Check:
         )
     from bot.check.runner import CheckRunner
 
-    if settings.check is None:
-        raise ValueError(f"tree {tree!r} has no check command")
-    return CheckRunner(
-        settings.check,
-        repo_path=work.path,
-        state=config.state,
-        timeout=settings.check_timeout,
-        sandbox=settings.check_sandbox,
-        env=settings.check_env,
-        writable=[Path(p) for p in settings.check_writable],
-    )
+    return CheckRunner.for_tree(config, tree, repo_path=work.path)
 
 
 def ci_forge(config: Config, tree: str) -> Forge:
@@ -69,14 +59,11 @@ def ci_forge(config: Config, tree: str) -> Forge:
 
         if settings.check is None:
             raise ValueError(f"tree {tree!r} has no check command for the local forge's CI")
-        ci = CheckRunner(  # its own state: the bot's cache holds the "forge-ci" verdicts
-            settings.check,
+        ci = CheckRunner.for_tree(  # its own state: the bot's cache holds the "forge-ci" verdicts
+            config,
+            tree,
             repo_path=Path(config.mirror_of(tree)),
             state=config.state / "proposals" / "ci",
-            timeout=settings.check_timeout,
-            sandbox=settings.check_sandbox,
-            env=settings.check_env,
-            writable=[Path(p) for p in settings.check_writable],
         )
         return RedactingForge(LocalForge(config.manifests, config.state, config.identity, check=ci))
     if settings.check_project:

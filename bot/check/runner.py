@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.config import Config
 from bot.errors import SetupError
 from bot.git.export import export_tree
 from bot.redact import has_secrets, redact, secret_files
@@ -146,6 +147,31 @@ class CheckRunner:
         self.logs = self.root / "logs"
         self.runs = 0  # checks actually run by this runner (not read from the cache)
 
+    @classmethod
+    def for_tree(
+        cls,
+        config: Config,
+        tree: str,
+        *,
+        repo_path: Path,
+        state: Path | None = None,
+        timeout: float | None = None,
+    ) -> CheckRunner:
+        """The runner of `tree`'s check command, confined as its config says: the one way the
+        bot makes one (`tests/test_secrets.py` checks that)."""
+        settings = config.trees[tree]
+        if settings.check is None:
+            raise ValueError(f"tree {tree!r} has no check command")
+        return cls(
+            settings.check,
+            repo_path=repo_path,
+            state=config.state if state is None else state,
+            timeout=settings.check_timeout if timeout is None else timeout,
+            sandbox=settings.check_sandbox,
+            env=settings.check_env,
+            writable=[Path(p) for p in settings.check_writable],
+        )
+
     def add_candidate(self, tree: str, commit: str, branch: str) -> None:
         """Nothing to do: the command runs on the tree itself."""
 
@@ -230,7 +256,7 @@ class CheckRunner:
                 _kill_strays(before)
                 _adopt_orphans(False)
         seconds = time.monotonic() - started
-        _relative_to(export, raw, partial)
+        _relative_to(export, raw, partial, home)
         tail = _tail(partial)
         os.replace(partial, log)
         if exit_status in _CANNOT_START:
@@ -297,12 +323,12 @@ def sandboxed(
         hidden.append(bot_home)  # ~/.ssh, ~/.git-credentials, ~/.config: none of its business
     for path in hidden:
         cmd += ["--tmpfs", str(path)]
-    for path in sorted(secret_files()):
-        if path.is_file() and not any(path.is_relative_to(h) for h in hidden):
-            cmd += ["--ro-bind", "/dev/null", str(path)]
     for path in (export, home, *writable):
         if path.is_dir():
             cmd += ["--bind", str(path), str(path)]
+    for path in sorted(secret_files()):  # last: a directory bound above does not show them
+        if path.is_file():
+            cmd += ["--ro-bind", "/dev/null", str(path)]
     return [*cmd, "--chdir", str(export), *argv]
 
 
@@ -409,17 +435,21 @@ def _kill_strays(before: set[int]) -> None:
     logger.warning("the check's leftover processes keep coming back; some may still run")
 
 
-def _relative_to(export: Path, raw: Path, dest: Path) -> None:
+def _relative_to(export: Path, raw: Path, dest: Path, home: Path) -> None:
     """Copy the output `raw` to `dest` with the export directory made relative: a path in it
-    loses its `<export>/` (the file's path in the tree), the directory itself becomes `.`.
+    loses its `<export>/` (the file's path in the tree), the directory itself becomes `.`;
+    the check's scratch `home` (and TMPDIR in it) becomes `$HOME`.
 
     Both spellings are replaced: the one the runner gave, and the one without symlinks that a
     build gets from getcwd() (make's "Entering directory", $(CURDIR), absolute include dirs).
     Line by line: a path never spans lines, and a build log may not fit in memory.
     """
     spellings = sorted({os.fsencode(export), os.fsencode(os.path.realpath(export))}, key=len)
+    homes = {os.fsencode(home), os.fsencode(os.path.realpath(home))}
     with open(raw, "rb") as src, open(dest, "wb") as out:
         for line in src:
+            for path in homes:  # before the export's: they start with it
+                line = line.replace(path, b"$HOME")
             for path in reversed(spellings):  # the longer first: one may start with the other
                 line = line.replace(path + b"/", b"").replace(path, b".")
             # A secret printed by the tree's code never reaches the log, whatever reads it.
