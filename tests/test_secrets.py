@@ -439,6 +439,26 @@ def test_bwrap_allows_no_network_and_no_writes_outside(
     assert outside.exists() and github.requests != []
 
 
+def test_bwrap_hides_the_bot_s_home_but_not_its_tools(
+    tree: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sandbox_or_skip("bwrap")
+    home = tmp_path / "bot-home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    (home / "bin").mkdir()
+    (home / "bin" / "mytool").write_text("#!/bin/sh\necho TOOL\n")
+    (home / "bin" / "mytool").chmod(0o755)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", f"{home / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    command = (
+        f"cat {home}/.ssh/id_ed25519 2>/dev/null; mytool; touch {home}/bin/x 2>/dev/null || echo RO"
+    )
+    assert _check(tree, tmp_path, command, sandbox="bwrap").split() == ["TOOL", "RO"]
+    unconfined = _check(tree, tmp_path / "2", command, sandbox="none")
+    assert unconfined.split() == ["PRIVATE", "KEY", "TOOL"]
+
+
 def test_a_sandbox_asked_for_by_name_must_work(
     tree: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

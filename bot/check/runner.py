@@ -323,6 +323,11 @@ def sandboxed(
         hidden.append(bot_home)  # ~/.ssh, ~/.git-credentials, ~/.config: none of its business
     for path in hidden:
         cmd += ["--tmpfs", str(path)]
+    for entry in (os.environ.get("PATH") or "").split(os.pathsep):
+        tools = Path(entry)  # ~/.local/bin and the like stay usable, read-only
+        under = [h for h in hidden if tools.is_relative_to(h) and tools != h]
+        if tools.is_absolute() and tools.is_dir() and under:
+            cmd += ["--ro-bind", str(tools), str(tools)]
     for path in (export, home, *writable):
         if path.is_dir():
             cmd += ["--bind", str(path), str(path)]
@@ -354,14 +359,15 @@ def resolve_sandbox(wanted: Sandbox) -> Sandbox:
         return wanted
     for kind in ("bwrap", "unshare"):
         if not _unavailable(kind):
+            _say_once(f"check_sandbox auto: {kind}")
             return kind
-    _no_sandbox_once()
+    _say_once("check_sandbox auto: neither bwrap nor unshare works here; no sandbox")
     return "none"
 
 
 @functools.cache
-def _no_sandbox_once() -> None:
-    logger.info("check_sandbox auto: neither bwrap nor unshare works here; no sandbox")
+def _say_once(message: str) -> None:
+    logger.info("%s", message)
 
 
 @functools.cache
@@ -379,7 +385,11 @@ def _unavailable(kind: Literal["bwrap", "unshare"]) -> str | None:
         probe = [*_UNSHARE, "true"]
     try:
         proc = subprocess.run(
-            probe, capture_output=True, timeout=30, env={"PATH": _DEFAULT_PATH}, check=False
+            probe,
+            capture_output=True,
+            timeout=30,
+            env={"PATH": os.environ.get("PATH") or _DEFAULT_PATH},  # as the check will find it
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{program} does not run: {exc}"
