@@ -13,6 +13,7 @@ _VERB = {
     "fast-forward": ("would fast-forward", "fast-forwarded"),
     "pseudo-merge": ("would publish a pseudo-merge on", "published a pseudo-merge on"),
     "none": ("no change to", "no change to"),
+    "kept": ("would keep", "kept"),
     "error": ("cannot build", "cannot build"),
 }
 
@@ -22,16 +23,24 @@ def _short(sha: str | None) -> str:
 
 
 def branch_lines(report: BranchReport, *, done: bool) -> list[str]:
-    verb = _VERB[report.action][1 if done and report.published else 0]
+    verb = _VERB[report.action][1 if done and (report.published or report.action == "kept") else 0]
     head = f"{report.manifest}: {verb} {report.branch or '?'}"
     if report.tip:
         head += f" at {_short(report.tip)}"
     if report.base:
         head += f" (base {report.base})"
     lines = [head]
+    if report.would_withdraw:
+        lost = ", ".join(f"XSA-{w.xsa}" for w in report.would_withdraw)
+        lines.append(
+            f"  the build {_short(report.build)} would withdraw {lost}, which the manifest"
+            " still lists and the base does not hold: the branch keeps its published tip"
+        )
+    for w in report.would_withdraw:
+        lines.append(f"  WOULD WITHDRAW XSA-{w.xsa} ({w.where}): {w.why}")
     if report.applied or report.already_applied:
         lines.append(
-            "  XSAs applied: "
+            ("  XSAs the build applies: " if report.would_withdraw else "  XSAs applied: ")
             + (", ".join(map(str, report.applied)) or "none")
             + (
                 f"; already in the base: {', '.join(map(str, report.already_applied))}"
@@ -86,6 +95,7 @@ _MD_ACTION = {
     "fast-forward": "fast-forward",
     "pseudo-merge": "pseudo-merge (rewrite, published as a merge)",
     "none": "no change",
+    "kept": "**kept at its published tip**",
     "error": "**cannot build**",
 }
 
@@ -102,6 +112,8 @@ def plan_markdown(report: PassReport) -> str:
         if b.applied:
             lines.append(f"- XSAs on the branch: {', '.join(map(str, b.applied))}")
         lines += [f"- {c}" for c in b.changes]
+        for w in b.would_withdraw:
+            lines.append(f"- would withdraw: XSA-{w.xsa} (`{w.where}`): {w.why}")
         for x in b.blocked:
             paths = ", ".join(f"`{p}`" for p in x.paths)
             lines.append(f"- blocked: XSA-{x.xsa} ({x.reason}{': ' + paths if paths else ''})")

@@ -72,6 +72,16 @@ class BlockedXsa(Report):
     detail: str = ""  # e.g. the compiler's error lines for `does-not-build`
 
 
+class WouldWithdraw(Report):
+    """An XSA the published tip holds that publishing the new build would take out, though
+    the manifest still lists it and its changes are not in the base: the branch keeps its
+    tip (action `kept`)."""
+
+    xsa: int
+    why: str  # what the new build says of it
+    where: str  # the manifest's entry, `file:line`
+
+
 class CheckReport(Report):
     """The check gate's run on one branch; a plan runs none and says so in `skipped`."""
 
@@ -103,6 +113,7 @@ class BranchReport(Report):
     already_applied: tuple[int, ...] = ()
     blocked: tuple[BlockedXsa, ...] = ()
     not_applied: tuple[int, ...] = ()  # declared blocked or not-affected in the manifest
+    would_withdraw: tuple[WouldWithdraw, ...] = ()  # why the branch is kept (action `kept`)
     build: str | None = None  # what `xsabot build` gives for this manifest
     previous: str | None = None  # the published tip before the pass
     changes: tuple[str, ...] = ()
@@ -114,7 +125,12 @@ class BranchReport(Report):
 
     @property
     def ok(self) -> bool:
-        return self.action != "error" and not self.blocked and not self.problems
+        return (
+            self.action not in ("error", "kept")
+            and not self.blocked
+            and not self.problems
+            and not self.would_withdraw
+        )
 
 
 def from_record(record: BuildRecord) -> dict[str, Any]:
