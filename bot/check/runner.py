@@ -18,9 +18,9 @@ out at start-up, and makes the bot's /proc entries unreadable to the check). Wit
 without network, in its own PID namespace (it sees no process of the bot's, and none of its
 processes outlives it) and, with bwrap, on a read-only view of the machine where only the
 export, the scratch directory and `check_writable` are writable, /tmp and the bot's home are
-empty (but for the PATH directories in it), and the files that hold secrets are empty. Without a sandbox, the processes the check
-leaves behind (even those that left its process group) are killed when it ends: the bot
-adopts them as their subreaper.
+empty (but for the PATH directories in it), and the files that hold secrets are empty.
+Without a sandbox, the processes the check leaves behind (even those that left its process
+group) are killed when it ends: the bot adopts them as their subreaper.
 
 The output reaches published notes and merge requests (a held-back XSA's compiler errors), so
 it must not depend on the host: the export directory is at a fixed place, and every mention of
