@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from bot.app.lint import repository_problems
+from bot.app.searches import Searched, Searcher, explained
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config
 from bot.core.outcome import BuildResult
@@ -62,6 +63,7 @@ class TreePass:
     adapters: Adapters
     results: dict[str, BuildResult] = field(default_factory=dict)
     check: Check | None = None  # made on first use: most passes build nothing
+    searched: dict[str, Searched] = field(default_factory=dict)  # prerequisite searches
 
     def check_for(self, config: Config, tree: str) -> Check:
         if self.check is None:
@@ -301,6 +303,10 @@ def _plan_branch(
         result = builder.build(
             m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
         )
+    # What the blocked XSAs need (waits-for, no set, a bound) goes into the report and record.
+    searcher = Searcher(work, store, builder, config.manifests)
+    searched = tree_pass.searched[loaded.name] = searcher.search(loaded.name, m, result)
+    result = explained(result, searched)
     tree_pass.results[loaded.name] = result
     record = make_record(name=loaded.name, manifest=m, inputs=digest, result=result, bot=ENGINE)
     removed: list[Removal] = []

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.core.reports import BranchReport, PassReport
+from bot.core.reports import BlockedXsa, BranchReport, PassReport
 
 _VERB = {
     "create": ("would create", "created"),
@@ -52,12 +52,18 @@ def branch_lines(report: BranchReport, *, done: bool) -> list[str]:
     for b in report.blocked:
         where = f" at {_short(b.commit)}" if b.commit else ""
         paths = f": {', '.join(b.paths)}" if b.paths else ""
-        lines.append(f"  BLOCKED XSA-{b.xsa}{where}: {b.reason}{paths}")
+        lines.append(f"  BLOCKED XSA-{b.xsa}{where}: {_reason(b)}{paths}")
         lines += [f"    {d}" for d in b.detail.splitlines()[:5]]
     if report.not_applied:
         lines.append("  not applied by the manifest: " + ", ".join(map(str, report.not_applied)))
     lines += [f"  problem: {p}" for p in report.problems]
     return lines
+
+
+def _reason(b: BlockedXsa) -> str:
+    if not b.waits_for:
+        return b.reason
+    return f"{b.reason} " + ", ".join(f"XSA-{n}" for n in b.waits_for)
 
 
 def pass_text(report: PassReport, *, done: bool) -> str:
@@ -116,7 +122,7 @@ def plan_markdown(report: PassReport) -> str:
             lines.append(f"- would withdraw: XSA-{w.xsa} (`{w.where}`): {w.why}")
         for x in b.blocked:
             paths = ", ".join(f"`{p}`" for p in x.paths)
-            lines.append(f"- blocked: XSA-{x.xsa} ({x.reason}{': ' + paths if paths else ''})")
+            lines.append(f"- blocked: XSA-{x.xsa} ({_reason(x)}{': ' + paths if paths else ''})")
         lines += [f"- problem: `{p}`" for p in b.problems]
         lines.append("")
     if unchanged:

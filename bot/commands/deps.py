@@ -111,9 +111,13 @@ def _print_finding(head: dict[str, Any], r: FinderResult) -> None:
         print(f"prerequisites: {len(r.chosen)}, {kind}, {lands}")
         for c in r.chosen:
             print(f"  {c.sha} {c.subject}")
+            if c.before:
+                print(f"      before: {c.before} (goes after the XSA's commits before it)")
             for reason in chosen_why(c, r.conflicts):
                 print(f"      why: {reason}")
+    elif r.bound_hit:
+        print(f"prerequisites: none found before the search stopped at {r.bound()}")
     else:
         print("prerequisites: none found: no set of candidates makes the XSA apply")
-    bound = f"; bound hit: {r.bound_hit}" if r.bound_hit else ""
+    bound = f"; stopped at {r.bound()}" if r.bound_hit else ""
     print(f"{r.trials} trials in {r.seconds:.2f} s{bound}")

@@ -174,8 +174,15 @@ class Check(Protocol):
 class ManifestEditor(Protocol):
     """Edits of a manifest's text that keep its comments and layout (`bot.manifest.edit`)."""
 
-    def add_prerequisites(self, text: str, xsa: int, prereqs: Sequence[tuple[str, str]]) -> str:
-        """`text` with `(commit, subject)` prerequisites added to `xsa`'s entry."""
+    def add_prerequisites(
+        self,
+        text: str,
+        xsa: int,
+        prereqs: Sequence[tuple[str, str]],
+        before: Mapping[str, str] | None = None,
+    ) -> str:
+        """`text` with `(commit, subject)` prerequisites added to `xsa`'s entry; `before`
+        places a commit right before one of the XSA's commits (default: the first)."""
         ...
 
     def mark_blocked(self, text: str, xsa: int, why: str) -> str:

@@ -418,6 +418,7 @@ class _Reader:
                 else:
                     numbers[number] = pos
             commits += _commits(entry, f"xsas[{i}]")
+            self._check_placements(entry, f"xsas[{i}]")
             patches = entry.get("patches")
             for j, patch in enumerate(patches if isinstance(patches, list) else ()):
                 if isinstance(patch, dict) and isinstance(patch.get("path"), str):
@@ -431,6 +432,26 @@ class _Reader:
                 self._problem(pos, field, message)
             else:
                 first[sha] = (pos, field)
+
+    def _check_placements(self, entry: Any, where: str) -> None:
+        """A prerequisite's `before` names one of the XSA's own `commits`: the builder puts it
+        right before that commit, and any other commit would leave it nowhere."""
+        prerequisites = entry.get("prerequisites")
+        commits = entry.get("commits")
+        listed = commits if isinstance(commits, list) else ()
+        fixes = {c.lower() for c in listed if isinstance(c, str)}
+        for j, prereq in enumerate(prerequisites if isinstance(prerequisites, list) else ()):
+            before = prereq.get("before") if isinstance(prereq, dict) else None
+            if not isinstance(before, str) or not _FULL_SHA.fullmatch(before):
+                continue  # absent, or the model says what is wrong with it
+            field = f"{where}.prerequisites[{j}].before"
+            pos = value_pos(prereq, "before")
+            if not fixes:
+                message = "`before` places a prerequisite before one of the XSA's `commits`, "
+                self._problem(pos, field, message + "and this XSA lists none")
+            elif before.lower() not in fixes:
+                message = f"`before` names {before[:12]}, which is not one of this XSA's `commits`"
+                self._problem(pos, field, message)
 
     def _check_patch_file(self, pos: Pos, field: str, path: str) -> None:
         if patch_path_problem(path) is not None:
