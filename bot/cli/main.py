@@ -69,6 +69,7 @@ class Context:
     def config(self) -> Config:
         if self._config is None:
             from bot.config import load_config, with_overrides
+            from bot.forges.credentials import take_configured_secrets
 
             self._config = with_overrides(
                 load_config(self.args.config),
@@ -78,6 +79,8 @@ class Context:
                 mirrors=dict(self.args.mirror),
                 checks=dict(self.args.check),
             )
+            # Before any command runs anything: the secrets it names leave the environment.
+            take_configured_secrets(self._config)
         return self._config
 
 
@@ -126,7 +129,18 @@ def _module(name: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None, adapters: Adapters | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command. First of all, secrets leave the environment (the check, which runs the
+    tree's code, must not find them) and everything printed or logged is redacted."""
+    from bot.forges.credentials import protect_process, take_secrets
+    from bot.redact import redacting_streams
+
+    take_secrets()
+    protect_process()
+    with redacting_streams():
+        return _main(list(sys.argv[1:] if argv is None else argv), adapters)
+
+
+def _main(argv: list[str], adapters: Adapters | None) -> int:
     command = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(command)
     try:
