@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "deps": "find the prerequisites one XSA needs",
     "import": "print a manifest listing the XSA commits on a source branch",
     "check": "build one manifest's branch and run the tree's check command on it",
+    "export": "write a branch as a quilt patch series for the release tarball",
 }
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for git killed by a closed pipe
 
