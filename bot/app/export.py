@@ -117,11 +117,13 @@ def patch_name(number: int, xsa: int | None, role: str, slug: str) -> str:
 
 
 def _roles_of_build(result: BuildResult) -> dict[str, tuple[int | None, str]]:
+    # An empty pick (the change already there) names the commit before it, not one of its own.
     return {
         pick.commit: (o.xsa, pick.role)
         for o in result.outcomes
         if o.blocked is None
         for pick in o.picks
+        if not pick.empty
     }
 
 
