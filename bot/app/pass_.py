@@ -106,7 +106,8 @@ def run_pass(
             tree_pass, tree_reports = _pass_tree(config, tree, items, publish, progress, adapters)
             trees[tree] = tree_pass
         except XsabotError as exc:
-            log.warning("tree %s: %s", tree, exc)
+            # Info, not a warning: the report prints it once (every branch of the tree has it).
+            log.info("tree %s: %s", tree, exc)
             # The other trees still go on; the exit status says the environment is at fault.
             environment_failed = environment_failed or isinstance(exc, SetupError)
             tree_reports = [
@@ -147,8 +148,8 @@ def _pass_tree(
     reports: list[BranchReport] = []
     updates: list[RefUpdate] = []
     new_records: dict[str, list[BuildRecord]] = defaultdict(list)
-    for loaded in items:
-        with progress.step(f"building {loaded.name}"):
+    for n, loaded in enumerate(items, 1):
+        with progress.step(f"building {loaded.name}", of=(n, len(items))):
             report, update, note = _plan_branch(config, tree_pass, notes, loaded, publish)
         reports.append(report)
         if update is not None:
