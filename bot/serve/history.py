@@ -63,7 +63,9 @@ def state_file(state_dir: Path) -> Path:
 
 def load(path: Path) -> ServiceState:
     """The kept state; an empty one when there is none or it cannot be read (said in the log:
-    the next pass rebuilds it)."""
+    the next pass rebuilds it). Removes what a write cut short left behind."""
+    for left in path.parent.glob(".service-*.json") if path.parent.is_dir() else ():
+        left.unlink(missing_ok=True)
     try:
         return ServiceState.model_validate_json(path.read_bytes())
     except FileNotFoundError:
