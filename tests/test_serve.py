@@ -7,9 +7,12 @@ secrets), the service gets a pass function that counts, through its constructor.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -484,3 +487,157 @@ def test_sigterm_during_a_pass_exits_0_with_the_mirror_consistent(
         assert last.result == "ok" and tip != old, log
     assert last.result == "abandoned", f"the pass outran SIGTERM: {log}"
     assert bot("reconcile").status == 0  # the next pass publishes what was left
+
+
+class DevTools:
+    """Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
+    NUL-terminated JSON on fds 3 and 4), so no WebSocket client is needed."""
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        to_browser_r, self._to_browser = os.pipe()
+        self._from_browser, from_browser_w = os.pipe()
+
+        def wire() -> None:  # in the child: its fd 3 reads our commands, fd 4 answers
+            os.dup2(to_browser_r, 3)
+            os.dup2(from_browser_w, 4)
+
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--headless",
+                "--remote-debugging-pipe",
+                "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            preexec_fn=wire,
+            pass_fds=(3, 4),  # kept open in the child once `wire` made them
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self._buffer = b""
+        self._id = 0
+        self.events: list[dict[str, object]] = []
+
+    def call(self, method: str, session: str | None = None, **params: object) -> dict:
+        self._id += 1
+        message: dict[str, object] = {"id": self._id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._next()
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise AssertionError(f"{method}: {reply['error']}")
+                return dict(reply.get("result", {}))
+            self.events.append(reply)
+
+    def wait_event(self, method: str, timeout: float = 30) -> None:
+        end = time.monotonic() + timeout
+        while not any(e.get("method") == method for e in self.events):
+            if time.monotonic() > end:
+                raise AssertionError(f"no {method}")
+            self.events.append(self._next())
+
+    def _next(self) -> dict:
+        while b"\0" not in self._buffer:
+            chunk = os.read(self._from_browser, 1 << 16)
+            if not chunk:
+                raise AssertionError("Chromium closed its DevTools pipe")
+            self._buffer += chunk
+        raw, self._buffer = self._buffer.split(b"\0", 1)
+        return dict(json.loads(raw))
+
+    def close(self) -> None:
+        with contextlib.suppress(AssertionError, OSError):
+            self.call("Browser.close")
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._to_browser)
+        os.close(self._from_browser)
+
+
+WIDEST = """Math.max(0, ...[...document.querySelectorAll('body *')].map(e => {
+  const r = e.getBoundingClientRect();
+  const clip = getComputedStyle(e.parentElement).overflowX;
+  return clip === 'auto' || clip === 'hidden' || clip === 'scroll' ? 0 : r.right;
+}))"""
+
+
+def test_the_page_fits_a_phone_in_headless_chromium(
+    repo_bot: tuple[Bot, RepoBuilder], xenlike: XenLike, tmp_path: Path
+) -> None:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium)")
+    bot, repo = repo_bot
+    text = manifest(xenlike, (1, ["xsa1"]), (2, ["xsa2"]), (3, ["xsa3a", "xsa3b"]), (4, ["xsa4"]))
+    repo.commit("add 4.19\n", {"manifests/4.19.yaml": text})
+    config = with_overrides(
+        load_config(None, cwd=tmp_path),
+        manifests=bot.manifests,
+        state=bot.state,
+        upstreams={"xen": str(bot.upstream)},
+        mirrors={"xen": str(bot.mirror)},
+    )
+    service = Service(
+        lambda progress: reconcile(config, progress).report, lambda: status(config), config.state
+    )
+    with Server(service, config) as server:
+        _wait(service.ready.is_set, timeout=120)
+        browser = DevTools(binary, tmp_path / "chromium-profile")
+        try:
+            target = browser.call("Target.createTarget", url="about:blank")["targetId"]
+            session = browser.call("Target.attachToTarget", targetId=target, flatten=True)[
+                "sessionId"
+            ]
+            browser.call(
+                "Emulation.setDeviceMetricsOverride",
+                session,
+                width=375,
+                height=800,
+                deviceScaleFactor=1,
+                mobile=True,
+            )
+            for domain in ("Page", "Runtime", "Log"):
+                browser.call(f"{domain}.enable", session)
+            browser.call("Page.navigate", session, url=f"http://127.0.0.1:{server.port}/")
+            browser.wait_event("Page.loadEventFired")
+            measured = browser.call(
+                "Runtime.evaluate",
+                session,
+                expression=f"[document.documentElement.scrollWidth, innerWidth, {WIDEST}, "
+                "document.querySelectorAll('a[href*=\"advisory-2\"]').length]",
+                returnByValue=True,
+            )["result"]["value"]
+            shot = browser.call("Page.captureScreenshot", session, format="png")["data"]
+        finally:
+            browser.close()
+    (tmp_path / "status-375.png").write_bytes(base64.b64decode(shot))
+    scroll_width, viewport, widest, links = measured
+    assert viewport == 375
+    assert links >= 1  # the page rendered the blocked XSA
+    assert scroll_width <= viewport, f"the page scrolls sideways: {scroll_width}px"
+    assert widest <= viewport, f"an element reaches {widest}px in a {viewport}px viewport"
+    errors = [
+        e
+        for e in browser.events
+        if e.get("method") in ("Runtime.exceptionThrown", "Log.entryAdded")
+        and (
+            e.get("method") == "Runtime.exceptionThrown" or e["params"]["entry"]["level"] == "error"
+        )  # type: ignore[index]
+    ]
+    errors += [
+        e
+        for e in browser.events
+        if e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error"  # type: ignore[index]
+    ]
+    assert errors == []
