@@ -33,9 +33,11 @@ from bot.app.status import status
 from bot.config import Config, load_config, with_overrides
 from bot.core.ports import Progress
 from bot.core.reports import BranchReport, PassReport, StatusReport
+from bot.errors import UsageError
+from bot.redact import redact
 from bot.serve import history
 from bot.serve.app import create_app
-from bot.serve.hooks import MAX_BODY, github_signature
+from bot.serve.hooks import MAX_BODY, github_signature, load_secret
 from bot.serve.scheduler import Service
 from tests.conftest import Bot
 from tests.gitrepo import RepoBuilder, XenLike
@@ -641,3 +643,43 @@ def test_the_page_fits_a_phone_in_headless_chromium(
         if e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error"  # type: ignore[index]
     ]
     assert errors == []
+
+
+def test_the_periodic_pass_runs_without_any_hook(tmp_path: Path) -> None:
+    counter = CountingPass()
+    service = Service(
+        counter,
+        lambda: StatusReport(branches=(), proposals=()),
+        tmp_path / "state",
+        interval=1,
+        jitter=0.2,
+    )
+    with Server(service, _config(tmp_path)):
+        _wait(lambda: counter.runs >= 3, timeout=20)
+    kept = history.load(history.state_file(tmp_path / "state")).passes
+    assert [p.trigger for p in kept[:2]] == ["start", "schedule"]
+
+
+def test_a_webhook_secret_from_a_file_is_read_and_never_shown(tmp_path: Path) -> None:
+    secret_file = tmp_path / "hook-secret"
+    secret_file.write_text("from-a-file-0123\n")
+    env = {"XSABOT_GITLAB_WEBHOOK_SECRET_FILE": str(secret_file)}
+    assert load_secret("gitlab", env) == "from-a-file-0123"
+    assert redact("token from-a-file-0123 leaked") == "token *** leaked"
+    assert load_secret("github", env) is None  # not set: that forge's hooks are refused
+    with pytest.raises(
+        UsageError, match="XSABOT_GITHUB_WEBHOOK_SECRET: the webhook secret is empty"
+    ):
+        load_secret("github", {"XSABOT_GITHUB_WEBHOOK_SECRET": ""})
+    with pytest.raises(UsageError, match="XSABOT_GITLAB_WEBHOOK_SECRET_FILE: cannot read"):
+        load_secret("gitlab", {"XSABOT_GITLAB_WEBHOOK_SECRET_FILE": str(tmp_path / "none")})
+
+
+@pytest.mark.parametrize("listen", ["8080", "example.org:80", "127.0.0.1:0", "127.0.0.1:http"])
+def test_serve_refuses_a_listen_address_it_cannot_use(
+    listen: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli.main import main
+
+    assert main(["serve", "--listen", listen]) == 2
+    assert "--listen" in capsys.readouterr().err

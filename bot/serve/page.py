@@ -12,6 +12,7 @@ from html import escape
 
 from bot.core.proposals import parse_proposal_branch
 from bot.core.reports import BlockedXsa, BranchReport, OpenProposal, StatusReport
+from bot.redact import redact
 from bot.serve.history import PassRecord
 
 ADVISORY = "https://xenbits.xen.org/xsa/advisory-{}.html"
@@ -71,7 +72,9 @@ def _pass_line(last: PassRecord | None, running_since: datetime | None) -> str:
             f"in {last.seconds:.1f} s ({escape(last.trigger)})."
         )
         if last.errors:
-            bits.append("<ul>" + "".join(f"<li>{escape(e)}</li>" for e in last.errors) + "</ul>")
+            bits.append(
+                "<ul>" + "".join(f"<li>{escape(redact(e))}</li>" for e in last.errors) + "</ul>"
+            )
     if running_since is not None:
         bits.append(f"A pass is running since {running_since.strftime('%H:%M:%S UTC')}.")
     return "<p>" + " ".join(bits) + "</p>"
@@ -133,7 +136,7 @@ def _branch(b: BranchReport, proposals: dict[tuple[str, int], OpenProposal]) -> 
         rows.append(f"<dt>Not applied (manifest says so)</dt><dd>{_xsas(b.not_applied)}</dd>")
     if b.problems:
         rows.append("<dt>Problems</dt><dd><ul>")
-        rows += [f'<li class="bad">{escape(p)}</li>' for p in b.problems]
+        rows += [f'<li class="bad">{escape(redact(p))}</li>' for p in b.problems]
         rows.append("</ul></dd>")
     rows.append("</dl>")
     return "\n".join(rows)
@@ -156,7 +159,7 @@ def _tracking(remotes: list[tuple[str, str]], namespace: str) -> str:
     lines = []
     for remote, url in remotes:
         lines += [
-            f"git remote add {remote} {url}",
+            f"git remote add {remote} {redact(url)}",
             f"git config remote.{remote}.fetch '+refs/heads/{namespace}*:refs/remotes/{remote}/*'",
             f"git fetch {remote} refs/notes/xsabot:refs/notes/xsabot",
             f"git fetch {remote}",
