@@ -683,3 +683,39 @@ def test_serve_refuses_a_listen_address_it_cannot_use(
 
     assert main(["serve", "--listen", listen]) == 2
     assert "--listen" in capsys.readouterr().err
+
+
+def test_the_page_says_which_xsa_waits_for_which_and_links_only_web_urls() -> None:
+    from bot.core.reports import BlockedXsa, OpenProposal
+    from bot.serve.page import render
+
+    report = StatusReport(
+        branches=(
+            BranchReport(
+                manifest="4.19",
+                action="none",
+                path="x",
+                branch="xsa/4.19",
+                blocked=(
+                    BlockedXsa(xsa=3, commit=None, paths=(), reason="conflict"),
+                    BlockedXsa(xsa=4, commit=None, paths=(), reason="waits-for", waits_for=(3,)),
+                ),
+            ),
+        ),
+        proposals=(
+            OpenProposal(
+                id=7, branch="xsabot/4.19/xsa-3", title="t", draft=False, url="javascript:x"
+            ),
+        ),
+    )
+    page = render(
+        report,
+        None,
+        running_since=None,
+        remotes=[("xsa", "https://bot:tok3n@git.example.org/xsa.git")],
+        namespace="xsa/",
+    )
+    waits = '<a href="https://xenbits.xen.org/xsa/advisory-4.html">XSA-4</a> waits for <a'
+    assert waits in page and "advisory-3.html" in page
+    assert "fix proposed in !7" in page and "javascript:" not in page
+    assert "tok3n" not in page and "git remote add xsa https://***@git.example.org/xsa.git" in page

@@ -63,12 +63,16 @@ class Metrics:
         self.notifications.labels("failed").inc(failed)
 
     def record_status(self, status: StatusReport, last_success: dict[str, float]) -> None:
+        """Set the per-branch gauges from the status: a branch no manifest names any more
+        leaves them."""
+        self.blocked.clear()
+        self.last_success.clear()
         for branch in status.branches:
             if branch.branch:
                 self.blocked.labels(branch.branch).set(len(branch.blocked))
         self.proposals.set(len(status.proposals))
-        for name, stamp in last_success.items():
-            self.last_success.labels(name).set(stamp)
+        for name in {b.branch for b in status.branches if b.branch} & last_success.keys():
+            self.last_success.labels(name).set(last_success[name])
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
