@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -52,16 +52,11 @@ class _StoppableProgress:
     def __init__(self, stopping: threading.Event) -> None:
         self._stopping = stopping
 
-    def step(self, message: str) -> AbstractContextManager[None]:
+    def step(self, message: str, of: tuple[int, int] | None = None) -> AbstractContextManager[None]:
         if self._stopping.is_set():
             raise Abandoned(message)
-        log.info("%s", message)
-        return _nothing()
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
+        log.info("%s%s", message, f" ({of[0]}/{of[1]})" if of else "")
+        return nullcontext()
 
 
 class Service:
