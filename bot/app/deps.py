@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.app.branch import prepare
 from bot.config import Config
-from bot.core.outcome import BuildResult, XsaOutcome
+from bot.core.outcome import PARTIAL, BuildResult, XsaOutcome
 from bot.core.ports import NoProgress, Progress
 from bot.core.prereqs import FinderResult, Limits
 from bot.errors import UsageError
@@ -51,7 +51,7 @@ def find_deps(
     outcome = built.outcomes[-1]
     found = Deps(loaded.name, outcome, gated=config.trees[manifest.tree].gated)
     blocked = outcome.blocked
-    if blocked is None or blocked.reason != "conflict" or blocked.commit is None:
+    if blocked is None or blocked.reason not in ("conflict", PARTIAL) or blocked.commit is None:
         return found
     # The builder rolled the blocked XSA back: `built.tree_id` is the branch before it, where
     # a manifest puts the XSA's prerequisites.

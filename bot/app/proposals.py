@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.app.pass_ import PassOutcome, TreePass
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config, Identity
-from bot.core.outcome import DOES_NOT_BUILD, BuildResult, XsaOutcome
+from bot.core.outcome import DOES_NOT_BUILD, PARTIAL, BuildResult, XsaOutcome
 from bot.core.ports import Forge, MergeRequest, NoProgress, Progress
 from bot.core.prereqs import FinderResult
 from bot.core.proposals import Decision, ManifestFile, decide, desired_proposals
@@ -131,11 +131,15 @@ def propose(
 
 
 def _searchable(o: XsaOutcome | None) -> bool:
+    """Blocked by a conflict or a partial pick (a commit may be missing), or by the check."""
     b = o.blocked if o else None
     return (
         b is not None
         and b.tree_id is not None
-        and ((b.reason == "conflict" and b.commit is not None) or b.reason == DOES_NOT_BUILD)
+        and (
+            (b.reason in ("conflict", PARTIAL) and b.commit is not None)
+            or b.reason == DOES_NOT_BUILD
+        )
     )
 
 

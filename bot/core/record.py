@@ -36,8 +36,9 @@ def inputs_digest(
     check: str | None = None,
 ) -> str:
     """Everything a build's commits depend on, and nothing else (`why` texts do not count)."""
-    xsas = [
-        {
+    xsas: list[dict[str, object]] = []
+    for x in manifest.xsas:
+        entry: dict[str, object] = {
             "xsa": x.xsa,
             "status": x.status,
             "prerequisites": [p.commit for p in x.prerequisites],
@@ -45,8 +46,9 @@ def inputs_digest(
             # The file name is in the commit's provenance line, so it is an input too.
             "patches": [[p.sha256, posixpath.basename(p.path or p.url or "")] for p in x.patches],
         }
-        for x in manifest.xsas
-    ]
+        if x.partial:  # only when set: the digests of manifests without one stay as they were
+            entry["partial"] = [p.commit for p in x.partial]
+        xsas.append(entry)
     payload = {
         "format": FORMAT,
         "bot": bot_version,
@@ -80,6 +82,9 @@ class XsaRecord(_Stored):
     paths: tuple[str, ...] = ()
     reason: str = ""
     detail: str = ""
+    # Commits applied although they land differently than on source, as the manifest's
+    # `partial` accepts (absent from records written before it existed).
+    accepted_partial: tuple[str, ...] = ()
 
 
 class BuildRecord(_Stored):
@@ -221,6 +226,7 @@ def make_record(
                 paths=blocked.paths if blocked else (),
                 reason=blocked.reason if blocked else "",
                 detail=blocked.detail if blocked else "",
+                accepted_partial=outcome.accepted_partial if outcome else (),
             )
         )
     return BuildRecord(
