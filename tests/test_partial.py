@@ -9,14 +9,16 @@ two lines are not there to remove) and the branch would get only line 20 of the 
 from __future__ import annotations
 
 import json
+import random
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pygit2
 import pytest
 
 from bot.core.record import inputs_digest
-from bot.git.faithful import PickCheck
+from bot.git.faithful import PickCheck, hunks
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
 from bot.manifest.model import Manifest
@@ -338,3 +340,31 @@ def test_a_full_merge_that_lands_as_on_source_is_faithful(tmp_path: Path) -> Non
     fix = b.commit("f: fix, add h.h\n", {F: numbered("f", 30, l7="f7"), "xen/h.h": "int h;\n"})
     _, found = _check(b.path, fix, branch, fallback=True)
     assert found == []
+
+
+def test_hunks_cut_the_shared_ends_without_changing_what_is_removed_and_added() -> None:
+    # The check diffs only the changed span of two files; the lines that span removes and
+    # adds must be those of the whole-file diff (which may align repeated lines otherwise).
+    rng = random.Random(10)
+    words = [b"a", b"}", b"", b"x y", b"int z;"]
+    for _ in range(500):
+        old = [rng.choice(words) for _ in range(rng.randint(0, 200))]
+        new = list(old)
+        for _ in range(rng.randint(0, 4)):
+            at = rng.randint(0, len(new))
+            if rng.random() < 0.5 and at < len(new):
+                del new[at]
+            else:
+                new.insert(at, rng.choice(words) + b"q")
+        a, b = b"\n".join(old) + b"\n", b"\n".join(new)  # b: maybe no newline at the end
+        found = hunks(a, b)
+        assert found is not None
+        whole = pygit2.Patch.create_from(a, b, context_lines=0)
+        for side, origin in ((0, "-"), (1, "+")):
+            expected = Counter(
+                b"".join(line.raw_content.split())
+                for hunk in whole.hunks
+                for line in hunk.lines
+                if line.origin == origin
+            )
+            assert Counter(line for h in found for line in h[side]) == expected

@@ -95,24 +95,37 @@ def hunks(old: bytes, new: bytes) -> tuple[Hunk, ...] | None:
 def _changed_span(old: bytes, new: bytes) -> tuple[int, int, int]:
     """(start, old end, new end): whole lines before `start` and after the ends are equal."""
     shorter = min(len(old), len(new))
-    same = _common_length(old, new, shorter, lambda a, n: a[:n])
+    same = _common_length(old, new, shorter, lambda a, i, j: a[i:j])
     start = old.rfind(b"\n", 0, same) + 1  # that newline is in both
-    tail = _common_length(old, new, shorter - start, lambda a, n: a[len(a) - n :])
+    tail = _common_length(old, new, shorter - start, lambda a, i, j: a[len(a) - j : len(a) - i])
     cut = old.find(b"\n", len(old) - tail) + 1 if tail else 0  # a newline in both, or none
     if cut == 0:
         return start, len(old), len(new)
     return start, cut, cut + len(new) - len(old)
 
 
-def _common_length(old: bytes, new: bytes, limit: int, part: Callable[[bytes, int], bytes]) -> int:
-    """The largest n <= limit with part(old, n) == part(new, n), by bisection (bytes
-    comparisons run at memory speed; a loop over lines would not)."""
-    if part(old, limit) == part(new, limit):
+_CHUNK = 4096
+
+
+def _common_length(
+    old: bytes, new: bytes, limit: int, part: Callable[[bytes, int, int], bytes]
+) -> int:
+    """The largest n <= limit with equal part(old, 0, n) and part(new, 0, n) (`part(x, i, j)`
+    is bytes i to j of x, from the start or from the end): chunk by chunk, then by bisection
+    in the first chunk that differs. Bytes comparisons run at memory speed; a loop over lines
+    would not."""
+    low = 0
+    while low < limit:
+        high = min(low + _CHUNK, limit)
+        if part(old, low, high) != part(new, low, high):
+            break
+        low = high
+    else:
         return limit
-    low, high = 0, limit - 1
+    high -= 1  # the chunk differs: the answer is in [low, high)
     while low < high:
         mid = (low + high + 1) // 2
-        if part(old, mid) == part(new, mid):
+        if part(old, low, mid) == part(new, low, mid):
             low = mid
         else:
             high = mid - 1
