@@ -119,6 +119,9 @@ def test_deps_finds_the_commit_a_partial_pick_misses(partial_bot: Bot, upstream:
     data = json.loads(run.out)
     assert [c["commit"] for c in data["chosen"]] == [upstream.temporary]
     assert data["conflicts"] == [F] and data["found"] and data["faithful"]
+    text = partial_bot("deps", str(path), "7").out
+    assert f"  lands partially in: {F}\n" in text
+    assert f"prerequisites: 1, proven minimal, faithful\n  {upstream.temporary}" in text
 
 
 def test_the_proposal_for_a_partial_pick_makes_the_branch_hold_the_whole_fix(

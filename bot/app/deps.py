@@ -1,9 +1,10 @@
 """`deps`: the prerequisites one XSA needs, as the manifest applies it.
 
-Builds the manifest in memory up to that XSA and, when the XSA conflicts, runs the finder on
-it (its prerequisites, then all of its commits, onto the branch before it). The XSAs blocked
-before it are offered as a last resort: a fix that needs one of them waits for it. It answers
-whether the XSA applies, not whether it builds (`check` does that).
+Builds the manifest in memory up to that XSA and, when the XSA conflicts (or a pick of it
+lands partially), runs the finder on it (its prerequisites, then all of its commits, onto the
+branch before it). The XSAs blocked before it are offered as a last resort: a fix that needs
+one of them waits for it. It answers whether the XSA applies, not whether it builds (`check`
+does that).
 """
 
 from __future__ import annotations
