@@ -371,3 +371,33 @@ def test_hunks_cut_the_shared_ends_without_changing_what_is_removed_and_added() 
                 if line.origin == origin
             )
             assert Counter(line for h in found for line in h[side]) == expected
+
+
+def test_a_fix_half_on_the_branch_already_is_faithful(tmp_path: Path) -> None:
+    # The release cut has the fix's change to line 5 (its own backport); the pick adds the
+    # change to line 25, and the fix is whole on the branch.
+    b = RepoBuilder(tmp_path / "up")
+    b.commit("base\n", {F: numbered("f", 30)})
+    b.branch("stable")
+    cut = b.commit("release cut, with half the fix\n", {F: numbered("f", 30, l5="f5 fixed")})
+    b.checkout("stable")
+    fix = b.commit("f: fix\n", {F: numbered("f", 30, l5="f5 fixed", l25="f25 fixed")})
+    merged, found = _check(b.path, fix, cut)
+    assert found == []
+    repo = pygit2.Repository(str(b.path))
+    blob = repo[merged].peel(pygit2.Tree)[F]
+    assert blob.data.decode() == numbered("f", 30, l5="f5 fixed", l25="f25 fixed")
+
+
+def test_a_removal_lost_beside_a_change_that_lands_is_partial(tmp_path: Path) -> None:
+    # One hunk of the fix lands (line 25), the other only removes the temporary lines, which
+    # the branch never had.
+    b = RepoBuilder(tmp_path / "up")
+    b.commit("base\n", {F: numbered("f", 30)})
+    b.branch("stable")
+    cut = b.commit("release cut\n", {F: numbered("f", 30, l2="f2 local")})
+    b.checkout("stable")
+    b.commit("f: temporary defines\n", {F: TEMPORARY})
+    fix = b.commit("f: fix\n", {F: numbered("f", 30, l25="f25 fixed")})
+    _, found = _check(b.path, fix, cut)
+    assert found == [(F, "2 lines removed on source are not removed on the branch")]

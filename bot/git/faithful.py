@@ -22,9 +22,13 @@ So a path the pick leaves as it was is faithful when every source hunk there add
 merge found them in place), and a changed path when its lines are the source's.
 
 Cheap where it matters: a path where ours still equals the base took theirs whole, so only the
-files the merge had to combine (`Merge.touched`) are compared, and diffs and verdicts are cached
-by blob IDs (the same fix lands on every point release of a line, onto the same file versions).
-After a full `merge_trees` (renames), the trees are walked where they differ instead.
+files the merge had to combine (`Merge.touched`) are compared. There, a clean 3-way file merge
+lands each hunk of theirs as it is or leaves it out where ours made the same change, so the
+branch's diff is needed only when the source has a hunk that only removes lines (134 of 479
+such files on the pick benchmark). Diffs skip the lines both files share at either end, and
+diffs and verdicts are cached by blob IDs (the same fix lands on every point release of a
+line, onto the same file versions). After a full `merge_trees` (renames), the trees are walked
+where they differ and every path is compared.
 
 With `context=True`, `differences` also compares the 3-line-context fingerprints (what
 `git patch-id` hashes): the prerequisite search prefers sets with which even the context
@@ -147,7 +151,7 @@ class PickCheck:
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
         self._hunks: dict[tuple[bytes | None, bytes | None], tuple[Hunk, ...] | None] = {}
-        self._verdicts: dict[tuple[Entry | None, ...], str | None] = {}
+        self._verdicts: dict[tuple[Entry | bool | None, ...], str | None] = {}
         self._fingerprints: dict[tuple[bytes | None, bytes | None], Fingerprint] = {}
         self.diffs = 0  # file pairs diffed (the cost), for benchmarks
 
@@ -161,7 +165,7 @@ class PickCheck:
         out: list[Difference] = []
         if merge.touched is not None:  # the path-limited merge: elsewhere, theirs is taken
             for path, b, t, o, r in merge.touched:
-                self._entry(path, b, t, o, r, out, context)
+                self._entry(path, b, t, o, r, out, context, merged=True)
         elif (ours, merge.tree) != (base, theirs):
             roots = [bytes.fromhex(x) for x in (base, theirs, ours, merge.tree)]
             self._walk(b"", (roots[0], roots[1], roots[2], roots[3]), out, context)
@@ -202,17 +206,20 @@ class PickCheck:
         r: Entry | None,
         out: list[Difference],
         context: bool,
+        *,
+        merged: bool = False,
     ) -> None:
+        """`merged`: r is the 3-way file merge of (b, o, t), not something renames made."""
         if (o, r) == (b, t):
             return  # the same change
         if any(e is not None and e[0] == TREE for e in (b, t, o, r)):
             out.append(_difference(path, "a directory on one side is a file on the other"))
             return
-        key = (b, t, o, r)
+        key = (b, t, o, r, merged)
         if key in self._verdicts:
             what = self._verdicts[key]
         else:
-            what = self._file(b, t, o, r)
+            what = self._file(b, t, o, r, merged)
             if len(self._verdicts) >= _CACHE_SIZE:
                 self._verdicts.clear()
             self._verdicts[key] = what
@@ -223,7 +230,7 @@ class PickCheck:
             out.append(_difference(path, what, partial=False))
 
     def _file(
-        self, b: Entry | None, t: Entry | None, o: Entry | None, r: Entry | None
+        self, b: Entry | None, t: Entry | None, o: Entry | None, r: Entry | None, merged: bool
     ) -> str | None:
         """Why the file's change on the branch (o -> r) is not the source's (b -> t)."""
         if any(e is not None and e[0] == GITLINK for e in (b, t, o, r)):
@@ -244,7 +251,12 @@ class PickCheck:
             return "the file is added or deleted on source, not on the branch, or the reverse"
         if _mode_change(b, t) != _mode_change(o, r):
             return "its mode changes differently"
-        source, branch = self._file_hunks(b, t), self._file_hunks(o, r)
+        source = self._file_hunks(b, t)
+        if merged and source is not None and all(added for _, added in source):
+            # A clean 3-way file merge lands each hunk of theirs, or leaves out one that ours
+            # made the same: only a hunk that merely removes lines can be lost unseen.
+            return None
+        branch = self._file_hunks(o, r)
         if source is None or branch is None:
             return "a binary file lands differently"
         return _compare(source, branch)
