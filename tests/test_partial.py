@@ -294,18 +294,29 @@ def test_a_change_the_branch_already_has_is_faithful(tmp_path: Path) -> None:
     assert found == []
 
 
-def test_a_removal_the_branch_never_needed_is_partial_even_in_an_empty_pick(
-    tmp_path: Path,
-) -> None:
+def test_a_removal_lost_in_an_empty_pick_is_partial(tmp_path: Path) -> None:
+    b = RepoBuilder(tmp_path / "up")
+    b.commit("base\n", {F: numbered("f", 30)})
+    b.branch("stable")
+    cut = b.commit("release cut\n", {F: numbered("f", 30, l2="f2 local")})
+    b.checkout("stable")
+    b.commit("f: temporary defines\n", {F: TEMPORARY})
+    removal = b.commit("f: drop the temporary defines\n", {F: numbered("f", 30)})
+    merged, found = _check(b.path, removal, cut)
+    assert merged == str(pygit2.Repository(str(b.path))[cut].peel(pygit2.Tree).id)  # empty
+    assert found == [(F, "2 lines removed on source are not removed on the branch")]
+
+
+def test_a_revert_of_what_the_branch_never_had_is_faithful(tmp_path: Path) -> None:
+    # The file is, after the pick, exactly what it is after the revert on source.
     b = RepoBuilder(tmp_path / "up")
     base = b.commit("base\n", {F: numbered("f", 30)})
     b.branch("stable")
     b.checkout("stable")
     b.commit("f: temporary defines\n", {F: TEMPORARY})
-    removal = b.commit("f: drop the temporary defines\n", {F: numbered("f", 30)})
-    merged, found = _check(b.path, removal, base)
-    assert merged == str(pygit2.Repository(str(b.path))[base].peel(pygit2.Tree).id)
-    assert found == [(F, "2 lines removed on source are not removed on the branch")]
+    revert = b.commit('Revert "f: temporary defines"\n', {F: numbered("f", 30)})
+    _, found = _check(b.path, revert, base)
+    assert found == []
 
 
 def test_a_pick_that_adds_lines_elsewhere_than_on_source_is_faithful(tmp_path: Path) -> None:
@@ -326,7 +337,10 @@ def test_after_a_full_merge_the_trees_are_compared_path_by_path(tmp_path: Path) 
     b = RepoBuilder(tmp_path / "up")
     b.commit("base\n", {F: numbered("f", 30)})
     b.branch("stable")
-    branch = b.commit("local: the new header, as upstream has it\n", {"xen/h.h": "int h;\n"})
+    branch = b.commit(
+        "local: the new header, as upstream has it\n",
+        {"xen/h.h": "int h;\n", F: numbered("f", 30, l2="f2 local")},
+    )
     b.checkout("stable")
     b.commit("f: temporary defines\n", {F: TEMPORARY})
     fix = b.commit("f: drop them, add h.h\n", {F: numbered("f", 30), "xen/h.h": "int h;\n"})

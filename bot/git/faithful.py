@@ -9,17 +9,17 @@ differ.
 The rule, per path, with zero-context hunks (each: the lines it removes and the lines it adds,
 whitespace aside, as `git patch-id --stable` ignores it; line numbers do not count):
 
-- the branch's hunks are the source's, in order, except for source hunks the branch already
-  had: a merge leaves a hunk out only where ours made the same change, so its added lines are
-  there already;
-- a source hunk that only removes lines is never taken as already there: nothing on the branch
-  shows it was made, and it is exactly the hunk a missing commit's lines make the merge drop
-  (even when the file then equals the source's result);
+- a path that holds, after the pick, exactly what it holds after the commit on source has the
+  whole change (an empty pick of a change the branch already has; a revert of a commit the
+  branch never had);
+- otherwise the branch's hunks are the source's, in order, except for source hunks the branch
+  already had: a merge leaves a hunk out only where ours made the same change, so its added
+  lines are there already;
+- but a source hunk that only removes lines is never taken as already there: nothing on the
+  branch shows it was made, and it is exactly the hunk a missing commit's lines make the merge
+  drop;
 - the same removed and added lines, hunked differently (a diff may align repeated lines such
   as `}` or blank ones either way), are the same change.
-
-So a path the pick leaves as it was is faithful when every source hunk there adds lines (the
-merge found them in place), and a changed path when its lines are the source's.
 
 Cheap where it matters: a path where ours still equals the base took theirs whole, so only the
 files the merge had to combine (`Merge.touched`) are compared. There, a clean 3-way file merge
@@ -166,7 +166,7 @@ class PickCheck:
         if merge.touched is not None:  # the path-limited merge: elsewhere, theirs is taken
             for path, b, t, o, r in merge.touched:
                 self._entry(path, b, t, o, r, out, context, merged=True)
-        elif (ours, merge.tree) != (base, theirs):
+        elif (ours, merge.tree) != (base, theirs) and not ours == merge.tree == theirs:
             roots = [bytes.fromhex(x) for x in (base, theirs, ours, merge.tree)]
             self._walk(b"", (roots[0], roots[1], roots[2], roots[3]), out, context)
         return tuple(out)
@@ -210,8 +210,8 @@ class PickCheck:
         merged: bool = False,
     ) -> None:
         """`merged`: r is the 3-way file merge of (b, o, t), not something renames made."""
-        if (o, r) == (b, t):
-            return  # the same change
+        if (o, r) == (b, t) or o == r == t:
+            return  # the same change, or the source's result was there already
         if any(e is not None and e[0] == TREE for e in (b, t, o, r)):
             out.append(_difference(path, "a directory on one side is a file on the other"))
             return
@@ -225,7 +225,7 @@ class PickCheck:
             self._verdicts[key] = what
         if what is not None:
             out.append(_difference(path, what))
-        elif context and o != t and self._fingerprint(o, r) != self._fingerprint(b, t):
+        elif context and self._fingerprint(o, r) != self._fingerprint(b, t):
             what = "the same lines change, with other lines around them"
             out.append(_difference(path, what, partial=False))
 
@@ -235,7 +235,7 @@ class PickCheck:
         """Why the file's change on the branch (o -> r) is not the source's (b -> t)."""
         if any(e is not None and e[0] == GITLINK for e in (b, t, o, r)):
             return "a submodule lands differently"
-        if o == r:  # the pick left the file as it was (maybe as theirs): was the change there?
+        if o == r:  # the pick left the file as it was (not as theirs): was the change there?
             if o is None:
                 return "the file is not on the branch"
             if t is None:
@@ -244,7 +244,7 @@ class PickCheck:
                 return "its mode changes on source, not on the branch"
             source = self._file_hunks(b, t)
             if source is None:
-                return None if o == t else "a binary file changes on source, not on the branch"
+                return "a binary file changes on source, not on the branch"
             removed = sum(len(h[0]) for h in source if not h[1])
             return _lines_not_removed(removed) if removed else None
         if (b is None, t is None) != (o is None, r is None):
