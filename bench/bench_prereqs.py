@@ -1,31 +1,31 @@
-"""The prerequisite finder on real Xen history: every conflict of the XSA-only branches.
+"""The prerequisite finder on real Xen history, judged by what its proposals build.
 
 Run by hand:  python3 bench/bench_prereqs.py [--repo PATH_TO_XEN] [--bases RELEASE-4.20.0,...]
-                                             [--per-xsa] [--skip] [--check-patch-ids]
 
-For each RELEASE-4.X.Y tag of 4.17 to 4.21 that is not the newest of its line, the XSA fix
-commits on stable-4.X after the tag are picked in stable order, cumulatively, onto the tag. The
-finder runs on each conflicting commit with the branch tree at that point, then its set and the
-commit go on the branch (as DOMAIN.md's baseline did: 179 conflicts over the 25 bases, all
-resolved, 539 prerequisite commits, median set 1, 0.13 s median per conflict). With --per-xsa
-the unit is a whole XSA instead (all of its commits after the prerequisites, as the builder
-applies a manifest entry); with --skip a resolved conflict stays off the branch.
+For each RELEASE-4.X.Y tag of 4.17 to 4.21 that is not the newest of its line, the manifest
+`xsabot import stable` writes (every XSA fix commit on stable-4.X after the tag, in stable
+order) is built with the bot's Builder, and the bot's own searches run on what is blocked, as
+a pass runs them (`bot/app/searches.py`: in manifest order, each assuming the sets found before
+it are merged). Each set then goes into the manifest through the proposal's own edit
+(`proposal_for`, the text a volunteer would merge), the edited manifest is loaded (and linted)
+like any other, and built again. Passes repeat until no proposal changes anything; one pass is
+the promise (a first pass proposes what a second would).
 
-Per base: XSAs, clean in order (XSAs whose commits all pick with no prerequisites), conflicts,
-resolved, faithful, proven minimal, prerequisite commits chosen (the sum of the conflicts' sets,
-as the baseline counted), prerequisite commits the manifest lists (each once per branch), time;
-then totals and the median time per conflict.
+An XSA counts as resolved only when that last build applies it and every one of its fix
+commits lands with the same patch-id as on source (libgit2's, on the built commits): the
+manifest-shaped result, end to end, not the finder's own trials. `listed` (prerequisites the
+final manifests list) must equal `chosen` (the sets the searches chose); `placed` counts those
+with `before:`, which go before a later commit of their XSA.
 
-Each XSA's prerequisites (the union of its conflicts' sets, in source order) are checked the way
-a manifest applies them: all before the XSA's first commit, onto the branch before the XSA.
-Where that union does not land every commit faithfully, the finder runs once more on the whole
-XSA, and the manifest lists that set instead: this is why "listed" can exceed "prereqs" (a
-commit that one of the XSA's later commits needs, moved before its first, can change how the
-first lands). The per-XSA sets go to bench/out/prereqs.json, for filling the shipped manifests.
+Per base: XSAs, clean (applied by the first build, no prerequisites), blocked, searches,
+waiting (XSAs that apply once an earlier XSA's set is merged, or need a blocked XSA), no set
+(conclusive), bound (stopped at a bound), resolved, faithful and proven-minimal sets, chosen,
+listed, placed, passes with proposals, search seconds. The per-XSA sets go to
+bench/out/prereqs.json and the final manifests to bench/out/manifests/, for filling the shipped
+manifests.
 
 The Xen clone is never written: the work happens in a scratch bare repository under bench/out/
-whose objects/info/alternates points at the clone's objects (--check-patch-ids writes the
-trees it compares there).
+whose objects/info/alternates points at the clone's objects.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pygit2
@@ -46,19 +46,26 @@ import pygit2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app.importer import find_xsa_commits  # noqa: E402
-from bot.core.prereqs import FinderResult, Limits  # noqa: E402
+from bot.app.importer import find_xsa_commits, render_manifest  # noqa: E402
+from bot.app.searches import Searched, Searcher, explained  # noqa: E402
+from bot.config import Identity  # noqa: E402
+from bot.core.outcome import BuildResult  # noqa: E402
+from bot.core.prereqs import Limits  # noqa: E402
+from bot.core.proposals import ManifestFile, proposal_for  # noqa: E402
+from bot.git.build import Builder  # noqa: E402
+from bot.git.commits import parse_commit  # noqa: E402
 from bot.git.objects import ObjectStore  # noqa: E402
-from bot.git.pick import TreeMerger  # noqa: E402
-from bot.git.prereqs import find_prerequisites, source_files  # noqa: E402
 from bot.git.runner import git  # noqa: E402
-from bot.git.sourcelog import source_log  # noqa: E402
-from bot.git.trials import TreeTrials  # noqa: E402
+from bot.git.workrepo import WorkRepo  # noqa: E402
+from bot.manifest import edit  # noqa: E402
+from bot.manifest.load import load_manifest  # noqa: E402
+from bot.manifest.model import Manifest  # noqa: E402
 
 # The Xen clone: --repo, or the XSABOT_XEN_REPO environment variable.
 DEFAULT_REPO = os.environ.get("XSABOT_XEN_REPO")
 OUT = ROOT / "bench" / "out"
 LINES = ("4.17", "4.18", "4.19", "4.20", "4.21")
+MAX_PASSES = 4
 
 
 @dataclass
@@ -66,59 +73,30 @@ class Row:
     tag: str
     xsas: int = 0
     clean: int = 0
-    conflicts: int = 0
+    blocked: int = 0
+    searches: int = 0
+    waiting: int = 0
+    no_set: int = 0
+    bound: int = 0
     resolved: int = 0
     faithful: int = 0
     minimal: int = 0
     chosen: int = 0
-    listed: int = 0  # prerequisite commits as the manifest lists them, each once per branch
+    listed: int = 0
+    placed: int = 0
+    passes: int = 0
     seconds: float = 0.0
     times: list[float] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
+    unresolved: list[int] = field(default_factory=list)
 
     def add(self, other: Row) -> None:
-        names = (
-            "xsas",
-            "clean",
-            "conflicts",
-            "resolved",
-            "faithful",
-            "minimal",
-            "chosen",
-            "listed",
-        )
-        for name in names:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.seconds += other.seconds
-        self.times += other.times
-        self.sizes += other.sizes
+        for f in fields(self):
+            if f.name != "tag":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
-@dataclass
-class Options:
-    limits: Limits
-    per_xsa: bool
-    skip: bool
-    check_patch_ids: bool
-
-
-@dataclass
-class Branch:
-    """The branch being built: its tree and the source commits on it."""
-
-    base: str
-    tree: str
-    on: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Counters:
-    union_fallbacks: int = 0
-    patch_ids_checked: int = 0
-    patch_id_mismatches: int = 0
-
-
-def scratch_repo(path: Path, xen: Path) -> pygit2.Repository:
+def scratch_repo(path: Path, xen: Path) -> WorkRepo:
     """A bare repository that reads the clone's objects and refs but writes only to itself."""
     shutil.rmtree(path, ignore_errors=True)
     git(["init", "--bare", "-q", str(path)])
@@ -138,7 +116,7 @@ def scratch_repo(path: Path, xen: Path) -> pygit2.Repository:
         f"create {name} {sha}\n" for sha, name in (line.split() for line in refs.splitlines())
     )
     git(["update-ref", "--stdin"], cwd=path, input=updates.encode())
-    return pygit2.Repository(str(path))
+    return WorkRepo(path)
 
 
 def bases(repo_path: Path, wanted: set[str] | None) -> list[tuple[str, str]]:
@@ -153,222 +131,211 @@ def bases(repo_path: Path, wanted: set[str] | None) -> list[tuple[str, str]]:
     return out
 
 
-def pick_all(
-    merger: TreeMerger, repo: pygit2.Repository, tree: str, commits: list[str]
-) -> tuple[list[str], str | None]:
-    """The trees after each pick of `commits` (first: `tree`), and the first that conflicts."""
-    trees = [tree]
-    for sha in commits:
-        c = repo[sha].peel(pygit2.Commit)
-        merge = merger.merge(str(c.parents[0].tree_id), trees[-1], str(c.tree_id))
-        if merge.tree is None:
-            return trees, sha
-        trees.append(merge.tree)
-    return trees, None
-
-
-def describe(result: FinderResult, took: float) -> str:
-    flag = ""
-    if not (result.found and result.faithful):
-        flag = "  <-- " + ("not faithful" if result.found else "NOT RESOLVED")
-    return (
-        f"{len(result.chosen)} of {len(result.candidates)} candidates, {result.trials} trials, "
-        f"{took:.3f} s{', minimal' if result.minimal else ''}"
-        f"{', widened ' + '+'.join(result.widened) if result.widened else ''}"
-        f"{', bound ' + result.bound_hit if result.bound_hit else ''}{flag}"
-    )
-
-
-def check_patch_ids(
-    repo: pygit2.Repository,
-    store: ObjectStore,
-    trees: list[str],
-    commits: list[str],
-    counters: Counters,
-) -> None:
-    """git's own `patch-id --stable` of each landed commit against the source commit's."""
-    store.flush()
-    for before, after, sha in zip(trees, trees[1:], commits, strict=False):
-        landed = git(["diff-tree", "-p", before, after], cwd=repo.path).stdout
-        ours = git(["patch-id", "--stable"], cwd=repo.path, input=landed).stdout.split()[:1]
-        shown = git(["diff-tree", "-p", f"{sha}^", sha], cwd=repo.path).stdout
-        theirs = git(["patch-id", "--stable"], cwd=repo.path, input=shown).stdout.split()[:1]
-        counters.patch_ids_checked += 1
-        if ours != theirs:
-            counters.patch_id_mismatches += 1
-            print(f"      patch-id differs for {sha[:12]}", flush=True)
-
-
 class BaseRun:
-    def __init__(
-        self, repo: pygit2.Repository, tag: str, opts: Options, counters: Counters
-    ) -> None:
-        self.repo, self.tag, self.opts, self.counters = repo, tag, opts, counters
-        self.store = ObjectStore(repo)
-        self.merger = TreeMerger(self.store)
-        base = str(repo.revparse_single(tag).peel(pygit2.Commit).id)
-        self.branch = Branch(base, str(repo[base].peel(pygit2.Tree).id))
+    """One base: its manifest, built, searched, edited by the proposals, built again."""
+
+    def __init__(self, work: WorkRepo, tag: str, source: str, limits: Limits) -> None:
+        self.work, self.tag, self.source = work, tag, source
+        self.repo = work.repo
+        self.store = ObjectStore(self.repo)
+        self.builder = Builder(self.repo, self.store, Identity(), patch_cache=OUT / "patches")
+        self.base = str(self.repo.revparse_single(tag).peel(pygit2.Commit).id)
+        self.tip = str(self.repo.revparse_single(source).peel(pygit2.Commit).id)
+        self.dir = OUT / "manifests"
+        self.path = self.dir / f"{tag}.yaml"
+        self.searcher = Searcher(work, self.store, self.builder, self.dir, limits)
         self.row = Row(tag)
-        self.conflicts: list[dict[str, object]] = []
-        self.xsas: list[dict[str, object]] = []
-        self.listed: set[str] = set()
+        self.searched: list[dict[str, object]] = []
 
-    def find(
-        self, xsa: int, fix: str, commits: list[str], tree: str, on: list[str]
-    ) -> FinderResult:
-        start = time.perf_counter()
-        result = find_prerequisites(
-            self.repo,
-            self.store,
-            base_commit=self.branch.base,
-            fix=fix,
-            xsa=xsa,
-            ours_tree=tree,
-            on_branch=on,
-            limits=self.opts.limits,
-            xsa_commits=commits,
-            merger=self.merger,
+    def build(self, manifest: Manifest) -> BuildResult:
+        return self.builder.build(
+            manifest, manifests_root=self.dir, base_commit=self.base, source_commit=self.tip
         )
-        took = time.perf_counter() - start
-        print(f"    XSA-{xsa} {fix[:12]}: {describe(result, took)}", flush=True)
-        return result
 
-    def resolve(self, xsa: int, commits: list[str]) -> list[str]:
-        """Pick `commits` onto the branch, with prerequisites if they conflict; the set."""
-        trees, failed = pick_all(self.merger, self.repo, self.branch.tree, commits)
-        if failed is None:
-            self.branch.tree = trees[-1]
-            self.branch.on += commits
-            return []
-        start = time.perf_counter()
-        result = self.find(xsa, failed, commits, self.branch.tree, self.branch.on)
-        took = time.perf_counter() - start
+    def run(self) -> Manifest:
+        groups = find_xsa_commits(self.repo.path, self.tag, self.source)
+        text = render_manifest(
+            tree="xen", base=self.tag, source=self.source, branch=f"xsa/{self.tag}", groups=groups
+        )
+        self.path.write_text(text)
         r = self.row
-        r.conflicts += 1
-        r.times.append(took)
-        r.seconds += took
-        r.resolved += result.found
-        r.faithful += result.found and result.faithful
-        r.minimal += result.found and result.minimal
-        r.chosen += len(result.chosen)
-        if result.found:
-            r.sizes.append(len(result.chosen))
-        self.conflicts.append(_record(result, self.tag, commits, took))
-        chosen = [c.sha for c in result.chosen]
-        if not result.found or self.opts.skip:
-            return chosen
-        trees, failed = pick_all(self.merger, self.repo, self.branch.tree, chosen + commits)
-        assert failed is None, f"XSA-{xsa}: the chosen set does not apply"
-        if self.opts.check_patch_ids:
-            check_patch_ids(self.repo, self.store, trees[len(chosen) :], commits, self.counters)
-        self.branch.tree = trees[-1]
-        self.branch.on += chosen + commits
-        return chosen
+        manifest = load_manifest(self.path, root=self.dir).manifest
+        first = self.build(manifest)
+        r.xsas = len(manifest.xsas)
+        r.clean = len(first.xsas("applied")) + len(first.xsas("already-applied"))
+        blocked = [b.xsa for b in first.blocked]
+        r.blocked = len(blocked)
+        result = first
+        for passes in range(1, MAX_PASSES + 1):
+            started = time.perf_counter()
+            searched = self.searcher.search(self.tag, manifest, result)
+            took = time.perf_counter() - started
+            r.seconds += took
+            changed = self.propose(manifest, result, searched, first=passes == 1)
+            if not changed:
+                break
+            r.passes = passes
+            manifest = load_manifest(self.path, root=self.dir).manifest  # lint included
+            result = self.build(manifest)
+        self.judge(manifest, result, blocked)
+        return manifest
 
-    def run(self, source: str) -> None:
-        for xsa, group in find_xsa_commits(self.repo.path, self.tag, source):
-            commits = [c.sha for c in group]
-            self.row.xsas += 1
-            self.row.clean += pick_all(self.merger, self.repo, self.branch.tree, commits)[1] is None
-            before = Branch(self.branch.base, self.branch.tree, list(self.branch.on))
-            chosen: list[str] = []
-            for unit in [commits] if self.opts.per_xsa else [[c] for c in commits]:
-                chosen += self.resolve(xsa, unit)
-            if chosen and not self.opts.skip:
-                chosen = self.as_manifest(xsa, commits, chosen, before)
-                # The branch goes on as the filled manifest will build it.
-                trees, failed = pick_all(self.merger, self.repo, before.tree, chosen + commits)
-                if failed is None:
-                    self.branch.tree = trees[-1]
-                    self.branch.on = before.on + chosen + commits
-            if chosen:
-                self.xsas.append(self.entry(xsa, commits, chosen))
-                self.listed.update(chosen)
-                self.row.listed = len(self.listed)
+    def propose(self, manifest: Manifest, result: BuildResult, s: Searched, first: bool) -> bool:
+        """Apply every proposal of the pass to the manifest's text; whether one changed it."""
+        r = self.row
+        text = self.path.read_text()
+        changed = False
+        reported = explained(result, s)
+        for outcome in reported.outcomes:
+            finder = s.found.get(outcome.xsa)
+            if first and outcome.blocked is not None and outcome.xsa in s.waits:
+                r.waiting += 1
+            if finder is None or outcome.blocked is None:
+                continue
+            if first:
+                r.searches += 1
+                r.no_set += finder.conclusive
+                r.bound += not finder.found and not finder.conclusive
+            mf = ManifestFile(self.tag, self.path.name, text, manifest, edit)
+            proposal = proposal_for(mf, outcome, finder)
+            flag = ""
+            if proposal is not None and not proposal.draft:
+                text = proposal.files[self.path.name]
+                changed = True
+                r.faithful += finder.faithful
+                r.minimal += finder.minimal
+                r.chosen += len(finder.chosen)
+                r.times.append(finder.seconds)
+                r.sizes.append(len(finder.chosen))
+            elif not finder.found:
+                flag = "  <-- NO SET" if finder.conclusive else f"  <-- {finder.bound()}"
+            placed = sum(1 for c in finder.chosen if c.before)
+            print(
+                f"    XSA-{outcome.xsa}: {len(finder.chosen)} of {len(finder.candidates)} "
+                f"candidates{f' ({placed} placed later)' if placed else ''}, "
+                f"{finder.trials} trials, {finder.seconds:.3f} s"
+                f"{', minimal' if finder.minimal else ''}"
+                f"{', widened ' + '+'.join(finder.widened) if finder.widened else ''}"
+                f"{'' if finder.faithful or not finder.found else ', NOT faithful'}"
+                f"{', waits for ' + str(list(finder.waits_for)) if finder.waits_for else ''}"
+                f"{flag}",
+                flush=True,
+            )
+            self.searched.append(_record(self.tag, outcome.xsa, finder))
+        self.path.write_text(text)
+        return changed
 
-    def as_manifest(
-        self, xsa: int, commits: list[str], chosen: list[str], before: Branch
-    ) -> list[str]:
-        """The XSA's prerequisites as a manifest applies them: all before its first commit."""
-        log = source_log(self.repo)
-        order = {c.sha: i for i, c in enumerate(log.range(before.base, commits[-1]))}
-        chosen = sorted(set(chosen), key=order.__getitem__)
-        trials = TreeTrials(
-            self.store, self.merger, source_files(self.repo), log.commits, before.tree, commits
-        )
-        if trials.trial(chosen).faithful:
-            return chosen
-        self.counters.union_fallbacks += 1
-        result = self.find(xsa, commits[0], commits, before.tree, before.on)
-        if not result.found:
-            return chosen
-        return [c.sha for c in result.chosen]
+    def judge(self, manifest: Manifest, result: BuildResult, blocked: list[int]) -> None:
+        """Resolved: applied by the last build, every fix commit with its source patch-id."""
+        r = self.row
+        r.listed = sum(len(e.prerequisites) for e in manifest.xsas)
+        r.placed = sum(1 for e in manifest.xsas for p in e.prerequisites if p.before)
+        self.store.flush()  # the built commits, for libgit2's diff
+        for xsa in blocked:
+            o = result.outcome(xsa)
+            if (
+                o is not None
+                and o.state in ("applied", "already-applied")
+                and all(
+                    self.same_patch_id(p.source, p.commit)
+                    for p in o.picks
+                    if p.role == "fix" and not p.empty
+                )
+            ):
+                r.resolved += 1
+            else:
+                r.unresolved.append(xsa)
+                why = o.blocked.reason if o is not None and o.blocked else "a fix lands differently"
+                print(f"    XSA-{xsa}: NOT RESOLVED ({why})", flush=True)
 
-    def entry(self, xsa: int, commits: list[str], chosen: list[str]) -> dict[str, object]:
-        log = source_log(self.repo)
-        return {
-            "base": self.tag,
-            "xsa": xsa,
-            "commits": commits,
-            "prerequisites": [{"commit": sha, "why": log.commits[sha].subject} for sha in chosen],
-        }
+    def same_patch_id(self, source: str, built: str) -> bool:
+        src = self.repo[source].peel(pygit2.Commit)
+        ours = parse_commit(self.store.read(built)[1])
+        parent = parse_commit(self.store.read(ours.parents[0])[1])
+        theirs = self.repo.diff(src.parents[0].tree, src.tree)
+        landed = self.repo.diff(self.repo[parent.tree], self.repo[ours.tree])
+        return bool(theirs.patchid == landed.patchid)
+
+    def entries(self, manifest: Manifest) -> list[dict[str, object]]:
+        return [
+            {
+                "base": self.tag,
+                "xsa": e.xsa,
+                "commits": list(e.commits),
+                "prerequisites": [p.model_dump(exclude_none=True) for p in e.prerequisites],
+            }
+            for e in manifest.xsas
+            if e.prerequisites
+        ]
 
 
-def _record(result: FinderResult, tag: str, commits: list[str], took: float) -> dict[str, object]:
+def _record(tag: str, xsa: int, finder: object) -> dict[str, object]:
+    from bot.core.prereqs import FinderResult
+
+    assert isinstance(finder, FinderResult)
     return {
         "base": tag,
-        "xsa": result.xsa,
-        "fix": result.fix,
-        "commits": commits,
-        "conflicts": list(result.conflicts),
-        "found": result.found,
-        "faithful": result.faithful,
-        "minimal": result.minimal,
-        "candidates": len(result.candidates),
+        "xsa": xsa,
+        "fix": finder.fix,
+        "conflicts": list(finder.conflicts),
+        "found": finder.found,
+        "faithful": finder.faithful,
+        "minimal": finder.minimal,
+        "candidates": len(finder.candidates),
         "chosen": [
-            {"commit": c.sha, "subject": c.subject, "reasons": list(c.reasons)}
-            for c in result.chosen
+            {"commit": c.sha, "subject": c.subject, "before": c.before, "reasons": list(c.reasons)}
+            for c in finder.chosen
         ],
-        "trials": result.trials,
-        "seconds": round(took, 4),
-        "bound_hit": result.bound_hit,
-        "widened": list(result.widened),
+        "waits_for": list(finder.waits_for),
+        "trials": finder.trials,
+        "seconds": round(finder.seconds, 4),
+        "bound_hit": finder.bound_hit,
+        "widened": list(finder.widened),
     }
 
 
-def table(rows: list[Row]) -> None:
+def table(rows: list[Row]) -> Row:
     header = (
         "base",
         "XSAs",
         "clean",
-        "conflicts",
+        "blocked",
+        "searches",
+        "waiting",
+        "no set",
+        "bound",
         "resolved",
         "faithful",
         "minimal",
-        "prereqs",
+        "chosen",
         "listed",
-        "time s",
+        "placed",
+        "passes",
+        "search s",
     )
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     total = Row("**total**")
     for r in [*rows, total]:
         print(
-            f"| {r.tag} | {r.xsas} | {r.clean} | {r.conflicts} | {r.resolved} | {r.faithful}"
-            f" | {r.minimal} | {r.chosen} | {r.listed} | {r.seconds:.2f} |"
+            f"| {r.tag} | {r.xsas} | {r.clean} | {r.blocked} | {r.searches} | {r.waiting}"
+            f" | {r.no_set} | {r.bound} | {r.resolved} | {r.faithful} | {r.minimal}"
+            f" | {r.chosen} | {r.listed} | {r.placed} | {r.passes} | {r.seconds:.2f} |"
         )
         if r is not total:
             total.add(r)
     print(
-        "\nprereqs: the conflicts' sets summed, as the baseline counted; listed: what the "
-        "manifests list, each commit once per branch"
+        "\nresolved: blocked in the first build, applied by the last with every fix commit's "
+        "patch-id as on source; chosen: the searches' sets; listed: the final manifests' "
+        "prerequisites; placed: those with `before:`"
     )
     if total.times:
         print(
-            f"median {statistics.median(total.times):.3f} s per conflict, mean "
+            f"median {statistics.median(total.times):.3f} s per search, mean "
             f"{statistics.mean(total.times):.3f} s, max {max(total.times):.3f} s; sets: "
             f"median {statistics.median(total.sizes or [0])}, mean "
             f"{statistics.mean(total.sizes or [0]):.2f}, max {max(total.sizes, default=0)}"
         )
+    return total
 
 
 def main() -> int:
@@ -383,46 +350,33 @@ def main() -> int:
     parser.add_argument("--bases", help="comma-separated tags (default: all 25)")
     parser.add_argument("--max-seconds", type=float, default=Limits.max_seconds)
     parser.add_argument("--out", type=Path, default=OUT / "prereqs.json")
-    parser.add_argument("--per-xsa", action="store_true", help="resolve whole XSAs")
-    parser.add_argument("--skip", action="store_true", help="leave resolved conflicts out")
-    parser.add_argument(
-        "--check-patch-ids",
-        action="store_true",
-        help="compare with git patch-id --stable (writes to the scratch repo)",
-    )
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    repo = scratch_repo(OUT / "prereqs-scratch.git", args.repo)
-    opts = Options(
-        Limits(max_seconds=args.max_seconds), args.per_xsa, args.skip, args.check_patch_ids
-    )
-    counters = Counters()
+    (OUT / "manifests").mkdir(parents=True, exist_ok=True)
+    work = scratch_repo(OUT / "prereqs-scratch.git", args.repo)
+    limits = Limits(max_seconds=args.max_seconds)
     wanted = set(args.bases.split(",")) if args.bases else None
     rows: list[Row] = []
-    conflicts: list[dict[str, object]] = []
+    searched: list[dict[str, object]] = []
     xsas: list[dict[str, object]] = []
     started = time.perf_counter()
     for tag, source in bases(args.repo, wanted):
         print(f"{tag}:", flush=True)
-        run = BaseRun(repo, tag, opts, counters)
-        run.run(source)
+        run = BaseRun(work, tag, source, limits)
+        manifest = run.run()
         rows.append(run.row)
-        conflicts += run.conflicts
-        xsas += run.xsas
+        searched += run.searched
+        xsas += run.entries(manifest)
     wall = time.perf_counter() - started
-    table(rows)
+    total = table(rows)
     print(
-        f"wall {wall:.1f} s; XSAs whose union of sets needed a whole-XSA search: "
-        f"{counters.union_fallbacks}"
+        f"listed == chosen: {total.listed == total.chosen} ({total.listed} listed, "
+        f"{total.chosen} chosen); resolved {total.resolved}/{total.blocked}"
+        + (f"; not resolved: {total.unresolved}" if total.unresolved else "")
     )
-    if args.check_patch_ids:
-        print(
-            f"patch-ids: {counters.patch_ids_checked} fix commits landed checked with git, "
-            f"{counters.patch_id_mismatches} differ from the source commit's"
-        )
-    args.out.write_text(json.dumps({"xsas": xsas, "conflicts": conflicts}, indent=1) + "\n")
+    print(f"wall {wall:.1f} s (builds, searches, edits and loads)")
+    args.out.write_text(json.dumps({"xsas": xsas, "searches": searched}, indent=1) + "\n")
     print(f"per-XSA sets: {args.out} ({len(xsas)} XSAs with prerequisites)")
-    return 0
+    return 0 if total.resolved == total.blocked and total.listed == total.chosen else 1
 
 
 if __name__ == "__main__":

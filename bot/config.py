@@ -4,33 +4,107 @@ One YAML file (`xsabot.yaml`), every field optional: with no file at all the emb
 runs the whole loop on one machine (upstream = the public Xen repository, mirror = a bare
 repository under the state dir, forge = a local proposals directory). Tokens never live in
 this file: only the names of environment variables or files that hold them.
+
+The file is read like a manifest (`bot.manifest.yamldoc`): every problem is reported at its
+line and column, control characters are refused in every value (but line breaks and tabs in a
+tree's `check`, a shell script), and paths may start with `~` or `~user`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
-from bot.errors import UsageError
+from bot.errors import InvalidConfig, Problem, UsageError
+from bot.redact import SECRET_NAME
 
 XEN_UPSTREAM = "https://xenbits.xen.org/git-http/xen.git"
 CONFIG_NAMES = ("xsabot.yaml", "xsabot.yml")
 _TREE_NAME = r"^[a-z0-9][a-z0-9-]*$"
+_VARIABLE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_BYTES = 1 << 20  # a config is a few hundred bytes
+# Where a value may hold line breaks and tabs: a tree's check, a shell script.
+_FREE_TEXT = frozenset({"check"})
+# Values that are paths on this machine, `~` expanded: (key path, `*` for any tree).
+_PATHS = (
+    ("state",),
+    ("manifests",),
+    ("trees", "*", "upstream"),
+    ("trees", "*", "mirror"),
+    ("forge", "token_file"),
+    ("forge", "known_hosts"),
+)
+# git's `crud()` (ident.c): what git strips from both ends of a name or email; and what it
+# drops anywhere, since it delimits the fields of an author or committer line.
+_IDENT_CRUD = " ,:;<>\"\\'"
+_IDENT_DELIMITERS = "<>\n"
+
+
+def _git_ident(what: str) -> AfterValidator:
+    """A name or email as git writes it into a commit: crud stripped from both ends, and
+    refused (instead of silently changed, as git does) when a delimiter or a control character
+    is left inside or nothing is left at all."""
+
+    def check(value: str) -> str:
+        stripped = value.strip(_IDENT_CRUD + "".join(map(chr, range(33))))
+        bad = next(
+            (c for c in stripped if c in _IDENT_DELIMITERS or unicodedata.category(c) == "Cc"),
+            None,
+        )
+        if bad is not None:
+            shown = "a line break" if bad == "\n" else repr(bad)
+            raise ValueError(f"git does not allow {shown} in an identity's {what}")
+        if not stripped:
+            raise ValueError(f"the {what} is empty once git strips spaces and `,:;<>\"\\'`")
+        return stripped
+
+    return AfterValidator(check)
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def check_location(value: str) -> str:
+    """A repository location (path or URL) that git reads as one: never as an option (a
+    mirror `-ux@y:...` would reach `git ls-remote` as `--upload-pack`), never split by a
+    control character (the work repository lists a borrowed path per line)."""
+    if not value:
+        raise ValueError("a repository location may not be empty")
+    if value.startswith("-"):
+        raise ValueError(f"a repository location may not start with '-' (got {value[:40]!r})")
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError("a repository location may not contain control characters")
+    return value
+
+
+def _checked_location(where: str, value: str) -> str:
+    """`check_location` for a value from the command line or the environment."""
+    try:
+        return check_location(value)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
 class Identity(_Frozen):
     """Committer of every commit the bot makes; part of the build inputs."""
 
-    name: str = "xsabot"
-    email: str = "xsabot@xenproject.invalid"
+    name: Annotated[str, _git_ident("name")] = "xsabot"
+    email: Annotated[str, _git_ident("email")] = "xsabot@xenproject.invalid"
 
 
 class Tree(_Frozen):
@@ -39,7 +113,10 @@ class Tree(_Frozen):
         None, description="URL or path of the mirror; default: <state>/mirrors/<tree>.git"
     )
     copy_upstream_refs: bool = Field(
-        False, description="Also copy RELEASE-* tags and source branches into the mirror"
+        False,
+        description="Also copy upstream's RELEASE-* tags and the manifests' source branches "
+        "into the mirror, under refs/xsabot/upstream/tags/ and refs/xsabot/upstream/heads/ "
+        "(never over the mirror's own refs; a tag copy is never moved)",
     )
     check: str | None = Field(
         None,
@@ -59,6 +136,39 @@ class Tree(_Frozen):
     check_project: str | None = Field(
         None, description="forge-ci: the forge project whose CI runs on the mirror"
     )
+    check_sandbox: Literal["auto", "bwrap", "unshare", "none"] = Field(
+        "auto",
+        description="Where the check command runs: bwrap (no network, read-only machine, own "
+        "PIDs), unshare (no network, own PIDs), none, or auto (the first of them that works)",
+    )
+    check_env: tuple[Annotated[str, Field(pattern=_VARIABLE)], ...] = Field(
+        (),
+        description="Variables of the bot's environment the check command gets too (e.g. CC, "
+        "CCACHE_DIR); it gets only PATH, HOME, TMPDIR and the C locale otherwise",
+    )
+    check_writable: tuple[str, ...] = Field(
+        (),
+        description="Directories the check may write to in the bwrap sandbox besides the "
+        "export of the tree (e.g. a compiler cache)",
+    )
+
+    @model_validator(mode="after")
+    def _no_secret_for_the_check(self) -> Tree:
+        secret = [name for name in self.check_env if SECRET_NAME.search(name)]
+        if secret:
+            raise ValueError(
+                f"check_env: {', '.join(secret)} may hold a secret; the check runs the tree's "
+                "code and never gets one"
+            )
+        relative = [path for path in self.check_writable if not path.startswith(("/", "~"))]
+        if relative:
+            raise ValueError(f"check_writable: not an absolute path: {', '.join(relative)}")
+        return self
+
+    @field_validator("upstream", "mirror")
+    @classmethod
+    def _location(cls, value: str | None) -> str | None:
+        return value if value is None else check_location(value)
 
     @property
     def gated(self) -> bool:
@@ -89,6 +199,11 @@ class ForgeConfig(_Frozen):
     fork_git_url: str | None = Field(None, description="Clone URL of fork_project")
     known_hosts: str | None = Field(None, description="Pinned known_hosts file for git over SSH")
     timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request to the forge")
+
+    @field_validator("git_url", "fork_git_url")
+    @classmethod
+    def _location(cls, value: str | None) -> str | None:
+        return value if value is None else check_location(value)
 
     @model_validator(mode="after")
     def _remote_forge_needs_project(self) -> ForgeConfig:
@@ -130,9 +245,24 @@ class Config(_Frozen):
     }
     forge: ForgeConfig = ForgeConfig()
 
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_is_a_ref_component(cls, value: str) -> str:
+        from bot.manifest.refname import check_ref_format
+
+        why = check_ref_format(value + "x")  # a branch name must be able to follow it
+        if why is not None:
+            raise ValueError(f"branches under it are not valid git ref names: it {why}")
+        return value
+
     @model_validator(mode="after")
     def _local_ci_needs_a_command(self) -> Config:
         for name, tree in self.trees.items():
+            if self.forge.token_env and self.forge.token_env in tree.check_env:
+                raise ValueError(
+                    f"trees.{name}.check_env: {self.forge.token_env} is forge.token_env; the "
+                    "check runs the tree's code and never gets the token"
+                )
             if tree.check_via == "forge-ci" and self.forge.kind == "local" and not tree.check:
                 raise ValueError(
                     f"trees.{name}: check_via forge-ci with the local forge needs `check`, "
@@ -146,19 +276,36 @@ class Config(_Frozen):
 
     def upstream_of(self, tree: str) -> str:
         """Upstream location; `XSABOT_UPSTREAM_<TREE>` points a tree at a local clone."""
-        env = os.environ.get("XSABOT_UPSTREAM_" + re.sub(r"\W", "_", tree.upper()))
-        return _location(Path.cwd(), env) if env else self.trees[tree].upstream
+        name = "XSABOT_UPSTREAM_" + re.sub(r"\W", "_", tree.upper())
+        env = os.environ.get(name)
+        if not env:
+            return self.trees[tree].upstream
+        return _location(Path.cwd(), _checked_location(name, env))
 
 
 def _resolve(base: Path, path: Path) -> Path:
+    path = Path(_expand_user(str(path)))
     return path if path.is_absolute() else (base / path).resolve()
+
+
+def _expand_user(path: str) -> str:
+    """`path` with a leading `~` or `~user` expanded; UsageError when it cannot be."""
+    expanded = os.path.expanduser(path)
+    if expanded.startswith("~"):
+        raise UsageError(f"{path}: {_no_home(path)}")
+    return expanded
+
+
+def _no_home(path: str) -> str:
+    user = path.split("/", 1)[0]
+    return f"cannot expand `{user}`: " + ("no home directory" if user == "~" else "no such user")
 
 
 def _location(base: Path, location: str) -> str:
     """A local repository path made absolute (git runs elsewhere); URLs stay as they are."""
     if "://" in location or re.match(r"^[\w.-]+@[\w.-]+:", location):
         return location
-    return str(_resolve(base, Path(location).expanduser()))
+    return str(_resolve(base, Path(location)))
 
 
 def _with_locations(config: Config, base: Path) -> dict[str, Tree]:
@@ -178,30 +325,19 @@ def load_config(path: Path | None, cwd: Path | None = None) -> Config:
     cwd = cwd or Path.cwd()
     if path is None:
         path = next((cwd / n for n in CONFIG_NAMES if (cwd / n).is_file()), None)
+    doc: Any = {}
     if path is None:
-        data: dict[str, object] = {}
         base = cwd
     else:
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import YAMLError
-
-        try:
-            loaded = YAML(typ="safe").load(path.read_text())
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read config: {exc.strerror}") from None
-        except YAMLError as exc:
-            raise UsageError(f"{path}: not valid YAML: {exc}") from None
-        data = loaded or {}
-        if not isinstance(data, dict):
-            raise UsageError(f"{path}: the config must be a mapping")
+        doc = _read(path)
         base = path.parent.resolve()
+    from bot.manifest.wording import plain
+
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(plain(doc))
     except ValidationError as exc:
-        lines = [
-            f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
-        raise UsageError("invalid config:\n" + "\n".join(lines)) from None
+        assert path is not None  # the embedded default is valid
+        raise InvalidConfig([_validation_problem(path, doc, err) for err in exc.errors()]) from None
     return config.model_copy(
         update={
             "state": _resolve(base, config.state),
@@ -209,6 +345,77 @@ def load_config(path: Path | None, cwd: Path | None = None) -> Config:
             "trees": _with_locations(config, base),
         }
     )
+
+
+def _read(path: Path) -> Any:
+    """The config file as ruamel's round-trip mapping; InvalidConfig with every problem."""
+    from bot.manifest import yamldoc
+    from bot.manifest.positions import Pos, node_pos
+
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read config: {exc.strerror}") from None
+    problems: list[Problem] = []
+
+    def problem(pos: Pos, field: str, message: str) -> None:
+        problems.append(Problem(str(path), pos[0] + 1, pos[1] + 1, field, message))
+
+    text, bad_byte = yamldoc.decode(data)
+    if len(data) > MAX_BYTES:
+        problem((0, 0), "", "the config is larger than 1 MiB")
+    elif text is None:
+        problem(bad_byte, "", "the config is not UTF-8 text")
+    else:
+        parsed = yamldoc.parse(text, "the config")
+        for pos, message in parsed.problems:
+            problem(pos, "", message.replace("YAML syntax:", "not valid YAML:", 1))
+        doc = {} if parsed.problems or parsed.doc is None else parsed.doc
+        if not isinstance(doc, dict):
+            where = node_pos(doc) if hasattr(doc, "lc") else (0, 0)
+            problem(where, "", "the config must be a mapping (`key: value` lines)")
+        else:
+            for pos, field, message in yamldoc.text_problems(doc, _FREE_TEXT):
+                problem(pos, field, message)
+            for pos, field, value in _path_values(doc):
+                if os.path.expanduser(value).startswith("~"):
+                    problem(pos, field, _no_home(value))
+    if problems:
+        raise InvalidConfig(problems)
+    return doc
+
+
+def _path_values(doc: Any) -> list[tuple[tuple[int, int], str, str]]:
+    """Every value of `_PATHS` that is text starting with `~`: where, field, value."""
+    from bot.manifest.positions import value_pos
+
+    found = []
+    for keys in _PATHS:
+        level: list[tuple[Any, str]] = [(doc, "")]
+        for key in keys[:-1]:
+            level = [
+                (value, f"{where}{name}.")
+                for mapping, where in level
+                if isinstance(mapping, dict)
+                for name, value in mapping.items()
+                if key in ("*", name) and isinstance(value, dict)
+            ]
+        last = keys[-1]
+        for mapping, where in level:
+            value = mapping.get(last)
+            if isinstance(value, str) and value.startswith("~"):
+                found.append((value_pos(mapping, last), f"{where}{last}", value))
+    return found
+
+
+def _validation_problem(path: Path, doc: Any, err: ErrorDetails) -> Problem:
+    from bot.manifest.positions import locate
+
+    loc = err["loc"]
+    line, col = locate(doc, loc, at_key=err["type"] == "extra_forbidden") if loc else (0, 0)
+    message = err["msg"].removeprefix("Value error, ")
+    return Problem(str(path), line + 1, col + 1, ".".join(str(p) for p in loc), message)
 
 
 def with_overrides(
@@ -228,7 +435,7 @@ def with_overrides(
         upstreams = {name: bare for name in trees} | upstreams
     cwd = Path.cwd()
     for name, url in upstreams.items():
-        url = _location(cwd, url)
+        url = _location(cwd, _checked_location(f"--upstream {name}", url))
         current = trees.get(name)
         trees[name] = (
             current.model_copy(update={"upstream": url}) if current else Tree(upstream=url)
@@ -237,6 +444,7 @@ def with_overrides(
         current = trees.get(name)
         if current is None:
             raise UsageError(f"--mirror {name}=...: no tree {name!r} (give --upstream too)")
+        url = _checked_location(f"--mirror {name}", url)
         trees[name] = current.model_copy(update={"mirror": _location(cwd, url)})
     for name, command in (checks or {}).items():
         current = trees.get(name)

@@ -6,7 +6,18 @@ nothing outside an adapter catches a library's own exception type.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# What must never reach a terminal, a log line or an MR comment raw: control characters (a
+# newline would forge a second problem line, ESC drives the terminal), the Unicode line and
+# paragraph separators, and lone surrogates (a file name that is not UTF-8; printing one raises).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with what `_UNPRINTABLE` matches written as escapes (`\\n`, `\\x1b`, `\\udcff`)."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class XsabotError(Exception):
@@ -42,8 +53,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        field = f" {self.field}:" if self.field else ""
-        return f"{self.path}:{self.line}:{self.col}:{field} {self.message}"
+        # One problem, one line, whatever the input put in a key, a value or a file name.
+        field = f" {printable(self.field)}:" if self.field else ""
+        return f"{printable(self.path)}:{self.line}:{self.col}:{field} {printable(self.message)}"
 
 
 class InvalidInput(XsabotError):
@@ -54,6 +66,15 @@ class InvalidInput(XsabotError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class InvalidConfig(UsageError):
+    """The bot config is invalid; carries every problem found in it (exit 2, like any usage
+    error: nothing ran)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("invalid config:\n" + "\n".join(str(p) for p in problems))
 
 
 class ForgeError(XsabotError):

@@ -14,6 +14,7 @@ import pytest
 
 from bot.cli.main import main
 from bot.manifest.schema import manifest_json_schema, manifest_json_schema_text
+from tests.gitrepo import RepoBuilder
 
 A, B = "a" * 40, "b" * 40
 REPO = Path(__file__).resolve().parent.parent
@@ -103,41 +104,47 @@ def test_a_missing_path_exits_2(tmp_path: Path, xsabot: Xsabot) -> None:
     good = write(tmp_path / "manifests/4.19.yaml", "xsa/4.19")
     run = xsabot("lint", str(good), "manifests/nope.yaml")
     assert (run.status, run.out) == (2, [])
-    assert run.err == "xsabot lint: manifests/nope.yaml: no such file\n"
+    assert run.err == "xsabot lint: manifests/nope.yaml: no such file or directory\n"
 
 
-def test_a_directory_path_exits_2(xsabot: Xsabot) -> None:
-    run = xsabot("lint", "manifests")
-    assert run.status == 2
-    assert "not a file" in run.err
-
-
-def test_a_missing_manifests_directory_exits_2(xsabot: Xsabot) -> None:
-    run = xsabot("lint", "--manifests", "elsewhere")
-    assert run.status == 2
-    assert "cannot list manifests" in run.err
-
-
-def test_namespace_and_trees_come_from_the_config(tmp_path: Path, xsabot: Xsabot) -> None:
-    (tmp_path / "xsabot.yaml").write_text(
-        "namespace: security/\ntrees:\n  qemu:\n    upstream: /srv/qemu.git\n"
-    )
-    write(tmp_path / "manifests/ok.yaml", "security/4.19", tree="qemu")
-    write(tmp_path / "manifests/bad.yaml", "xsa/4.19")
-    run = xsabot("lint")
+def test_a_directory_path_checks_every_manifest_in_it(tmp_path: Path, xsabot: Xsabot) -> None:
+    write(tmp_path / "manifests/4.19.yaml", "xsa/4.19")
+    write(tmp_path / "manifests/4.18.yml", "main")
+    (tmp_path / "manifests/schema.json").write_text("{}")
+    other = write(tmp_path / "elsewhere/4.17.yaml", "xsa/4.17", extra="owner: me\n")
+    run = xsabot("lint", "manifests/", str(other))
     assert run.status == 1
     assert run.out == [
-        "manifests/bad.yaml:1:7: tree: unknown tree `xen`; the bot config has `qemu`",
-        "manifests/bad.yaml:4:9: branch: `xsa/4.19` is outside the bot's namespace:"
-        " branches start with `security/`",
+        "elsewhere/4.17.yaml:8:1: owner: unknown key"
+        " (known keys: `tree`, `base`, `source`, `branch`, `xsas`)",
+        "manifests/4.18.yml:4:9: branch: `main` is outside the bot's namespace:"
+        " branches start with `xsa/`",
     ]
+    assert run.err == "3 manifests, 2 problems in 2 files\n"
 
 
-def test_a_tree_given_on_the_command_line_is_known(tmp_path: Path, xsabot: Xsabot) -> None:
+def test_a_file_inside_a_given_directory_is_read_once(tmp_path: Path, xsabot: Xsabot) -> None:
+    inside = write(tmp_path / "manifests/4.19.yaml", "xsa/4.19")
+    run = xsabot("lint", str(inside), "manifests")
+    assert (run.status, run.out, run.err) == (0, [], "1 manifest, 0 problems\n")
+
+
+def test_a_tree_given_on_the_command_line_is_known_and_checked(
+    tmp_path: Path, xsabot: Xsabot
+) -> None:
     write(tmp_path / "manifests/arm.yaml", "xsa/arm", tree="xen-arm")
     assert xsabot("lint").status == 1
-    run = xsabot("lint", "--upstream", "xen-arm=/srv/xen-arm.git")
-    assert (run.status, run.out) == (0, [])
+    upstream = RepoBuilder(tmp_path / "xen-arm")
+    upstream.commit("Initial import\n", {"README": "Xen\n"})
+    upstream.tag("RELEASE-4.19.3")
+    upstream.branch("stable-4.19")
+    run = xsabot("lint", "--state", "state", "--upstream", f"xen-arm={upstream.path}")
+    # The tree is known (no `tree:` problem); `--upstream` also checks against it.
+    assert run.out == [
+        f"manifests/arm.yaml:7:15: xsas[0].commits[0]: commit {A[:12]} does not exist"
+        " in the xen-arm upstream"
+    ]
+    assert run.status == 1
 
 
 def test_patch_paths_of_a_file_elsewhere_are_relative_to_its_directory(

@@ -56,7 +56,7 @@ def test_first_pass_creates_then_append_fast_forwards(bot: Bot, xenlike: XenLike
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ("remove", "removed: XSA-1"),
+        ("remove", "removed: XSA-1 (removed from the manifest)"),
         ("reorder", "reordered: XSA-3, XSA-1"),
         ("base", "base: RELEASE-4.19.0 -> RELEASE-4.19.1"),
     ],
@@ -251,14 +251,15 @@ def test_copy_upstream_refs_puts_tags_and_sources_in_the_same_push(
     run = bot("reconcile", "--config", str(config))
     assert run.status == 0, run.out + run.err
     refs = _git(bot.mirror, "for-each-ref", "--format=%(refname) %(objectname)")
-    assert f"refs/tags/RELEASE-4.19.0 {xenlike.shas['release']}" in refs
-    assert f"refs/heads/stable-4.19 {xenlike.shas['xsa5']}" in refs
-    assert "refs/heads/master" not in refs  # only what the manifests use
+    copies = "refs/xsabot/upstream/"
+    assert f"{copies}tags/RELEASE-4.19.0 {xenlike.shas['release']}" in refs
+    assert f"{copies}heads/stable-4.19 {xenlike.shas['xsa5']}" in refs
+    assert "heads/master" not in refs  # only what the manifests use
     # Upstream moves on; the next pass follows it, and a second pass has nothing to push.
     xenlike.builder.checkout("stable-4.19")
     newer = xenlike.builder.commit("tools: later backport\n", {"tools/x.c": "x\n"})
     assert bot("reconcile", "--config", str(config)).status == 0
-    assert _git(bot.mirror, "rev-parse", "refs/heads/stable-4.19") == newer
+    assert _git(bot.mirror, "rev-parse", f"{copies}heads/stable-4.19") == newer
 
 
 def test_upstream_environment_variable_points_a_tree_at_a_local_clone(
@@ -296,22 +297,33 @@ def test_relative_upstream_and_mirror_paths_are_taken_from_the_current_directory
     assert main(argv) == 0  # and again: a no-op pass through the same relative paths
 
 
-def test_a_fix_not_yet_on_the_source_is_picked_up_when_the_source_moves(
+def test_a_fix_not_yet_on_the_source_stops_the_branch_until_the_source_has_it(
     bot: Bot, xenlike: XenLike
 ) -> None:
+    # Published, the fix would be a blocked XSA the next pass could drop again: the branch
+    # waits instead, with the line to look at, and publishes once staging graduates.
     b = xenlike.builder
     b.branch("staging-4.19", "stable-4.19")
     b.checkout("staging-4.19")
     fix = b.commit("x86: later fix\n\nThis is XSA-6.\n", {"xen/arch/x86/new.c": "fix\n"})
-    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), {"xsa": 6, "commits": f"[{fix}]"}))
-    first = _only(_reconcile(bot))
-    assert [b["reason"] for b in first["blocked"]] == ["bad-source"]
-    assert _only(_reconcile(bot))["rebuilt"] is False  # nothing moved: nothing to do
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), {"xsa": 6, "commits": f"[{fix}]"}))
+    first = _reconcile(bot)
+    assert (first["status"], _only(first)["action"], _only(first)["published"]) == (
+        1,
+        "error",
+        False,
+    )
+    (problem,) = _only(first)["problems"]
+    assert problem.startswith(f"{path}:") and ": xsas[1].commits[0]: " in problem
+    assert problem.endswith(
+        "is not on `stable-4.19` after `RELEASE-4.19.0` (it is on `staging-4.19`)"
+    )
+    assert _git(bot.mirror, "for-each-ref", "refs/heads/") == ""  # nothing published
     b.checkout("stable-4.19")
     b.repo.git.merge("--ff-only", "staging-4.19")  # staging graduates to stable
     moved = _only(_reconcile(bot))
     assert moved["rebuilt"] is True and moved["applied"] == [1, 6]
-    assert moved["action"] == "fast-forward"
+    assert moved["action"] == "create"
 
 
 def test_renaming_a_patch_file_rebuilds(bot: Bot, xenlike: XenLike) -> None:

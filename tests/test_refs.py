@@ -20,12 +20,17 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def test_only_the_namespace_candidates_notes_and_given_copies_are_writable() -> None:
-    refs = WritableRefs.of("xsa/", ["refs/tags/RELEASE-4.19.0"])
+    copy = "refs/xsabot/upstream/tags/RELEASE-4.19.0"
+    # A copy handed in outside the copies' namespace is refused all the same.
+    refs = WritableRefs.of("xsa/", [copy, "refs/tags/RELEASE-4.19.0", "refs/heads/master"])
     assert refs.allows("refs/heads/xsa/4.19")
     assert refs.allows("refs/heads/xsa-candidate/4.19")
     assert refs.allows("refs/notes/xsabot")
-    assert refs.allows("refs/tags/RELEASE-4.19.0")
+    assert refs.allows(copy)
     for ref in (
+        "refs/tags/RELEASE-4.19.0",
+        "refs/xsabot/upstream/tags/RELEASE-4.19.1",
+        "refs/xsabot/upstream/heads/master",
         "refs/heads/master",
         "refs/heads/xsa/",
         "refs/heads/xsa",

@@ -1,10 +1,10 @@
 """`deps`: the prerequisites one XSA needs, as the manifest applies it.
 
 Builds the manifest in memory up to that XSA and, when the XSA conflicts (or a pick of it
-lands partially), runs the finder on it (its prerequisites, then all of its commits, onto the
-branch before it). The XSAs blocked before it are offered as a last resort: a fix that needs
-one of them waits for it. It answers whether the XSA applies, not whether it builds (`check`
-does that).
+lands partially), runs the finder on it (all of its picks as the manifest places them, onto the
+branch before it; each candidate goes before the XSA commit that follows it on source). The
+XSAs blocked before it are offered as a last resort: a fix that needs one of them waits for
+it. It answers whether the XSA applies, not whether it builds (`check` does that).
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def find_deps(
         ours_tree=built.tree_id,
         on_branch=built.picked_before(entry.xsa),
         limits=limits,
-        xsa_commits=[p.commit for p in entry.prerequisites] + list(entry.commits),
+        xsa_commits=[sha for sha, _ in entry.picks()],
         blocked_xsas=_blocked_before(loaded.manifest, built),
+        fix_commits=entry.commits,
     )
     subject = source_log(branch.work.repo).get(blocked.commit).subject if describe else ""
     return Deps(found.manifest, outcome, found.gated, finder, subject)

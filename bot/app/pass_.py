@@ -1,28 +1,42 @@
 """One pass over the manifests: fetch, build what changed, check, publish each mirror atomically.
 
 A broken manifest stops that branch only; a tree whose upstream or mirror cannot be reached
-stops that tree's branches only. Unchanged inputs (the digest in the published build record)
-cost no build at all.
+stops that tree's branches only; a branch whose new build would withdraw a published XSA, or
+that someone else moved, keeps its tip while the others publish. Unchanged inputs (the digest
+in the published build record) cost no build at all.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from bot.app.lint import repository_problems
+from bot.app.searches import Searched, Searcher, explained
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config
 from bot.core.outcome import BuildResult
 from bot.core.ports import Check, NoProgress, Progress
-from bot.core.publish import Action, changes, decide, pseudo_merge_message
+from bot.core.publish import (
+    Action,
+    Removal,
+    Withdrawal,
+    changes,
+    decide,
+    moved_by_someone_else,
+    pseudo_merge_message,
+    removals,
+)
 from bot.core.record import BuildRecord, UnreadableRecord, inputs_digest, make_record, note_text
-from bot.core.refs import WritableRefs
-from bot.core.reports import BranchReport, CheckReport, PassReport, from_record
-from bot.errors import SetupError, XsabotError
+from bot.core.refs import UPSTREAM_COPIES, WritableRefs, upstream_copy_ref
+from bot.core.reports import BranchReport, CheckReport, PassReport, WouldWithdraw, from_record
+from bot.errors import Problem, SetupError, XsabotError
 from bot.git.build import ENGINE, Builder
 from bot.git.commits import parse_commit
 from bot.git.objects import ObjectStore
+from bot.git.promises import WALK_LIMIT, BaseChanges, last_recorded_tip
 from bot.git.publish import (
     PushResult,
     RefUpdate,
@@ -32,8 +46,9 @@ from bot.git.publish import (
     read_record,
 )
 from bot.git.workrepo import NOTES, WorkRepo
-from bot.manifest.load import LoadedManifest, load_manifests
+from bot.manifest.load import LoadedManifest, display_path, load_manifests
 from bot.manifest.model import Manifest
+from bot.manifest.where import places
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +63,7 @@ class TreePass:
     adapters: Adapters
     results: dict[str, BuildResult] = field(default_factory=dict)
     check: Check | None = None  # made on first use: most passes build nothing
+    searched: dict[str, Searched] = field(default_factory=dict)  # prerequisite searches
 
     def check_for(self, config: Config, tree: str) -> Check:
         if self.check is None:
@@ -90,7 +106,8 @@ def run_pass(
             tree_pass, tree_reports = _pass_tree(config, tree, items, publish, progress, adapters)
             trees[tree] = tree_pass
         except XsabotError as exc:
-            log.warning("tree %s: %s", tree, exc)
+            # Info, not a warning: the report prints it once (every branch of the tree has it).
+            log.info("tree %s: %s", tree, exc)
             # The other trees still go on; the exit status says the environment is at fault.
             environment_failed = environment_failed or isinstance(exc, SetupError)
             tree_reports = [
@@ -131,8 +148,8 @@ def _pass_tree(
     reports: list[BranchReport] = []
     updates: list[RefUpdate] = []
     new_records: dict[str, list[BuildRecord]] = defaultdict(list)
-    for loaded in items:
-        with progress.step(f"building {loaded.name}"):
+    for n, loaded in enumerate(items, 1):
+        with progress.step(f"building {loaded.name}", of=(n, len(items))):
             report, update, note = _plan_branch(config, tree_pass, notes, loaded, publish)
         reports.append(report)
         if update is not None:
@@ -178,22 +195,26 @@ def _after_push(report: BranchReport, result: PushResult, moved: set[str]) -> Br
 
 
 def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -> list[RefUpdate]:
-    """Upstream's RELEASE-* tags and the manifests' source branches, where the mirror differs:
-    a missing ref is created and a branch fast-forwarded; a tag is never moved, and a branch
-    that upstream does not extend (the mirror's own, or a rewound upstream) is left alone."""
-    wanted = work.upstream_refs("tags/RELEASE-*")
+    """Upstream's RELEASE-* tags and the manifests' source branches, copied into the mirror
+    under `refs/xsabot/upstream/` (never over a ref of the mirror's own, `core.refs`): a
+    missing copy is created and a branch copy fast-forwarded; a tag copy is never moved, and
+    a branch copy that upstream no longer extends (a rewound upstream) is left alone."""
+    upstream = work.upstream_refs("tags/RELEASE-*")
     for source in sorted({m.manifest.source for m in items}):
-        wanted.update(work.upstream_refs(f"heads/{source}"))
-    current = work.remote_refs(
-        mirror, ["refs/tags/RELEASE-*", *{r for r in wanted if "/heads/" in r}]
-    )
+        tip = work.upstream(source, "heads")
+        if tip is not None:
+            upstream[f"refs/heads/{source}"] = tip
+    wanted = {upstream_copy_ref(ref): sha for ref, sha in upstream.items()}
+    current = work.remote_refs(mirror, [UPSTREAM_COPIES + "*"])
     copies = []
     for ref, sha in sorted(wanted.items()):
         old = current.get(ref)
         if old == sha:
             continue
-        if old is not None and (ref.startswith("refs/tags/") or not work.is_ancestor(old, sha)):
-            log.warning("upstream copy of %s left alone: the mirror has %s there", ref, old)
+        if old is not None and (
+            ref.startswith(UPSTREAM_COPIES + "tags/") or not work.is_ancestor(old, sha)
+        ):
+            log.warning("upstream copy %s left alone: it is at %s, upstream at %s", ref, old, sha)
             continue
         copies.append(RefUpdate(ref, sha, old))
     return copies
@@ -202,12 +223,19 @@ def _upstream_copies(work: WorkRepo, mirror: str, items: list[LoadedManifest]) -
 def _plan_branch(
     config: Config, tree_pass: TreePass, notes: str | None, loaded: LoadedManifest, publish: bool
 ) -> tuple[BranchReport, RefUpdate | None, tuple[str, BuildRecord] | None]:
-    """Build one manifest's branch if its inputs changed, and decide how to publish it."""
+    """Build one manifest's branch if its inputs changed, and decide how to publish it.
+
+    The branch keeps its tip (action `kept`) when that tip is not the bot's (no record of
+    the branch on it: someone else moved it), or when the build would withdraw an XSA the
+    tip's record holds that neither the manifest nor the new base lets go (`removals`)."""
     work, store, builder = tree_pass.work, tree_pass.store, tree_pass.builder
     m = loaded.manifest
     head = BranchReport(
         manifest=loaded.name, path=str(loaded.path), action="error", branch=m.branch, base=m.base
     )
+    located = repository_problems(work, loaded, notes)  # what `lint --fetch` says, by line
+    if located:
+        return _stopped(work, notes, loaded, head, located), None, None
     base_commit = work.upstream(m.base, "tags")
     source_commit = work.upstream(m.source, "heads")
     missing = [
@@ -231,6 +259,18 @@ def _plan_branch(
     )
     published = work.mirror_branch(m.branch)
     found = read_record(work, published, notes, m.branch) if published else None
+    if published and found is None:  # not the bot's tip: someone else's, left alone
+        last = last_recorded_tip(work, published, notes, m.branch)
+        problem = moved_by_someone_else(
+            m.branch, published, last, looked=WALK_LIMIT, no_notes=notes is None
+        )
+        moved = {
+            "action": "kept",
+            "tip": published,
+            "previous": published,
+            "problems": (problem,),
+        }
+        return head.model_copy(update=moved), None, None
     old = found if isinstance(found, BuildRecord) else None
     if published and old and old.inputs == digest and not old.stale_for(source_commit):
         fields = {"action": "none", "tip": published, "previous": published, **from_record(old)}
@@ -264,8 +304,26 @@ def _plan_branch(
         result = builder.build(
             m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
         )
+    # What the blocked XSAs need (waits-for, no set, a bound) goes into the report and record.
+    searcher = Searcher(work, store, builder, config.manifests)
+    searched = tree_pass.searched[loaded.name] = searcher.search(loaded.name, m, result)
+    result = explained(result, searched)
     tree_pass.results[loaded.name] = result
     record = make_record(name=loaded.name, manifest=m, inputs=digest, result=result, bot=ENGINE)
+    removed: list[Removal] = []
+    if old is not None:
+        removed, withdrawn = removals(old, record, m, BaseChanges(work, old, result.base_commit))
+        if withdrawn:  # the published tip's promise stands: keep it, say what would go
+            kept = {
+                "action": "kept",
+                "tip": published,
+                "previous": published,
+                "rebuilt": True,
+                "check": check_report,
+                **from_record(record),
+                "would_withdraw": _would_withdraw(loaded, withdrawn),
+            }
+            return head.model_copy(update=kept), None, None
     if old is not None and old.build == result.tip:
         action: Action = "none"  # the same build, published already: only the record changes
     else:
@@ -278,7 +336,7 @@ def _plan_branch(
             store,
             published=published,
             build=result.tip,
-            message=pseudo_merge_message(m.branch, result.tip, old, record),
+            message=pseudo_merge_message(m.branch, result.tip, old, record, removed),
             name=config.identity.name,
             email=config.identity.email,
         )
@@ -289,12 +347,61 @@ def _plan_branch(
         "previous": published,
         "rebuilt": True,
         "check": check_report,
-        "changes": tuple(changes(old, record, unreadable=unreadable)) if published else (),
+        "changes": tuple(changes(old, record, unreadable=unreadable, removed=removed))
+        if published
+        else (),
         **from_record(record),
     }
     report = head.model_copy(update=fields)
     update = RefUpdate(f"refs/heads/{m.branch}", tip, published) if tip != published else None
     return report, update, (tip, record)
+
+
+def _stopped(
+    work: WorkRepo,
+    notes: str | None,
+    loaded: LoadedManifest,
+    head: BranchReport,
+    located: tuple[Problem, ...],
+) -> BranchReport:
+    """A branch the repository checks stop before building: it keeps its tip, and each XSA
+    the tip holds whose entry has a finding is named as what publishing would withdraw."""
+    fields: dict[str, object] = {"problems": tuple(map(str, located))}
+    m = loaded.manifest
+    published = work.mirror_branch(m.branch)
+    record = read_record(work, published, notes, m.branch) if published else None
+    if isinstance(record, BuildRecord):
+        held = {x.xsa for x in record.xsas if x.state in ("applied", "already-applied")}
+        withdrawn: dict[int, Withdrawal] = {}
+        for problem in located:
+            index = re.match(r"xsas\[(\d+)\]", problem.field)
+            xsa = m.xsas[int(index[1])].xsa if index else None
+            if xsa in held and xsa not in withdrawn:
+                withdrawn[xsa] = Withdrawal(xsa, f"{problem.field}: {problem.message}")
+        if withdrawn:
+            fields |= {
+                "action": "kept",
+                "tip": published,
+                "previous": published,
+                "would_withdraw": _would_withdraw(loaded, list(withdrawn.values())),
+            }
+    return head.model_copy(update=fields)
+
+
+def _would_withdraw(
+    loaded: LoadedManifest, withdrawn: list[Withdrawal]
+) -> tuple[WouldWithdraw, ...]:
+    """The withdrawals as reported, each with where the manifest lists the XSA."""
+    index = {x.xsa: i for i, x in enumerate(loaded.manifest.xsas)}
+    entries = {w.xsa: ("xsas", index[w.xsa]) for w in withdrawn if w.xsa in index}
+    where = places(loaded.text, entries.values())
+    shown = display_path(loaded.path)
+    return tuple(
+        WouldWithdraw(xsa=w.xsa, why=w.why, where=f"{shown}:{where[entries[w.xsa]][0]}")
+        if w.xsa in entries
+        else WouldWithdraw(xsa=w.xsa, why=w.why, where=shown)
+        for w in withdrawn
+    )
 
 
 def _gated_build(

@@ -1,8 +1,9 @@
 """From a pass's blocked XSAs to the bot's merge requests, and which forge they go to.
 
-`propose` runs the prerequisite searches for what a pass found blocked; the decisions
-(open, update, keep, close) are made in `bot/core/proposals.py`; `sync_proposals` asks the
-forge what exists, performs each decision, and returns what was done for reports and JSON.
+`propose` takes the pass's prerequisite searches (`bot/app/searches.py`) and adds the check's
+for the XSAs the gate held back; the decisions (open, update, keep, close) are made in
+`bot/core/proposals.py`; `sync_proposals` asks the forge what exists, performs each decision,
+and returns what was done for reports and JSON.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from bot.app.pass_ import PassOutcome, TreePass
+from bot.app.searches import Searcher
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config, Identity
-from bot.core.outcome import DOES_NOT_BUILD, PARTIAL, BuildResult, XsaOutcome
+from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult
 from bot.core.ports import Forge, MergeRequest, NoProgress, Progress
 from bot.core.prereqs import FinderResult
 from bot.core.proposals import Decision, ManifestFile, decide, desired_proposals
@@ -130,19 +132,6 @@ def propose(
         )
 
 
-def _searchable(o: XsaOutcome | None) -> bool:
-    """Blocked by a conflict or a partial pick (a commit may be missing), or by the check."""
-    b = o.blocked if o else None
-    return (
-        b is not None
-        and b.tree_id is not None
-        and (
-            (b.reason in ("conflict", PARTIAL) and b.commit is not None)
-            or b.reason == DOES_NOT_BUILD
-        )
-    )
-
-
 def _search(
     config: Config,
     tree_pass: TreePass,
@@ -150,77 +139,43 @@ def _search(
     result: BuildResult,
     progress: Progress,
 ) -> list[tuple[int, FinderResult]]:
-    """Search prerequisites for the blocked XSAs of one manifest, in manifest order.
+    """The prerequisite searches of one manifest's blocked XSAs, in manifest order: the pass's
+    own (`bot/app/searches.py`), and the check's for the XSAs the gate held back.
 
     Each search assumes the sets found for the XSAs before it are merged (a hypothetical
     build, in memory): two proposals never add the same commit, and an XSA that only needed
-    an earlier XSA's prerequisites gets no proposal of its own.
+    an earlier XSA's set gets no proposal of its own. Searches whose assumptions are those
+    of the pass are not made twice.
     """
     from bot.check.prereqs import find_build_prerequisites
-    from bot.git.prereqs import find_prerequisites
 
-    gate_held = {
-        o.xsa: o.blocked
-        for o in result.outcomes
-        if o.blocked is not None and o.blocked.reason == DOES_NOT_BUILD
-    }
-    assumed: dict[int, list[str]] = {}
-    current, manifest = result, loaded.manifest
-    out: list[tuple[int, FinderResult]] = []
-    for xsa in [o.xsa for o in result.outcomes if _searchable(o)]:
-        if assumed:
-            manifest = loaded.manifest.with_prerequisites(assumed)
-            current = tree_pass.builder.build(
-                manifest,
-                manifests_root=config.manifests,
-                base_commit=result.base_commit,
-                source_commit=result.source_commit,
-                leave_out={x: b for x, b in gate_held.items() if x not in assumed},
-            )
-        o = current.outcome(xsa)
-        if o is None or o.blocked is None or not _searchable(o):
-            continue  # the sets found for earlier XSAs cover this one
-        b, entry = o.blocked, next(e for e in manifest.xsas if e.xsa == xsa)
-        # XSAs not on the branch: the finder's last resort, so an XSA that needs one of them
-        # waits for it (no merge request) instead of being proposed as blocked.
-        blocked_xsas = {
-            e.xsa: e.commits
-            for e, other in ((e, current.outcome(e.xsa)) for e in manifest.xsas)
-            if e.commits and other is not None and other.state in ("blocked", "declared-blocked")
-        }
-        commits = [*(p.commit for p in entry.prerequisites), *entry.commits]
-        on_branch = tuple(current.picked_before(xsa))
-        with progress.step(f"finding what {loaded.name} XSA-{xsa} needs"):
-            if b.reason == DOES_NOT_BUILD:
-                runner = tree_pass.check
-                if runner is None or not runner.reports_compiler_output or b.tree_id is None:
-                    continue  # a forge's CI gives no compiler output to search from
-                finder = find_build_prerequisites(
-                    tree_pass.work.repo,
-                    tree_pass.store,
-                    runner,
-                    base_commit=result.base_commit,
-                    fix=commits[-1],
-                    xsa=xsa,
-                    ours_tree=b.tree_id,
-                    errors=gate_held[xsa].detail,
-                    on_branch=on_branch,
-                    xsa_commits=commits,
-                ).finder
-            else:
-                assert b.commit is not None and b.tree_id is not None
-                finder = find_prerequisites(
-                    tree_pass.work.repo,
-                    tree_pass.store,
-                    base_commit=result.base_commit,
-                    fix=b.commit,
-                    xsa=xsa,
-                    ours_tree=b.tree_id,
-                    on_branch=on_branch,
-                    xsa_commits=commits,
-                    blocked_xsas=blocked_xsas,
-                )
-        out.append((xsa, finder))
-        if finder.found:
-            assumed[xsa] = [c.sha for c in finder.chosen]
-    return out
+    def build_search(
+        xsa: int, blocked: Blocked, picks: Sequence[str], on_branch: Sequence[str]
+    ) -> FinderResult | None:
+        runner = tree_pass.check
+        if runner is None or not runner.reports_compiler_output or blocked.tree_id is None:
+            return None  # a forge's CI gives no compiler output to search from
+        return find_build_prerequisites(
+            tree_pass.work.repo,
+            tree_pass.store,
+            runner,
+            base_commit=result.base_commit,
+            fix=picks[-1],
+            xsa=xsa,
+            ours_tree=blocked.tree_id,
+            errors=blocked.detail,
+            on_branch=on_branch,
+            xsa_commits=picks,
+        ).finder
+
+    previous = tree_pass.searched.get(loaded.name)
+    gated = any(b.reason == DOES_NOT_BUILD for b in result.blocked)
+    if previous is not None and not gated:
+        return sorted(previous.found.items())
+    searcher = Searcher(
+        tree_pass.work, tree_pass.store, tree_pass.builder, config.manifests, progress=progress
+    )
+    searched = searcher.search(
+        loaded.name, loaded.manifest, result, build_search=build_search, previous=previous
+    )
+    return sorted(searched.found.items())

@@ -11,9 +11,11 @@ import logging
 
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config
+from bot.core.publish import moved_by_someone_else
 from bot.core.record import BuildRecord, UnreadableRecord
 from bot.core.reports import BranchReport, OpenProposal, StatusReport, from_record
 from bot.errors import SetupError
+from bot.git.promises import WALK_LIMIT, last_recorded_tip
 from bot.git.publish import read_record
 from bot.git.workrepo import WorkRepo
 from bot.manifest.load import load_manifests
@@ -38,10 +40,22 @@ def branch_status(config: Config) -> list[BranchReport]:
             work = works[m.tree] = WorkRepo.for_tree(config.state, m.tree)
             work.fetch_mirror(config.mirror_of(m.tree), config.namespace, create=False)
         tip = work.mirror_branch(m.branch)
-        record = read_record(work, tip, work.mirror_notes(), m.branch) if tip else None
+        notes = work.mirror_notes()
+        record = read_record(work, tip, notes, m.branch) if tip else None
         fields = from_record(record) if isinstance(record, BuildRecord) else {"base": m.base}
-        unpublished = () if tip else ("not published yet",)
-        unreadable = (record.problem,) if isinstance(record, UnreadableRecord) else ()
+        if tip is None:
+            problems: tuple[str, ...] = ("not published yet",)
+        elif record is None:  # a tip the bot did not publish
+            last = last_recorded_tip(work, tip, notes, m.branch)
+            problems = (
+                moved_by_someone_else(
+                    m.branch, tip, last, looked=WALK_LIMIT, no_notes=notes is None
+                ),
+            )
+        elif isinstance(record, UnreadableRecord):
+            problems = (record.problem,)
+        else:
+            problems = ()
         reports.append(
             BranchReport(
                 manifest=loaded.name,
@@ -49,18 +63,18 @@ def branch_status(config: Config) -> list[BranchReport]:
                 action="none",
                 branch=m.branch,
                 tip=tip,
-                problems=unpublished + unreadable,
+                problems=problems,
                 published=tip is not None,
                 **fields,
             )
         )
-    for path, problems in sorted(mset.invalid.items()):
+    for path, found in sorted(mset.invalid.items()):
         reports.append(
             BranchReport(
                 manifest=path.stem,
                 path=str(path),
                 action="error",
-                problems=tuple(map(str, problems)),
+                problems=tuple(map(str, found)),
             )
         )
     return sorted(reports, key=lambda r: r.manifest)

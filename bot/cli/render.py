@@ -6,13 +6,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.core.reports import BranchReport, PassReport
+from bot.cli.hints import explain
+from bot.core.reports import BlockedXsa, BranchReport, PassReport
 
 _VERB = {
     "create": ("would create", "created"),
     "fast-forward": ("would fast-forward", "fast-forwarded"),
     "pseudo-merge": ("would publish a pseudo-merge on", "published a pseudo-merge on"),
     "none": ("no change to", "no change to"),
+    "kept": ("would keep", "kept"),
     "error": ("cannot build", "cannot build"),
 }
 
@@ -21,17 +23,27 @@ def _short(sha: str | None) -> str:
     return sha[:12] if sha else "-"
 
 
-def branch_lines(report: BranchReport, *, done: bool) -> list[str]:
-    verb = _VERB[report.action][1 if done and report.published else 0]
+def branch_lines(
+    report: BranchReport, *, done: bool, shown_elsewhere: frozenset[str] = frozenset()
+) -> list[str]:
+    verb = _VERB[report.action][1 if done and (report.published or report.action == "kept") else 0]
     head = f"{report.manifest}: {verb} {report.branch or '?'}"
     if report.tip:
         head += f" at {_short(report.tip)}"
     if report.base:
         head += f" (base {report.base})"
     lines = [head]
+    if report.would_withdraw:
+        lost = ", ".join(f"XSA-{w.xsa}" for w in report.would_withdraw)
+        lines.append(
+            f"  the build {_short(report.build)} would withdraw {lost}, which the manifest"
+            " still lists and the base does not hold: the branch keeps its published tip"
+        )
+    for w in report.would_withdraw:
+        lines.append(f"  WOULD WITHDRAW XSA-{w.xsa} ({w.where}): {w.why}")
     if report.applied or report.already_applied:
         lines.append(
-            "  XSAs applied: "
+            ("  XSAs the build applies: " if report.would_withdraw else "  XSAs applied: ")
             + (", ".join(map(str, report.applied)) or "none")
             + (
                 f"; already in the base: {', '.join(map(str, report.already_applied))}"
@@ -43,22 +55,43 @@ def branch_lines(report: BranchReport, *, done: bool) -> list[str]:
     for b in report.blocked:
         where = f" at {_short(b.commit)}" if b.commit else ""
         paths = f": {', '.join(b.paths)}" if b.paths else ""
-        lines.append(f"  BLOCKED XSA-{b.xsa}{where}: {b.reason}{paths}")
+        lines.append(f"  BLOCKED XSA-{b.xsa}{where}: {_reason(b)}{paths}")
         lines += [f"    {d}" for d in b.detail.splitlines()[:5]]
     if report.not_applied:
         lines.append("  not applied by the manifest: " + ", ".join(map(str, report.not_applied)))
-    lines += [f"  problem: {p}" for p in report.problems]
+    lines += [f"  problem: {p}" for p in report.problems if p not in shown_elsewhere]
     return lines
 
 
+def _reason(b: BlockedXsa) -> str:
+    if not b.waits_for:
+        return b.reason
+    return f"{b.reason} " + ", ".join(f"XSA-{n}" for n in b.waits_for)
+
+
 def pass_text(report: PassReport, *, done: bool) -> str:
+    """The pass in words. A problem several branches share (their tree's upstream cannot be
+    fetched) is printed once after them, naming them, with a hint when one is known."""
     lines: list[str] = []
+    shared = _shared_problems(report.branches)
     for branch in report.branches:
-        lines += branch_lines(branch, done=done)
+        lines += branch_lines(branch, done=done, shown_elsewhere=frozenset(shared))
+    for problem, names in shared.items():
+        lines.append(f"problem of {', '.join(names)}: {problem}")
     lines += [f"error: {e}" for e in report.errors]
     if not report.branches:
         lines.append("no manifests found")
+    problems = [p for b in report.branches for p in b.problems] + list(report.errors)
+    lines += [f"hint: {h}" for h in explain(problems)]
     return "\n".join(lines)
+
+
+def _shared_problems(branches: Sequence[BranchReport]) -> dict[str, list[str]]:
+    by_problem: dict[str, list[str]] = {}
+    for b in branches:
+        for p in dict.fromkeys(b.problems):
+            by_problem.setdefault(p, []).append(b.manifest)
+    return {p: names for p, names in by_problem.items() if len(names) > 1}
 
 
 def dump_json(data: Any) -> str:
@@ -86,6 +119,7 @@ _MD_ACTION = {
     "fast-forward": "fast-forward",
     "pseudo-merge": "pseudo-merge (rewrite, published as a merge)",
     "none": "no change",
+    "kept": "**kept at its published tip**",
     "error": "**cannot build**",
 }
 
@@ -102,9 +136,11 @@ def plan_markdown(report: PassReport) -> str:
         if b.applied:
             lines.append(f"- XSAs on the branch: {', '.join(map(str, b.applied))}")
         lines += [f"- {c}" for c in b.changes]
+        for w in b.would_withdraw:
+            lines.append(f"- would withdraw: XSA-{w.xsa} (`{w.where}`): {w.why}")
         for x in b.blocked:
             paths = ", ".join(f"`{p}`" for p in x.paths)
-            lines.append(f"- blocked: XSA-{x.xsa} ({x.reason}{': ' + paths if paths else ''})")
+            lines.append(f"- blocked: XSA-{x.xsa} ({_reason(x)}{': ' + paths if paths else ''})")
         lines += [f"- problem: `{p}`" for p in b.problems]
         lines.append("")
     if unchanged:

@@ -32,9 +32,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("xsa", type=_xsa_number, help="the XSA number (470 or XSA-470)")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     defaults = Limits()
-    parser.add_argument("--max-candidates", type=int, default=defaults.max_candidates)
-    parser.add_argument("--max-trials", type=int, default=defaults.max_trials)
-    parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds)
+    parser.add_argument(
+        "--max-candidates",
+        type=int,
+        default=defaults.max_candidates,
+        metavar="N",
+        help="look at most at this many candidate commits (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-trials",
+        type=int,
+        default=defaults.max_trials,
+        metavar="N",
+        help="try at most this many sets of candidates (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=defaults.max_seconds,
+        metavar="S",
+        help="stop searching after this long (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -113,9 +131,13 @@ def _print_finding(head: dict[str, Any], r: FinderResult) -> None:
         print(f"prerequisites: {len(r.chosen)}, {kind}, {lands}")
         for c in r.chosen:
             print(f"  {c.sha} {c.subject}")
+            if c.before:
+                print(f"      before: {c.before} (goes after the XSA's commits before it)")
             for reason in chosen_why(c, r.conflicts):
                 print(f"      why: {reason}")
+    elif r.bound_hit:
+        print(f"prerequisites: none found before the search stopped at {r.bound()}")
     else:
         print("prerequisites: none found: no set of candidates makes the XSA apply")
-    bound = f"; bound hit: {r.bound_hit}" if r.bound_hit else ""
+    bound = f"; stopped at {r.bound()}" if r.bound_hit else ""
     print(f"{r.trials} trials in {r.seconds:.2f} s{bound}")

@@ -1,22 +1,21 @@
-"""`xsabot lint [PATH...]`: check manifests and report every problem, one per line.
+"""`xsabot lint [--fetch] [PATH...]`: check manifests and report every problem, one per line.
 
 Problems go to stdout as `path:line:col: field: message` (the format editors and CI annotate),
-the count to stderr. Exit 0 when clean, 1 with problems, 2 when a given path is not a file.
+the count and any notes to stderr. A PATH is a manifest file or a directory (every manifest in
+it). Plain lint reads the files only; with `--upstream [TREE=]PATH_OR_URL` or `--fetch` it also
+checks them against the upstream (see `bot/app/lint.py`). Exit 0 when clean, 1 with problems,
+2 when a path does not exist or an upstream cannot be fetched.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.errors import Problem, UsageError
-
 if TYPE_CHECKING:
     from bot.cli.main import Context
-    from bot.manifest.load import ManifestSet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,55 +24,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         type=Path,
         metavar="PATH",
-        help="manifest files to check (default: every manifest in the manifests directory)",
+        help="manifest files or directories to check (default: the manifests directory)",
+    )
+    parser.add_argument(
+        "--fetch",
+        action="store_true",
+        help="also check against each tree's upstream (as configured, or XSABOT_UPSTREAM_<TREE>)"
+        " and mirror: commits, base tag and source branch; implied by --upstream",
     )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from bot.manifest.load import load_manifests
+    from bot.app.lint import lint
+    from bot.cli.progress import Progress
 
-    for path in args.paths:
-        if not path.exists():
-            raise UsageError(f"{path}: no such file")
-        if not path.is_file():
-            raise UsageError(f"{path}: not a file (to check a directory, use --manifests DIR)")
-    config = ctx.config
-    groups: dict[Path, list[Path] | None] = {config.manifests: None}  # None: the whole directory
-    if args.paths:
-        groups = dict(_by_root(args.paths, config.manifests))
-    results = [
-        load_manifests(root, namespace=config.namespace, trees=config.trees.keys(), paths=paths)
-        for root, paths in groups.items()
-    ]
-    return _report(results)
-
-
-def _by_root(paths: list[Path], manifests: Path) -> dict[Path, list[Path]]:
-    """Patch paths are relative to the manifests directory a file sits in, as for `build`:
-    the configured one, or else the file's own directory (a checkout of a merge request)."""
-    configured = manifests.resolve()
-    groups: dict[Path, list[Path]] = defaultdict(list)
-    for path in paths:
-        parent = path.resolve().parent
-        groups[manifests if parent == configured else parent].append(path)
-    return groups
-
-
-def _report(results: list[ManifestSet]) -> int:
-    problems: list[Problem] = []
-    checked = broken = 0
-    for result in results:
-        checked += len(result.loaded) + len(result.invalid)
-        broken += len(result.invalid)
-        for path in sorted(result.invalid):
-            problems.extend(result.invalid[path])
-    for problem in problems:
+    upstream = args.fetch or bool(args.upstream)
+    result = lint(ctx.config, args.paths, upstream=upstream, progress=Progress())
+    for problem in result.problems:
         print(problem)
-    summary = f"{_count(checked, 'manifest')}, {_count(len(problems), 'problem')}"
-    if broken:
-        summary += f" in {_count(broken, 'file')}"
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    summary = f"{_count(result.checked, 'manifest')}, {_count(len(result.problems), 'problem')}"
+    if result.broken:
+        summary += f" in {_count(result.broken, 'file')}"
     print(summary, file=sys.stderr)
-    return 1 if problems else 0
+    return result.exit_status
 
 
 def _count(n: int, noun: str) -> str:

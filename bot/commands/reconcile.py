@@ -10,6 +10,12 @@ from bot.cli.render import dump_json, pass_text, proposal_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Exit status 1 when an XSA is blocked, a manifest is invalid, or a branch is kept at "
+        "its tip: its new build would withdraw an XSA the published tip holds (the report "
+        "names it and its manifest entry), or someone else moved it (never overwritten). "
+        "The other branches still publish. 2: usage or environment."
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(
         "--dry-run",

@@ -8,6 +8,7 @@ from typing import Literal
 XsaState = Literal["applied", "already-applied", "blocked", "not-affected", "declared-blocked"]
 PickRole = Literal["prerequisite", "fix", "patch"]
 DOES_NOT_BUILD = "does-not-build"  # a `Blocked.reason`: the XSA applies but fails the check
+WAITS_FOR = "waits-for"  # a `Blocked.reason`: the fix needs XSAs blocked on the branch
 # A `Blocked.reason`: a pick merged cleanly but does not remove and add the lines its source
 # commit does (a hunk dropped, say); `paths` are where it differs, `detail` says how.
 PARTIAL = "partial"
@@ -37,10 +38,11 @@ class Blocked:
     xsa: int
     commit: str | None  # the source commit that failed (None for a patch or a bad input)
     paths: tuple[str, ...]
-    reason: str  # "conflict", "partial", "bad-source", "patch-does-not-apply", ...
+    reason: str  # "conflict", "partial", "waits-for", "bad-source", "patch-does-not-apply", ...
     detail: str = ""
     tree_id: str | None = None  # a git tree object's ID
     head: str | None = None
+    waits_for: tuple[int, ...] = ()  # reason `waits-for`: the blocked XSAs the fix needs
 
 
 @dataclass(frozen=True)

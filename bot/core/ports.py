@@ -174,8 +174,15 @@ class Check(Protocol):
 class ManifestEditor(Protocol):
     """Edits of a manifest's text that keep its comments and layout (`bot.manifest.edit`)."""
 
-    def add_prerequisites(self, text: str, xsa: int, prereqs: Sequence[tuple[str, str]]) -> str:
-        """`text` with `(commit, subject)` prerequisites added to `xsa`'s entry."""
+    def add_prerequisites(
+        self,
+        text: str,
+        xsa: int,
+        prereqs: Sequence[tuple[str, str]],
+        before: Mapping[str, str] | None = None,
+    ) -> str:
+        """`text` with `(commit, subject)` prerequisites added to `xsa`'s entry; `before`
+        places a commit right before one of the XSA's commits (default: the first)."""
         ...
 
     def mark_blocked(self, text: str, xsa: int, why: str) -> str:
@@ -184,13 +191,17 @@ class ManifestEditor(Protocol):
 
 
 class Progress(Protocol):
-    """Where long work says what it is doing (a terminal spinner, or nothing)."""
+    """Where long work says what it is doing (a terminal spinner with the elapsed time, log
+    lines with timings, or nothing). `of=(n, total)`: this step is the n-th of `total` alike
+    (`building 4.19 (3/6)`)."""
 
-    def step(self, message: str) -> AbstractContextManager[None]: ...
+    def step(
+        self, message: str, of: tuple[int, int] | None = None
+    ) -> AbstractContextManager[None]: ...
 
 
 class NoProgress:
     """Progress that shows nothing: the default of every use case."""
 
-    def step(self, message: str) -> AbstractContextManager[None]:
+    def step(self, message: str, of: tuple[int, int] | None = None) -> AbstractContextManager[None]:
         return nullcontext()

@@ -53,6 +53,9 @@ class Candidate:
     reasons: tuple[str, ...] = ()  # why it is a candidate: which paths or lines
     paths: frozenset[str] | None = None  # paths it changes; None: unknown
     xsa: int | None = None  # a commit of this XSA, blocked on the branch; None: not an XSA's
+    # The XSA commit it goes right before, as its source position puts it (after the XSA's
+    # commits that precede it on source); None: before the XSA's first commit.
+    before: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,27 @@ class FinderResult:
     # The blocked XSAs whose commits the set needs: the fix applies only after them, so it
     # waits for them. `chosen` then holds the rest of the set (their own prerequisites, say).
     waits_for: tuple[int, ...] = ()
+    limits: Limits = DEFAULT_LIMITS  # what `bound_hit` refers to
+    # The XSAs whose proposals (opened in the same pass) the search took as merged: set by
+    # the pass's searches, which search each XSA as if the sets found before it were merged.
+    assumes: tuple[int, ...] = ()
+
+    @property
+    def conclusive(self) -> bool:
+        """No set exists: every candidate was searched, the whole source range between the
+        base and the fix among them, and none makes the fix apply, not even with the commits
+        of XSAs blocked on the branch. A search that stopped at a bound proves nothing."""
+        return not self.found and self.bound_hit is None
+
+    def bound(self) -> str:
+        """The bound the search stopped at, in words: `the 200-candidate bound`."""
+        limits = self.limits
+        return {
+            "candidates": f"the {limits.max_candidates}-candidate bound",
+            "trials": f"the {limits.max_trials}-trial bound",
+            "seconds": f"the {limits.max_seconds:g}-second bound",
+            "proof-sets": f"the {limits.max_proof_sets}-set bound of the proof",
+        }.get(self.bound_hit or "", f"the {self.bound_hit} bound")
 
 
 class _BoundHit(Exception):
@@ -403,6 +427,7 @@ def find_minimal_set(
             bound_hit=bound,
             widened=tuple(widened),
             waits_for=tuple(sorted({c.xsa for c in picked if c.xsa is not None})),
+            limits=limits,
         )
 
     try:

@@ -6,7 +6,13 @@ merge requests as the forge has them in; one decision per (manifest, XSA) out: `
 
 An XSA whose fix needs another XSA that is blocked on the same branch (`waits_for`) gets no
 proposal of its own: no prerequisite can unblock it, and marking it blocked would send
-volunteers to backport by hand what the other XSA's proposal will bring.
+volunteers to backport by hand what the other XSA's proposal will bring. Nor does an XSA
+whose search stopped at a bound: a draft marking it blocked says that no set exists, which
+only a search that covered every candidate can say. `explain_blocked` puts both in the
+reports and the build record.
+
+A set the finder placed among the XSA's commits (`Candidate.before`) is written with
+`before:`, so the merged manifest picks each commit where the finder's trials did.
 
 An XSA is blocked in one of two ways, and its proposal says which: its fix does not apply
 (a conflict, or a `partial` pick that merges but changes other lines than on source: the
@@ -25,10 +31,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from bot.core.outcome import DOES_NOT_BUILD, PARTIAL, BuildResult, XsaOutcome
+from bot.core.outcome import DOES_NOT_BUILD, PARTIAL, WAITS_FOR, BuildResult, XsaOutcome
 from bot.core.ports import BOT_BRANCH_PREFIX, ManifestEditor, MergeRequest, Proposal
 from bot.core.prereqs import Candidate, FinderResult
 from bot.manifest.model import Manifest
@@ -196,8 +202,9 @@ def _why_not_needed(
     if xsa not in {e.xsa for e in m.manifest.xsas}:
         return "XSA removed from the manifest", f"XSA-{xsa} is no longer in `{m.path}`, {tail}"
     outcome = _outcome(result, xsa)
-    if outcome is not None and outcome.state == "blocked" and finder and finder.waits_for:
-        return _waits_reason(xsa, m, finder.waits_for, bot=bot)
+    waits = waits_for(outcome, finder)
+    if waits:
+        return _waits_reason(xsa, m, waits, bot=bot)
     if outcome is None or outcome.state not in _NO_LONGER_NEEDED:
         return None
     if outcome.state == "not-affected":
@@ -223,10 +230,58 @@ def _waits_reason(
     return f"waits for {names}", comment
 
 
+def waits_for(outcome: XsaOutcome | None, finder: FinderResult | None) -> tuple[int, ...]:
+    """The blocked XSAs a blocked XSA waits for: those its search needed, or those whose
+    proposals, once merged, make it apply (`Blocked.waits_for`, from the pass)."""
+    if outcome is None or outcome.state != "blocked" or outcome.blocked is None:
+        return ()
+    return (finder.waits_for if finder else ()) or outcome.blocked.waits_for
+
+
 def _outcome(result: BuildResult | None, xsa: int) -> XsaOutcome | None:
     if result is None:
         return None
     return next((o for o in result.outcomes if o.xsa == xsa), None)
+
+
+def explain_blocked(
+    result: BuildResult,
+    found: Mapping[int, FinderResult],
+    waits: Mapping[int, Sequence[int]],
+) -> BuildResult:
+    """`result` with what the pass's searches found about its blocked XSAs, for the reports
+    and the build record: an XSA that waits for others is `waits-for` them; one without a set
+    says whether none exists or the search stopped at a bound.
+
+    `found`: the search of each XSA (by XSA); `waits`: the blocked XSAs each waits for, from
+    its search or because it applies once their proposals are merged."""
+    outcomes = []
+    for o in result.outcomes:
+        b, finder = o.blocked, found.get(o.xsa)
+        if b is not None and o.xsa in waits:
+            numbers = tuple(sorted(waits[o.xsa]))
+            detail = _waits_detail(numbers, needs_commits=bool(finder and finder.waits_for))
+            b = replace(b, reason=WAITS_FOR, detail=detail, waits_for=numbers)
+        elif b is not None and finder is not None and not finder.found and not b.detail:
+            if finder.conclusive:
+                among = _count(len(finder.candidates), "candidate")
+                b = replace(b, detail=f"no prerequisite set found among {among}")
+            else:
+                stopped = f"the search stopped at {finder.bound()}"
+                b = replace(b, detail=f"no prerequisite set found: {stopped}")
+        outcomes.append(o if b is o.blocked else replace(o, blocked=b))
+    return replace(result, outcomes=tuple(outcomes))
+
+
+def _waits_detail(numbers: Sequence[int], *, needs_commits: bool) -> str:
+    names = " and ".join(f"XSA-{n}" for n in numbers)
+    if needs_commits:
+        return f"the fix needs {names}, blocked on this branch"
+    one = len(numbers) == 1
+    return (
+        f"applies once {names} {'does' if one else 'do'}: the bot proposes what "
+        f"{'it needs' if one else 'they need'}"
+    )
 
 
 def proposal_for(
@@ -236,12 +291,17 @@ def proposal_for(
     or when the XSA waits for another blocked XSA (that one's proposal comes first)."""
     xsa = outcome.xsa
     branch = proposal_branch(m.name, xsa)
-    if finder.waits_for:
+    if waits_for(outcome, finder):
         return None
     if finder.found:
         if not finder.chosen:
             return None  # nothing to add: the fix needs no prerequisite after all
-        text = m.editor.add_prerequisites(m.text, xsa, [(c.sha, c.subject) for c in finder.chosen])
+        text = m.editor.add_prerequisites(
+            m.text,
+            xsa,
+            [(c.sha, c.subject) for c in finder.chosen],
+            {c.sha: c.before for c in finder.chosen if c.before},
+        )
         if text == m.text:
             return None  # already listed: a proposal could not change anything
         added = _count(len(finder.chosen), "prerequisite")
@@ -250,6 +310,10 @@ def proposal_for(
         else:
             title = f"{m.name}: add {added} for XSA-{xsa}"
         return Proposal(branch, title, found_body(m, outcome, finder), {m.path: text})
+    if not finder.conclusive:
+        # Stopped at a bound: a set may exist beyond it. Marking the XSA blocked would stop
+        # every later search for it (and for the XSAs that wait for it); the pass reports it.
+        return None
     text = m.editor.mark_blocked(
         m.text, xsa, f"{bot} found no prerequisite set: {_blocker(outcome, finder)}"
     )
@@ -282,19 +346,44 @@ def _blocker(outcome: XsaOutcome, finder: FinderResult) -> str:
 
 def found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -> str:
     chosen = finder.chosen
-    rows = "\n".join(f"| `{c.sha}` | {_cell(c.subject)} | {_cell(_reasons(c))} |" for c in chosen)
     builds = does_not_build(outcome)
-    return "\n".join(
-        [
-            _blocked_lines(m, outcome, finder),
+    if any(c.before for c in chosen):
+        # A set placed among the XSA's commits: where each goes is part of the evidence.
+        rows = "\n".join(
+            f"| `{c.sha}` | {_cell(c.subject)} | {_placement(c)} | {_cell(_reasons(c))} |"
+            for c in chosen
+        )
+        table = [
+            f"This adds {_count(len(chosen), 'prerequisite')} from `{m.manifest.source}` to "
+            f"`{m.path}`, each applied right before the XSA commit it is placed before "
+            "(`before:`; without it, the XSA's first commit), in this order:",
             "",
+            "| commit | subject | applied before | why it is needed |",
+            "|---|---|---|---|",
+            rows,
+            "",
+            "As on `source`, a prerequisite that comes after some of the XSA's commits there "
+            "goes after them on the branch too.",
+        ]
+    else:
+        rows = "\n".join(
+            f"| `{c.sha}` | {_cell(c.subject)} | {_cell(_reasons(c))} |" for c in chosen
+        )
+        table = [
             f"This adds {_count(len(chosen), 'prerequisite')} from "
             f"`{m.manifest.source}` to `{m.path}`, applied before the fix in this order:",
             "",
             "| commit | subject | why it is needed |",
             "|---|---|---|",
             rows,
+        ]
+    return "\n".join(
+        [
+            _blocked_lines(m, outcome, finder),
             "",
+            *table,
+            "",
+            *_assumed_lines(finder),
             *(_checked_lines(finder) if builds else [_minimal_line(finder)]),
             _faithful_line(m, finder, searched=not builds),
             "",
@@ -306,6 +395,24 @@ def found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -> st
     )
 
 
+def _placement(c: Candidate) -> str:
+    return f"`{c.before[:12]}`" if c.before else "the first commit"
+
+
+def _assumed_lines(finder: FinderResult) -> list[str]:
+    """Which other proposals of the same pass the search took as merged: this one is meant
+    to be merged after them."""
+    if not finder.assumes:
+        return []
+    names = " and ".join(f"XSA-{n}" for n in finder.assumes)
+    them = "it" if len(finder.assumes) == 1 else "them"
+    return [
+        f"The search took the bot's proposals for {names} (opened in the same pass) as "
+        f"merged: merge {them} first.",
+        "",
+    ]
+
+
 def not_found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult, branch: str) -> str:
     xsa = outcome.xsa
     makes_it = "build" if does_not_build(outcome) else "apply"
@@ -314,7 +421,7 @@ def not_found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult, b
             _blocked_lines(m, outcome, finder),
             "",
             f"No set of prerequisites from `{m.manifest.source}` makes it {makes_it}, so this "
-            f"draft marks XSA-{xsa} `status: blocked` in `{m.path}`.",
+            f"draft marks XSA-{xsa} `status: blocked` in `{m.path}`.{_covered(outcome)}",
             "",
             f"To unblock it, push a manual backport to `{branch}`: add the patch to the "
             f"manifests repository, list it under `patches:` of XSA-{xsa} with its sha256, and "
@@ -325,6 +432,16 @@ def not_found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult, b
             *_candidate_lines(finder),
             _reproduce_line(m, outcome),
         ]
+    )
+
+
+def _covered(outcome: XsaOutcome) -> str:
+    if does_not_build(outcome):
+        return ""
+    return (
+        " The search covered every candidate, up to every commit on it between the base and "
+        "the fix (with which the fix applied there), and the commits of the XSAs blocked on "
+        "this branch."
     )
 
 
@@ -420,7 +537,7 @@ def _search_line(finder: FinderResult) -> str:
     if finder.widened:
         parts.append(f"widened to {', '.join(finder.widened)}")
     if finder.bound_hit:
-        parts.append(f"stopped at the {finder.bound_hit} bound")
+        parts.append(f"stopped at {finder.bound()}")
     return "; ".join(parts) + "."
 
 

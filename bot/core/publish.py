@@ -5,16 +5,27 @@
 - the build extends the published tip: fast-forward;
 - otherwise a pseudo-merge: a commit whose tree is the new build and whose parents are the
   published tip and the build, with a message that lists what changed. Downstreams
-  fast-forward, and `git diff old new` shows exactly the change (git-debrebase's idea).
+  fast-forward, and `git diff old new` shows exactly the change (git-debrebase's idea);
+- kept: publishing would withdraw an XSA the published tip holds, and neither the manifest
+  nor the base says it may go; the branch keeps its tip.
+
+What a published tip holds (its build record) is a promise. An XSA applied there leaves the
+branch only when the manifest removes it, declares it `blocked` or `not-affected`, or when its
+changes are in the new base; `removals` sorts the XSAs a new build drops into those and the
+ones it would withdraw.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from bot.core.record import BuildRecord, XsaRecord
+from bot.manifest.model import Manifest
 
-Action = Literal["create", "fast-forward", "pseudo-merge", "none", "error"]
+Action = Literal["create", "fast-forward", "pseudo-merge", "none", "kept", "error"]
+HELD_STATES = ("applied", "already-applied")
 
 
 def decide(published: str | None, build: str, build_extends_published: bool) -> Action:
@@ -25,15 +36,100 @@ def decide(published: str | None, build: str, build_extends_published: bool) -> 
     return "fast-forward" if build_extends_published else "pseudo-merge"
 
 
+@dataclass(frozen=True)
+class Removal:
+    """An XSA the published tip holds and the new build drops, and what allows it: words
+    that depend only on the manifest and the records, since they go into a commit message."""
+
+    xsa: int
+    why: str
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """An XSA the new build would withdraw, though nothing allows it; `why` is what the new
+    build says of it."""
+
+    xsa: int
+    why: str
+
+
+def removals(
+    old: BuildRecord,
+    new: BuildRecord,
+    manifest: Manifest,
+    in_base: Callable[[XsaRecord], bool],
+) -> tuple[list[Removal], list[Withdrawal]]:
+    """The XSAs `old` holds that `new` does not, allowed and not, in `old`'s order.
+
+    `in_base(x)`: whether the changes `old` published for `x` are all in the new base (asked
+    only for XSAs the manifest still wants on the branch)."""
+    entries = {e.xsa: e for e in manifest.xsas}
+    now = {x.xsa: x for x in new.xsas}
+    allowed: list[Removal] = []
+    withdrawn: list[Withdrawal] = []
+    for was in old.xsas:
+        if was.state not in HELD_STATES:
+            continue
+        entry, rec = entries.get(was.xsa), now.get(was.xsa)
+        if entry is None or rec is None:
+            allowed.append(Removal(was.xsa, "removed from the manifest"))
+        elif entry.status is not None:
+            why = " ".join(entry.why.split())  # one line in the message, however written
+            said = f"declared {entry.status} in the manifest, why: {why}"
+            allowed.append(Removal(was.xsa, said))
+        elif _holds(was, rec):
+            continue
+        elif in_base(was):
+            allowed.append(Removal(was.xsa, f"now in the base {new.base}, patch-ids found"))
+        else:
+            withdrawn.append(Withdrawal(was.xsa, _lost(rec, new.base)))
+    return allowed, withdrawn
+
+
+def _holds(was: XsaRecord, rec: XsaRecord) -> bool:
+    """Whether the new build still holds what the old one published of an XSA: it applied
+    it, or found its change on the branch already while listing the same fix. Found there
+    under other commits (a fix replaced by a commit already in the base), the old changes
+    must be shown to be in the base."""
+    if rec.state == "applied":
+        return True
+    return rec.state == "already-applied" and (rec.commits, rec.patches) == (
+        was.commits,
+        was.patches,
+    )
+
+
+def _lost(rec: XsaRecord, base: str) -> str:
+    if rec.state == "blocked":
+        where = f" in {', '.join(rec.paths)}" if rec.paths else ""
+        detail = rec.detail.strip().splitlines()[0] if rec.detail.strip() else ""
+        said = f": {detail}" if detail else ""
+        return f"the new build has it blocked ({rec.reason}{where}){said}"
+    if rec.state == "already-applied":
+        return (
+            f"the manifest now lists commits already in the base {base}, but the changes "
+            "published for it are not in that base"
+        )
+    return f"the new build has it {rec.state}"
+
+
 def _applied(record: BuildRecord) -> dict[int, XsaRecord]:
-    return {x.xsa: x for x in record.xsas if x.state in ("applied", "already-applied")}
+    return {x.xsa: x for x in record.xsas if x.state in HELD_STATES}
 
 
-def changes(old: BuildRecord | None, new: BuildRecord, *, unreadable: str = "") -> list[str]:
+def changes(
+    old: BuildRecord | None,
+    new: BuildRecord,
+    *,
+    unreadable: str = "",
+    removed: list[Removal] | None = None,
+) -> list[str]:
     """What a reader of the branch needs to know changed, one line each, stable order.
 
     `unreadable`: why the old record could not be read, for reports (a pseudo-merge's message
-    leaves it out: it must not depend on the wording of a parser's errors)."""
+    leaves it out: it must not depend on the wording of a parser's errors). `removed`: why
+    each XSA the new build drops may go (`removals`)."""
     if old is None:
         why = f" ({unreadable})" if unreadable else ""
         return [f"previous build record unreadable{why}: rebuilt from the manifest"]
@@ -42,11 +138,12 @@ def changes(old: BuildRecord | None, new: BuildRecord, *, unreadable: str = "") 
         lines.append(f"base: {old.base} -> {new.base}")
     before, after = _applied(old), _applied(new)
     added = [n for n in after if n not in before]
-    removed = [n for n in before if n not in after]
+    why_removed = {r.xsa: r.why for r in removed or ()}
     if added:
         lines.append("added: " + ", ".join(f"XSA-{n}" for n in added))
-    if removed:
-        lines.append("removed: " + ", ".join(f"XSA-{n}" for n in removed))
+    for n in before:
+        if n not in after:
+            lines.append(f"removed: XSA-{n} ({why_removed.get(n, 'no reason recorded')})")
     for n, rec in after.items():
         prev = before.get(n)
         if prev is None:
@@ -54,7 +151,9 @@ def changes(old: BuildRecord | None, new: BuildRecord, *, unreadable: str = "") 
         new_prereqs = [p for p in rec.prerequisites if p not in prev.prerequisites]
         if new_prereqs:
             lines.append(f"XSA-{n}: prerequisites added: " + ", ".join(p[:12] for p in new_prereqs))
-        if (prev.commits, prev.patches) != (rec.commits, rec.patches):
+        if n in why_removed:  # listed again, with commits the base holds
+            lines.append(f"XSA-{n}: {why_removed[n]}")
+        elif (prev.commits, prev.patches) != (rec.commits, rec.patches):
             lines.append(f"XSA-{n}: revised (fix commits or patches changed)")
         elif prev.prerequisites != rec.prerequisites and not new_prereqs:
             lines.append(f"XSA-{n}: prerequisites changed")
@@ -67,12 +166,49 @@ def changes(old: BuildRecord | None, new: BuildRecord, *, unreadable: str = "") 
     return lines
 
 
-def pseudo_merge_message(branch: str, build: str, old: BuildRecord | None, new: BuildRecord) -> str:
-    body = "\n".join(f"- {line}" for line in changes(old, new))
+def pseudo_merge_message(
+    branch: str,
+    build: str,
+    old: BuildRecord | None,
+    new: BuildRecord,
+    removed: list[Removal] | None = None,
+) -> str:
+    body = "\n".join(f"- {line}" for line in changes(old, new, removed=removed))
     return (
         f"Update {branch}: rebuilt from its manifest\n\n"
         f"{body}\n\n"
         f"This pseudo-merge keeps {branch} fast-forwarding: its tree is the new build\n"
         f"{build} (its second parent), its first parent the previously published tip.\n"
         f"`git diff HEAD^1 HEAD` shows what changed for you.\n"
+    )
+
+
+def moved_by_someone_else(
+    branch: str, tip: str, last: str | None, *, looked: int, no_notes: bool = False
+) -> str:
+    """Why the bot leaves alone a branch whose tip it did not publish (no record of the
+    branch on it), and what the operator can do; `last`: the bot's last tip behind it.
+    `no_notes`: the mirror has no build records at all, so nothing tells who moved it."""
+    keep = "not overwritten: the bot never writes over a tip it did not publish"
+    if no_notes:
+        return (
+            f"{branch} at {tip} has no build record: the mirror has no refs/notes/xsabot "
+            f"(deleted, or {branch} was pushed by someone else); {keep}. To go on, restore "
+            f"refs/notes/xsabot in the mirror, or delete {branch} there (the next pass "
+            "creates it from its manifest)"
+        )
+    found = last or f"none found within {looked} commits behind it"
+    head = (
+        f"{branch} was moved by someone else to {tip} (the bot's last tip with a record: "
+        f"{found}); {keep}. "
+    )
+    if last is None:
+        return head + (
+            f"To go on, delete {branch} in the mirror (the next pass creates it from its "
+            "manifest); what was pushed stays only if the manifest lists it"
+        )
+    return head + (
+        f"To go on, reset {branch} in the mirror to {last} (the next pass publishes on top of "
+        "it) or delete it (the next pass creates it); what was pushed stays only if the "
+        "manifest lists it"
     )

@@ -41,7 +41,11 @@ def inputs_digest(
         entry: dict[str, object] = {
             "xsa": x.xsa,
             "status": x.status,
-            "prerequisites": [p.commit for p in x.prerequisites],
+            # A placed prerequisite's `before` changes the build; unplaced ones are written
+            # as they always were, so their digests (and published records) stay valid.
+            "prerequisites": [
+                p.commit if p.before is None else [p.commit, p.before] for p in x.prerequisites
+            ],
             "commits": list(x.commits),
             # The file name is in the commit's provenance line, so it is an input too.
             "patches": [[p.sha256, posixpath.basename(p.path or p.url or "")] for p in x.patches],
@@ -82,6 +86,7 @@ class XsaRecord(_Stored):
     paths: tuple[str, ...] = ()
     reason: str = ""
     detail: str = ""
+    waits_for: tuple[int, ...] = ()  # reason `waits-for`: the blocked XSAs the fix needs
     # Commits applied although they land differently than on source, as the manifest's
     # `partial` accepts (absent from records written before it existed).
     accepted_partial: tuple[str, ...] = ()
@@ -226,6 +231,7 @@ def make_record(
                 paths=blocked.paths if blocked else (),
                 reason=blocked.reason if blocked else "",
                 detail=blocked.detail if blocked else "",
+                waits_for=blocked.waits_for if blocked else (),
                 accepted_partial=outcome.accepted_partial if outcome else (),
             )
         )

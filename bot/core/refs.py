@@ -4,9 +4,12 @@
 - `refs/heads/<namespace without its slash>-candidate/...`: forge-CI candidates
   (`xsa-candidate/4.19`), outside the namespace so downstreams fetching `xsa/*` never see them;
 - `refs/notes/xsabot`: the build records;
-- with `copy_upstream_refs`, exactly the upstream refs the pass copies: the `RELEASE-*` tags
-  and the manifests' source branches. A copy may create a ref or fast-forward a branch; it
-  never moves a tag and never rewinds or replaces a branch (the mirror's own refs stay).
+- with `copy_upstream_refs`, exactly the upstream refs the pass copies, each under a namespace
+  of their own so that no copy can ever land on a ref of the mirror's own (its `master`, a
+  `RELEASE-*` tag someone pushed): upstream `refs/tags/RELEASE-4.19.5` goes to
+  `refs/xsabot/upstream/tags/RELEASE-4.19.5`, a source branch `refs/heads/stable-4.19` to
+  `refs/xsabot/upstream/heads/stable-4.19`. A copy may be created or a branch copy
+  fast-forwarded; a tag copy is never moved.
 
 Proposals are not mirror refs: forges write only branches under `xsabot/` in the manifests
 repository (`bot.forges.branch.check_proposal`).
@@ -18,6 +21,16 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 NOTES_REF = "refs/notes/xsabot"
+UPSTREAM_COPIES = "refs/xsabot/upstream/"
+
+
+def upstream_copy_ref(upstream_ref: str) -> str:
+    """Where the copy of an upstream tag or branch goes in the mirror:
+    `refs/tags/RELEASE-4.19.5` -> `refs/xsabot/upstream/tags/RELEASE-4.19.5`."""
+    for kind in ("heads/", "tags/"):
+        if upstream_ref.startswith("refs/" + kind) and len(upstream_ref) > len(kind) + 5:
+            return UPSTREAM_COPIES + upstream_ref.removeprefix("refs/")
+    raise ValueError(f"{upstream_ref} is not an upstream branch or tag")
 
 
 def candidate_ref(branch: str, namespace: str) -> str:
@@ -39,6 +52,11 @@ class WritableRefs:
     def of(cls, namespace: str, upstream_copies: Collection[str] = ()) -> WritableRefs:
         return cls(namespace, frozenset(upstream_copies))
 
+    def _is_copy(self, ref: str) -> bool:
+        # Only a copy the pass chose, and only in the copies' own namespace, whatever list
+        # the pass hands in.
+        return ref in self.upstream_copies and ref.startswith(UPSTREAM_COPIES)
+
     def allows(self, ref: str) -> bool:
         heads = "refs/heads/"
         candidates = f"{heads}{self.namespace.rstrip('/')}-candidate/"
@@ -46,7 +64,7 @@ class WritableRefs:
             ref == NOTES_REF
             or (ref.startswith(heads + self.namespace) and len(ref) > len(heads + self.namespace))
             or (ref.startswith(candidates) and len(ref) > len(candidates))
-            or ref in self.upstream_copies
+            or self._is_copy(ref)
         )
 
     def refused(self, refs: Collection[str]) -> list[str]:

@@ -27,7 +27,7 @@ from bot.core.ports import MergeRequestState
 from bot.core.prereqs import Candidate, FinderResult
 from bot.core.proposals import Action as ProposalVerb
 from bot.core.publish import Action
-from bot.core.record import BuildRecord, NoteDocument
+from bot.core.record import BuildRecord, NoteDocument, XsaRecord
 from bot.manifest.schema import SCHEMA_DIALECT
 
 
@@ -65,11 +65,25 @@ class Report(BaseModel):
 
 
 class BlockedXsa(Report):
+    """`waits_for` only with reason `waits-for`: the XSAs, blocked too, that the fix needs."""
+
+    _omit_unset: ClassVar[frozenset[str]] = frozenset({"waits_for"})
     xsa: int
     commit: str | None
     paths: tuple[str, ...]
     reason: str
     detail: str = ""  # e.g. the compiler's error lines for `does-not-build`
+    waits_for: tuple[int, ...] = ()
+
+
+class WouldWithdraw(Report):
+    """An XSA the published tip holds that publishing the new build would take out, though
+    the manifest still lists it and its changes are not in the base: the branch keeps its
+    tip (action `kept`)."""
+
+    xsa: int
+    why: str  # what the new build says of it
+    where: str  # the manifest's entry, `file:line`
 
 
 class CheckReport(Report):
@@ -103,6 +117,7 @@ class BranchReport(Report):
     already_applied: tuple[int, ...] = ()
     blocked: tuple[BlockedXsa, ...] = ()
     not_applied: tuple[int, ...] = ()  # declared blocked or not-affected in the manifest
+    would_withdraw: tuple[WouldWithdraw, ...] = ()  # why the branch is kept (action `kept`)
     build: str | None = None  # what `xsabot build` gives for this manifest
     previous: str | None = None  # the published tip before the pass
     changes: tuple[str, ...] = ()
@@ -114,7 +129,12 @@ class BranchReport(Report):
 
     @property
     def ok(self) -> bool:
-        return self.action != "error" and not self.blocked and not self.problems
+        return (
+            self.action not in ("error", "kept")
+            and not self.blocked
+            and not self.problems
+            and not self.would_withdraw
+        )
 
 
 def from_record(record: BuildRecord) -> dict[str, Any]:
@@ -122,19 +142,25 @@ def from_record(record: BuildRecord) -> dict[str, Any]:
     return {
         "applied": tuple(record.states("applied")),
         "already_applied": tuple(record.states("already-applied")),
-        "blocked": tuple(
-            BlockedXsa(
-                xsa=x.xsa, commit=x.blocked_commit, paths=x.paths, reason=x.reason, detail=x.detail
-            )
-            for x in record.xsas
-            if x.state == "blocked"
-        ),
+        "blocked": tuple(_blocked(x) for x in record.xsas if x.state == "blocked"),
         "not_applied": tuple(
             x.xsa for x in record.xsas if x.state in ("not-affected", "declared-blocked")
         ),
         "build": record.build,
         "base": record.base,
     }
+
+
+def _blocked(x: XsaRecord) -> BlockedXsa:
+    fields: dict[str, Any] = {"waits_for": x.waits_for} if x.waits_for else {}
+    return BlockedXsa(
+        xsa=x.xsa,
+        commit=x.blocked_commit,
+        paths=x.paths,
+        reason=x.reason,
+        detail=x.detail,
+        **fields,
+    )
 
 
 class ProposalAction(Report):
@@ -198,6 +224,7 @@ class ChosenCommit(Report):
     commit: str
     subject: str
     why: tuple[str, ...]
+    before: str | None = None  # the XSA commit it goes right before; None: the first
 
 
 class CandidateCommit(Report):
@@ -266,7 +293,12 @@ def deps_finding(manifest: str, xsa: int, state: XsaState, r: FinderResult) -> D
         minimal=r.minimal,
         faithful=r.faithful,
         chosen=tuple(
-            ChosenCommit(commit=c.sha, subject=c.subject, why=tuple(chosen_why(c, r.conflicts)))
+            ChosenCommit(
+                commit=c.sha,
+                subject=c.subject,
+                why=tuple(chosen_why(c, r.conflicts)),
+                before=c.before,
+            )
             for c in r.chosen
         ),
         candidates=tuple(

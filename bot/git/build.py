@@ -1,4 +1,4 @@
-"""Build a manifest's branch in memory: per XSA, prerequisites then fixes then patches.
+"""Build a manifest's branch in memory: per XSA, prerequisites (where placed), fixes, patches.
 
 Each commit is a 3-way merge of the source commit onto the branch (`TreeMerger`), each patch
 is applied to a temporary index; commits are deterministic (`commits.py`). A clean pick must
@@ -112,10 +112,9 @@ class Builder:
             return XsaOutcome(entry.xsa, "declared-blocked")
         start = _Branch(branch.head, branch.tree)
         picks: list[Pick] = []
-        sources: list[tuple[str, PickRole]] = [
-            (p.commit, "prerequisite") for p in entry.prerequisites
-        ]
-        sources += [(c, "fix") for c in entry.commits]
+        # Each prerequisite right before the commit it is placed before (`before`; default:
+        # the first), so one that needs the XSA's earlier commits comes after them.
+        sources: list[tuple[str, PickRole]] = list(entry.picks())
         accepted = frozenset(p.commit for p in entry.partial)
         for sha, role in sources:
             try:

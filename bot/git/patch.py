@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import http.client
 import re
 import tempfile
 import urllib.request
@@ -19,6 +20,7 @@ from pathlib import Path
 from bot.errors import GitError
 from bot.git.commits import format_commit, identity_line
 from bot.git.runner import git, git_text
+from bot.manifest.files import MAX_PATCH_BYTES, FileRefused, read_beneath
 
 _FAILED_PATH = re.compile(r"^error: (?:patch failed: )?([^:]+):", re.MULTILINE)
 
@@ -40,12 +42,17 @@ class PatchMail:
 
 
 def read_patch(*, path: str | None, url: str | None, sha256: str, root: Path, cache: Path) -> bytes:
-    """The patch's bytes, verified against `sha256` before anything else looks at them."""
+    """The patch's bytes, verified against `sha256` before anything else looks at them.
+
+    A path is read only through no symbolic link (`read_beneath`): a link committed to the
+    manifests repository would otherwise publish any file of the host the bot can read.
+    """
     if path is not None:
         try:
-            data = (root / path).read_bytes()
-        except OSError as exc:
-            raise PatchError("patch-missing", f"{path}: {exc.strerror}") from None
+            data = read_beneath(root, path, MAX_PATCH_BYTES)
+        except FileRefused as exc:
+            reason = "patch-missing" if exc.missing else "patch-unreadable"
+            raise PatchError(reason, f"{path}: {exc}") from None
         where = path
     else:
         assert url is not None
@@ -55,8 +62,10 @@ def read_patch(*, path: str | None, url: str | None, sha256: str, root: Path, ca
         else:
             try:
                 with urllib.request.urlopen(url, timeout=60) as response:
-                    data = response.read(16 * 1024 * 1024)
-            except OSError as exc:
+                    data = response.read(MAX_PATCH_BYTES)
+            # urllib raises ValueError for a URL it cannot send (a control character), and
+            # http.client its own errors for a server that breaks the protocol.
+            except (OSError, ValueError, http.client.HTTPException) as exc:
                 raise PatchError("patch-missing", f"{url}: cannot download: {exc}") from None
         where = url
     actual = hashlib.sha256(data).hexdigest()

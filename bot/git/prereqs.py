@@ -58,6 +58,7 @@ class _Pool:
         reader: TreeReader,
         on_branch: Collection[str],
         blocked: Mapping[str, int],
+        placed: Mapping[str, str] | None = None,
     ) -> None:
         self.repo, self.log, self.files, self.reader = repo, log, files, reader
         self.chain = chain  # (base, last fix], oldest first
@@ -66,6 +67,7 @@ class _Pool:
         self.ours_tree = ours_tree
         self.on_branch = set(on_branch)
         self.blocked = blocked  # commit -> the blocked XSA it belongs to
+        self.placed = placed or {}  # commit -> the XSA commit it goes right before
         self.reasons: dict[str, list[str]] = {}
         self.lines: dict[str, dict[tuple[str, str], set[int]]] = {}
         self._eligible: dict[str, bool] = {}
@@ -141,6 +143,7 @@ class _Pool:
                     (*self.reasons[c.sha], *blamed),
                     c.paths,
                     self.blocked.get(c.sha),
+                    self.placed.get(c.sha),
                 )
             )
         return out
@@ -228,13 +231,19 @@ def find_prerequisites(
     xsa_commits: Sequence[str] = (),
     merger: TreeMerger | None = None,
     blocked_xsas: Mapping[int, Sequence[str]] | None = None,
+    fix_commits: Sequence[str] = (),
 ) -> FinderResult:
     """The smallest set of source commits that makes `fix` apply on `ours_tree`.
 
     `ours_tree` is the branch tree the failing pick met; `on_branch` the source commits already
-    picked onto the branch. With `xsa_commits` (all of the XSA's commits, in order), the
-    trials pick every one of them after the prerequisites, as a manifest applies them, and
-    `ours_tree` is the branch tree before the XSA's first commit.
+    picked onto the branch. With `xsa_commits` (all of the XSA's picks, in the order the
+    manifest applies them), the trials pick every one of them with the prerequisites, as a
+    manifest applies them, and `ours_tree` is the branch tree before the XSA's first pick.
+
+    `fix_commits` (the XSA's own commits, its `commits`) places the set: each candidate goes
+    right before the first of them that follows it on source (`Candidate.before`), as on
+    source, so a prerequisite that needs the XSA's first commit comes after it. Without them,
+    the whole set goes before the XSA's first pick.
 
     `blocked_xsas`: the commits of the manifest's other XSAs that are not on the branch
     (blocked there), by XSA. Only when no set is found without them are they tried, and a set
@@ -246,7 +255,15 @@ def find_prerequisites(
         raise UsageError(f"{fix} is not one of the XSA's commits")
     chain = log.range(base_commit, fixes_ids[-1])
     by_id = {c.sha: c for c in chain}
-    missing = [f for f in fixes_ids if f not in by_id]
+    # Commits in the base already: the builder picks them as empty, and so do the trials.
+    outside = [f for f in fixes_ids if f not in by_id and f != fix]
+    in_base = {f for f in outside if _in_base(repo, base_commit, f)}
+    if in_base:
+        fixes_ids = [f for f in fixes_ids if f not in in_base]
+        fix_commits = [f for f in fix_commits if f not in in_base]
+        chain = log.range(base_commit, fixes_ids[-1])
+        by_id = {c.sha: c for c in chain}
+    missing = [f for f in (*fixes_ids, *fix_commits) if f not in by_id]
     if missing:
         raise UsageError(f"{missing[0]} is not on the source branch after the base")
     fixes = [by_id[f] for f in fixes_ids]
@@ -259,8 +276,9 @@ def find_prerequisites(
         for sha in commits
         if sha not in fixes_ids
     }
-    pool = _Pool(repo, log, files, chain, fixes, ours_tree, reader, on_branch, blocked)
-    port = TreeTrials(store, merger, files, log.commits, ours_tree, fixes_ids)
+    slots, placed = _placement(chain, fixes_ids, [f for f in fix_commits if f in fixes_ids])
+    pool = _Pool(repo, log, files, chain, fixes, ours_tree, reader, on_branch, blocked, placed)
+    port = TreeTrials(store, merger, files, log.commits, ours_tree, fixes_ids, slots)
     stages = [
         Stage("narrow", pool.narrow),
         Stage("files", pool.files_stage),
@@ -269,3 +287,38 @@ def find_prerequisites(
     if blocked:
         stages.append(Stage("blocked XSAs", pool.blocked_stage, last_resort=True))
     return find_minimal_set(port, stages, xsa=xsa, fix=fix, limits=limits)
+
+
+def _in_base(repo: pygit2.Repository, base: str, sha: str) -> bool:
+    try:
+        return sha == base or bool(repo.descendant_of(base, sha))
+    except (KeyError, ValueError, pygit2.GitError):
+        return False  # not in the repository: the range check below says so
+
+
+def _placement(
+    chain: Sequence[SourceCommit], picks: Sequence[str], fix_commits: Sequence[str]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Where each commit of `chain` goes among the XSA's `picks`: its index there (the slot
+    `TreeTrials` puts it in), and the fix commit it goes right before when not the first.
+
+    A commit goes after every fix commit that precedes it on source, and before the next one
+    with the prerequisites listed for that one. Source order is what `source` proved works:
+    there, each fix commit was applied after everything before it.
+    """
+    if not fix_commits:
+        return {}, {}
+    position = {c.sha: i for i, c in enumerate(chain)}
+    # The fix commits in their order on source; each with the index its listed prerequisites
+    # start at in `picks` (right after the previous fix commit).
+    starts = [0] + [picks.index(f) + 1 for f in fix_commits[:-1]]
+    at = sorted((position[f], k) for k, f in enumerate(fix_commits))
+    slots: dict[str, int] = {}
+    placed: dict[str, str] = {}
+    for c in chain:
+        passed = [k for p, k in at if p < position[c.sha]]
+        k = min(max(passed, default=-1) + 1, len(fix_commits) - 1)
+        slots[c.sha] = starts[k]
+        if k:
+            placed[c.sha] = fix_commits[k]
+    return slots, placed

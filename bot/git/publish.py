@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pygit2
-
 from bot.core.record import BuildRecord, UnreadableRecord, note_records
 from bot.core.refs import WritableRefs
 from bot.git.commits import format_commit, identity_line, parse_commit
+from bot.git.notes import find_note, notes_tree
 from bot.git.objects import ObjectStore
 from bot.git.runner import git
-from bot.git.trees import parse_tree_ids
-from bot.git.workrepo import WorkRepo
+from bot.git.workrepo import WorkRepo, refuse_option
 
 
 @dataclass(frozen=True)
@@ -35,16 +33,12 @@ class PushResult:
 
 
 def read_note(work: WorkRepo, commit: str, notes: str | None) -> str | None:
-    """The text of the note on `commit` in the fetched mirror notes, if any."""
+    """The text of the note on `commit` in the fetched mirror notes, if any, whatever the
+    notes tree's fan-out (`bot.git.notes`)."""
     if notes is None:
         return None
-    tree = work.repo[notes].tree
-    try:
-        blob = work.repo[tree[commit].id]
-    except KeyError:
-        return None
-    assert isinstance(blob, pygit2.Blob)
-    return blob.data.decode("utf-8", "replace")
+    data = find_note(work.repo, notes, commit)
+    return None if data is None else data.decode("utf-8", "replace")
 
 
 def read_record(
@@ -88,22 +82,15 @@ def notes_commit(
     name: str,
     email: str,
 ) -> str:
-    """A commit of the notes ref with `notes` ({commit: text}) added to what `old` had."""
-    entries: dict[str, str] = {}
+    """A commit of the notes ref with `notes` ({commit: text}) added to what `old` had, in
+    a layout `git notes` reads (`bot.git.notes.notes_tree`)."""
     parents: tuple[str, ...] = ()
+    old_tree = None
     if old is not None:
         parents = (old,)
         old_tree = parse_commit(store.read(old)[1]).tree
-        # Flat, as written below: one blob per annotated commit.
-        entries.update(parse_tree_ids(store.read(old_tree)[1]))
-    for commit, text in notes.items():
-        entries[commit] = store.write("blob", text.encode())
-    tree = store.write(
-        "tree",
-        b"".join(
-            b"100644 %s\0%s" % (k.encode(), bytes.fromhex(v)) for k, v in sorted(entries.items())
-        ),
-    )
+    blobs = {commit: store.write("blob", text.encode()) for commit, text in notes.items()}
+    tree = notes_tree(store, old_tree, blobs)
     ident = identity_line(name, email, _later(store, list(notes)))
     message = "xsabot: build records\n\n" + "".join(f"{c}\n" for c in sorted(notes))
     return store.write(
@@ -134,7 +121,7 @@ def push(
         )
     args = ["push", "--atomic", "--porcelain", "--no-verify"]
     args += [f"--force-with-lease={u.ref}:{u.old or ''}" for u in updates]
-    args.append(mirror)
+    args += ["--", refuse_option(mirror)]
     args += [f"{u.new}:{u.ref}" for u in updates]
     proc = git(args, cwd=work.path, timeout=timeout, check=False)
     if proc.returncode == 0:

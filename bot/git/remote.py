@@ -4,7 +4,7 @@ Credentials reach git only through the environment `env_for(url)` gives for each
 `bot.forges.credentials`): never in a URL or in argv. Every network call has a timeout, and
 what git says about a failure is redacted before it goes into an error. A push names the tip
 it expects (`--force-with-lease=refs/heads/B:<tip>`): a push by anyone in between makes it
-fail instead of being overwritten.
+fail instead of being overwritten. URLs go after `--`, never where git reads options.
 """
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ from bot.redact import redact
 
 NETWORK_TIMEOUT = 300.0
 _LEASE_LOST = re.compile(r"stale info|\[rejected\]|fetch first|non-fast-forward")
+
+
+def _url(url: str) -> str:
+    """`url`, unless git could read it as an option (it goes after `--` as well)."""
+    if url.startswith("-"):
+        raise GitError(f"{redact(url)!r}: a repository URL may not start with '-'")
+    return url
 
 
 class RemoteClone:
@@ -43,7 +50,7 @@ class RemoteClone:
     def fetch(self, url: str, branch: str, into: str) -> str:
         """Fetch refs/heads/`branch` of `url` into the ref `into`; return its commit."""
         git(
-            ["fetch", "--no-tags", "--quiet", url, f"+refs/heads/{branch}:{into}"],
+            ["fetch", "--no-tags", "--quiet", "--", _url(url), f"+refs/heads/{branch}:{into}"],
             cwd=self.path,
             env=self._env_for(url),
             timeout=self._timeout,
@@ -53,7 +60,7 @@ class RemoteClone:
     def has_branch(self, url: str, branch: str) -> bool:
         """Whether `url` has refs/heads/`branch` now."""
         listed = git_text(
-            ["ls-remote", url, f"refs/heads/{branch}"],
+            ["ls-remote", "--", _url(url), f"refs/heads/{branch}"],
             cwd=self.path,
             env=self._env_for(url),
             timeout=self._timeout,
@@ -72,7 +79,7 @@ class RemoteClone:
         not exist). False if someone moved it meanwhile; GitError for any other failure."""
         lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
         proc = git(
-            ["push", "--porcelain", url, lease, f"{new}:refs/heads/{branch}"],
+            ["push", "--porcelain", lease, "--", _url(url), f"{new}:refs/heads/{branch}"],
             cwd=self.path,
             env=self._env_for(url),
             timeout=self._timeout,

@@ -14,7 +14,7 @@ neither a work tree nor a flush of the objects the merges made.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pygit2
@@ -81,10 +81,17 @@ def commit_trees(repo: pygit2.Repository, sha: str) -> tuple[str, str]:
 class _Node:
     tree: str | None  # None: this pick conflicted
     conflicts: tuple[str, ...] = ()
+    unfaithful: tuple[str, ...] = ()  # for a pick of one of the XSA's commits
 
 
 class TreeTrials:
-    """A `TrialPort`: picks prerequisites then the XSA's commits onto `ours_tree`."""
+    """A `TrialPort`: picks prerequisites and the XSA's commits onto `ours_tree`.
+
+    `fixes` are the XSA's picks as the manifest applies them (its listed prerequisites, each
+    before the commit it is placed before, and its commits). A candidate goes right before
+    `fixes[slots[candidate]]` (default 0: before them all), so one that needs the XSA's first
+    commit can come after it; candidates come in source order, so their slots never go down.
+    """
 
     def __init__(
         self,
@@ -94,35 +101,54 @@ class TreeTrials:
         commits: dict[str, SourceCommit],
         ours_tree: str,
         fixes: Sequence[str],
+        slots: Mapping[str, int] | None = None,
     ) -> None:
         self.store = store
         self.merger = merger
         self.files = files
         self.commits = commits
         self.fixes = list(fixes)
+        self.slots = slots or {}
         self.check = pick_check(store)
         self._nodes = [_Node(ours_tree)]
         self._children: dict[tuple[int, str], int] = {}
-        self._fix_trials: dict[str, Trial] = {}
+        self._fix_trials: dict[tuple[str, int], Trial] = {}
         self._commit_trees: dict[str, tuple[str, str]] = {}
         self.merges = 0
 
     def trial(self, prerequisites: Sequence[str]) -> Trial:
-        node = 0
-        for sha in prerequisites:
-            child = self._children.get((node, sha))
-            if child is None:
-                child = self._children[(node, sha)] = len(self._nodes)
-                self._nodes.append(self._pick(self._nodes[node].tree, sha))
-            node = child
+        node, done = 0, 0  # `done`: how many of `fixes` are picked
+        unfaithful: list[str] = []
+        for sha in sorted(prerequisites, key=lambda c: self.slots.get(c, 0)):
+            while done < self.slots.get(sha, 0):
+                node = self._child(node, self.fixes[done], fix=True)
+                found = self._nodes[node]
+                if found.tree is None:
+                    return Trial(False, False, found.conflicts)
+                unfaithful += found.unfaithful
+                done += 1
+            node = self._child(node, sha, fix=False)
             if self._nodes[node].tree is None:
                 return Trial(False, False, self._nodes[node].conflicts, failed=sha)
         tree = self._nodes[node].tree
         assert tree is not None
-        found = self._fix_trials.get(tree)
-        if found is None:
-            found = self._fix_trials[tree] = self._fixes_onto(tree)
-        return found
+        # The rest is the XSA's commits only: the same tree gives the same result.
+        rest = self._fix_trials.get((tree, done))
+        if rest is None:
+            rest = self._fix_trials[(tree, done)] = self._fixes_onto(tree, done)
+        if not unfaithful or not rest.clean:
+            return rest
+        paths = tuple(sorted({*unfaithful, *rest.unfaithful}))
+        return Trial(True, False, unfaithful=paths)
+
+    def _child(self, node: int, sha: str, *, fix: bool) -> int:
+        child = self._children.get((node, sha))
+        if child is None:
+            child = self._children[(node, sha)] = len(self._nodes)
+            tree = self._nodes[node].tree
+            assert tree is not None
+            self._nodes.append(self._pick(tree, sha, fix=fix))
+        return child
 
     def _trees(self, sha: str) -> tuple[str, str]:
         found = self._commit_trees.get(sha)
@@ -130,30 +156,26 @@ class TreeTrials:
             found = self._commit_trees[sha] = commit_trees(self.store.repo, sha)
         return found
 
-    def _pick(self, tree: str | None, sha: str) -> _Node:
-        assert tree is not None
+    def _pick(self, tree: str, sha: str, *, fix: bool) -> _Node:
+        """One pick, checked as the builder checks it: a partial one fails at the paths that
+        differ. For the XSA's own commits (`fix`), where the context differs is noted too."""
         base, theirs = self._trees(sha)
         self.merges += 1
         merge = self.merger.merge(base, tree, theirs)
         if merge.tree is None:
             return _Node(None, merge.conflicts)
-        partial = self.check.differences(base, theirs, tree, merge)
+        differs = self.check.differences(base, theirs, tree, merge, context=fix)
+        partial = tuple(d.path for d in differs if d.partial)
         if partial:
-            return _Node(None, tuple(d.path for d in partial))
-        return _Node(merge.tree)
+            return _Node(None, partial)
+        return _Node(merge.tree, unfaithful=tuple(d.path for d in differs))
 
-    def _fixes_onto(self, tree: str) -> Trial:
+    def _fixes_onto(self, tree: str, start: int = 0) -> Trial:
         unfaithful: list[str] = []
-        for sha in self.fixes:
-            base, theirs = self._trees(sha)
-            self.merges += 1
-            merge = self.merger.merge(base, tree, theirs)
-            if merge.tree is None:
-                return Trial(False, False, merge.conflicts)
-            differs = self.check.differences(base, theirs, tree, merge, context=True)
-            partial = tuple(d.path for d in differs if d.partial)
-            if partial:
-                return Trial(False, False, partial)
-            unfaithful += [d.path for d in differs]
-            tree = merge.tree
+        for sha in self.fixes[start:]:
+            picked = self._pick(tree, sha, fix=True)
+            if picked.tree is None:
+                return Trial(False, False, picked.conflicts)
+            unfaithful += picked.unfaithful
+            tree = picked.tree
         return Trial(True, not unfaithful, unfaithful=tuple(sorted(set(unfaithful))))

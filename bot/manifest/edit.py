@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -30,14 +30,22 @@ class ManifestEditError(XsabotError):
     """The manifest cannot take the edit: the XSA is not in it, or it is not a manifest."""
 
 
-def add_prerequisites(text: str, xsa: int, prereqs: Sequence[tuple[str, str]]) -> str:
-    """Add `prerequisites` entries `{commit, why}` to XSA `xsa`, before any it lists already
-    (and so before its `commits`).
+def add_prerequisites(
+    text: str,
+    xsa: int,
+    prereqs: Sequence[tuple[str, str]],
+    before: Mapping[str, str] | None = None,
+) -> str:
+    """Add `prerequisites` entries `{commit, why}` to XSA `xsa`: each goes before the ones
+    it lists already that are placed before the same commit (and so before that commit).
 
-    `prereqs` are (commit, why) pairs in the order they must be applied. Commits the XSA
-    already lists are skipped, so proposing the same set twice changes nothing; when nothing
-    is new, `text` is returned as it is.
+    `prereqs` are (commit, why) pairs in the order they must be applied. `before` maps a
+    commit to the XSA commit it must go right before, written as its `before:`; the others go
+    before the first commit, as without `before:`. Commits the XSA already lists are skipped,
+    so proposing the same set twice changes nothing; when nothing is new, `text` is returned
+    as it is.
     """
+    places = before or {}
 
     def edit(entry: CommentedMap) -> bool:
         existing = entry.get("prerequisites")
@@ -52,13 +60,34 @@ def add_prerequisites(text: str, xsa: int, prereqs: Sequence[tuple[str, str]]) -
         flow = (
             bool(existing) and isinstance(existing[0], CommentedMap) and existing[0].fa.flow_style()
         )
-        # They go first: the finder proved the fix applies with them picked before
-        # everything the XSA already lists.
-        for position, (commit, why) in enumerate(new):
+        commits = [str(c) for c in entry.get("commits") or ()]
+
+        def slot(place: object) -> int:
+            return commits.index(str(place)) if str(place) in commits else 0
+
+        old = list(existing)
+        for commit, why in new:
             item = CommentedMap([("commit", commit), ("why", _text(why))])
+            if commit in places:
+                item["before"] = places[commit]
             if flow:
                 item.fa.set_flow_style()
-            existing.insert(position, item)
+            # First among those placed before the same commit: the finder proved the fix
+            # applies with them picked before everything the XSA already lists there.
+            mine = slot(places.get(commit))
+            at = next(
+                (
+                    i
+                    for i, q in enumerate(existing)
+                    if isinstance(q, dict)
+                    and (
+                        slot(q.get("before")) > mine
+                        or (slot(q.get("before")) == mine and any(q is o for o in old))
+                    )
+                ),
+                len(existing),
+            )
+            existing.insert(at, item)
         return True
 
     return _edit_xsa(text, xsa, edit)

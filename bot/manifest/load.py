@@ -9,32 +9,36 @@ commands that never read a manifest do not pay for it. Patch paths are relative 
 manifests directory (`root`).
 
 A manifest is untrusted input read on every pass beside all the others, so one file must never
-be able to stop the process: its size is capped and YAML anchors and aliases are refused while
-the document is composed, before anything could expand them (see `_AliasFree`).
+be able to stop the process: it is read only when it is a regular file and not a symbolic link
+(`files.py`), its size is capped, YAML anchors, aliases, tags and deep nesting are refused while
+the document is composed (`yamldoc.py`), and control characters are refused in every key and
+value. Whatever is wrong is a problem at its line and column, never an exception.
 """
 
 from __future__ import annotations
 
-import functools
+import os
 import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from bot.errors import InvalidInput, Problem, SetupError
+from bot.errors import InvalidInput, Problem, SetupError, printable
+from bot.manifest import yamldoc
+from bot.manifest.files import MAX_PATCH_BYTES, FileRefused, TooLarge, check_beneath, read_file
 from bot.manifest.model import Manifest, patch_path_problem
 from bot.manifest.positions import (
     Pos,
-    find_duplicate,
     first_content,
     item_pos,
     locate,
+    node_pos,
     value_pos,
 )
 from bot.manifest.refname import check_ref_format
@@ -46,15 +50,20 @@ from bot.manifest.wording import (
     suggestion,
 )
 
-if TYPE_CHECKING:
-    from ruamel.yaml.composer import Composer
-
 SUFFIXES = (".yaml", ".yml")
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 _TOKEN = re.compile(r"[^\s,\]}#]+")  # a plain scalar as written, up to the next flow indicator
 # The shipped manifests are a few KiB; a cap far above that keeps a runaway or hostile file from
 # costing the pass its memory and time (ruamel's pure-Python scanner reads about 5 MB/s).
 MAX_BYTES = 1 << 20
+# Keys whose values are prose, where a block scalar (`why: |`) writes line breaks and tabs.
+FREE_TEXT = frozenset({"why"})
+# A problem quotes at most this much of what the file holds (a whole file can be one value).
+MAX_QUOTE = 200
+# Problems reported per file, the first ones by position: a file of 100,000 bad values gets
+# them all fixed long before the last would be read, and lint's output (an MR comment with
+# `plan --mr`) stays readable.
+MAX_PROBLEMS = 100
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,8 @@ class ManifestSet:
     """
 
     loaded: tuple[LoadedManifest, ...]  # valid ones, sorted by name
-    invalid: Mapping[Path, tuple[Problem, ...]]  # every broken file with all its problems
+    # Every broken file with all its problems, named as it can be printed (`shown_path`).
+    invalid: Mapping[Path, tuple[Problem, ...]]
 
 
 def load_manifest(
@@ -98,11 +108,16 @@ def load_manifests(
     """Load `*.yaml` and `*.yml` in `directory` (or only `paths`); a bad file never raises.
 
     Besides each file's own checks, no two files may publish the same branch or share a name
-    (file stem). Raises `SetupError` only when `directory` itself cannot be listed.
+    (file stem). A symbolic link with a manifest's suffix is listed, to be refused unread.
+    Raises `SetupError` only when `directory` itself cannot be listed.
     """
     if paths is None:
         try:
-            paths = [p for p in directory.iterdir() if p.suffix in SUFFIXES and p.is_file()]
+            paths = [
+                p
+                for p in directory.iterdir()
+                if p.suffix in SUFFIXES and (p.is_symlink() or p.is_file())
+            ]
         except OSError as exc:
             raise SetupError(f"cannot list manifests in {directory}: {exc.strerror}") from None
     results = [
@@ -112,18 +127,28 @@ def load_manifests(
     problems = {r.path: list(r.problems) for r in results}
     _check_across(results, problems)
     loaded = [r.loaded for r in results if r.loaded is not None and not problems[r.path]]
+    invalid: dict[Path, list[Problem]] = defaultdict(list)
+    for path, found in problems.items():
+        if found:
+            invalid[shown_path(path)] += found
     return ManifestSet(
         loaded=tuple(sorted(loaded, key=lambda m: m.name)),
-        invalid={path: tuple(_in_order(found)) for path, found in problems.items() if found},
+        invalid={path: tuple(_in_order(found)) for path, found in invalid.items()},
     )
 
 
 def display_path(path: Path) -> str:
-    """How problems name a file: relative to the working directory when it is inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """How problems name a file: relative to the working directory when it is inside it, with
+    what cannot be printed escaped (`shown_path`)."""
+    cwd = Path.cwd()
+    return str(shown_path(path.relative_to(cwd) if path.is_relative_to(cwd) else path))
+
+
+def shown_path(path: Path) -> Path:
+    """`path` as it can be printed, in JSON or a terminal: bytes that are not UTF-8 as `\\xff`,
+    control characters as `\\n` or `\\x1b`. The same path for any name a manifest may have."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return Path(printable(text))
 
 
 class _Where(NamedTuple):
@@ -199,59 +224,13 @@ def _name_problem(name: str) -> str | None:
     The whole-name rules (no trailing `.`, not `@`) are stricter than a middle component needs,
     which costs nothing and lets the name stand alone in a ref too.
     """
+    if shown_path(Path(name)) != Path(name):
+        return "is not UTF-8 text or has control characters"
     why = check_ref_format(name)
     if why is not None and why.startswith("has a component"):
         # check_ref_format's words for a multi-component ref; here the component is the name.
         why = "starts with `.`" if name.startswith(".") else "ends with `.lock`"
     return why
-
-
-@functools.cache
-def _alias_free_composer() -> type[Composer]:
-    """ruamel's composer, refusing anchors and aliases (created on first use, like ruamel)."""
-    from ruamel.yaml.composer import Composer
-    from ruamel.yaml.events import AliasEvent
-    from ruamel.yaml.nodes import ScalarNode
-
-    class _AliasFree(Composer):
-        """Records every anchor and alias instead of resolving aliases.
-
-        An alias shares the anchored node, so a few hundred bytes of nested aliases describe
-        billions of values: anything that walks the document as a tree (`plain`, pydantic, the
-        duplicate-key search) expands them. Manifests have no use for them, so each is recorded
-        as a problem and an alias composes to a fresh null in place of the shared node: the
-        document the constructor sees is a tree the size of the text. Checking here costs one
-        look at each event the parser already produced, instead of a second pass over the text.
-        """
-
-        def __init__(self, loader: Any = None) -> None:
-            super().__init__(loader=loader)
-            self.refused: list[tuple[str, Pos]] = []  # `&name` or `*name`, where it is written
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            event = self.parser.peek_event()
-            if isinstance(event, AliasEvent):
-                self.parser.get_event()
-                self._refuse(f"*{event.anchor}", event.start_mark)
-                tag = self.resolver.resolve(ScalarNode, "", (True, False))
-                return ScalarNode(tag, "", event.start_mark, event.end_mark)
-            if event.anchor is not None:
-                self._refuse(f"&{event.anchor}", event.start_mark)
-            return super().compose_node(parent, index)
-
-        def _refuse(self, token: str, mark: Any) -> None:
-            self.refused.append((token, (mark.line, mark.column)))
-
-    return _AliasFree
-
-
-def _manifest_yaml() -> Any:
-    """A round-trip loader for manifests: positions kept, anchors and aliases refused."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    yaml.Composer = _alias_free_composer()
-    return yaml
 
 
 class _Reader:
@@ -266,16 +245,18 @@ class _Reader:
         self.namespace = namespace
         self.trees = trees
         self.text = ""
+        self.lines: list[str] | None = None  # `text` split, once, when a message quotes it
         self.problems: list[Problem] = []
 
     def read(self) -> _Result:
         why = _name_problem(self.path.stem)
         if why is not None:
-            message = f"the manifest's name `{self.path.stem}` (its file name) is part of branch"
+            name = shown_path(Path(self.path.stem))
+            message = f"the manifest's name `{name}` (its file name) is part of branch"
             self._problem((0, 0), "", f"{message} names, but it {why}: rename the file")
         doc = self._parse()
         if doc is None:
-            return _Result(self.path, None, tuple(self.problems), None)
+            return _Result(self.path, None, self._reported(), None)
         manifest = self._validate(doc)
         self._check_context(doc)
         branch = doc.get("branch")
@@ -286,9 +267,22 @@ class _Reader:
         loaded = None
         if manifest is not None and not self.problems:
             loaded = LoadedManifest(self.path, self.path.stem, manifest, self.text)
-        return _Result(self.path, loaded, tuple(_in_order(self.problems)), where)
+        return _Result(self.path, loaded, self._reported(), where)
+
+    def _reported(self) -> tuple[Problem, ...]:
+        """The problems in order, the first `MAX_PROBLEMS` of them and a count of the rest."""
+        found = _in_order(self.problems)
+        if len(found) <= MAX_PROBLEMS:
+            return tuple(found)
+        shown, rest = found[:MAX_PROBLEMS], found[MAX_PROBLEMS:]
+        more = Problem(
+            self.shown, rest[0].line, rest[0].col, "", f"{len(rest)} more problems not shown"
+        )
+        return (*shown, more)
 
     def _problem(self, pos: Pos, field: str, message: str) -> None:
+        if len(message) > 2 * MAX_QUOTE:  # what quotes the file's content must not repeat it all
+            message = message[: 2 * MAX_QUOTE] + "…"
         self.problems.append(Problem(self.shown, pos[0] + 1, pos[1] + 1, field, message))
 
     # -- YAML ------------------------------------------------------------------------------
@@ -296,89 +290,40 @@ class _Reader:
     def _parse(self) -> Any:
         """The document as ruamel's CommentedMap, or None after recording why there is none."""
         try:
-            with self.path.open("rb") as file:
-                data = file.read(MAX_BYTES + 1)  # never more than the cap into memory
-        except OSError as exc:
-            self._problem((0, 0), "", f"cannot read the file: {exc.strerror}")
-            return None
-        if len(data) > MAX_BYTES:
+            data = read_file(self.path, MAX_BYTES)  # never through a link, never past the cap
+        except TooLarge:
             self._problem((0, 0), "", "manifest is larger than 1 MiB")
             return None
-        try:
-            self.text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line_start = data.rfind(b"\n", 0, exc.start) + 1
-            pos = (data.count(b"\n", 0, exc.start), exc.start - line_start)
-            self._problem(pos, "", "the file is not UTF-8 text")
+        except FileRefused as exc:
+            self._problem((0, 0), "", f"the file is not read: {exc}")
             return None
-        from ruamel.yaml.composer import ComposerError
-        from ruamel.yaml.error import YAMLError
-        from ruamel.yaml.parser import ParserError
-        from ruamel.yaml.scanner import ScannerError
-
-        yaml = _manifest_yaml()
-        error: Exception | None = None
-        try:
-            doc = yaml.load(self.text)
-        except (YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
-            # ruamel lets some bad values through as plain Python errors (a date like
-            # 2024-13-45, nesting too deep); a bad file must never stop the other manifests.
-            doc, error = None, exc
-        refused = yaml.composer.refused
-        for token, pos in refused:
-            self._problem(pos, "", f"anchors and aliases are not allowed in manifests (`{token}`)")
-        if error is not None:
-            # A syntax error is the file's own; a construction error may come from the nulls that
-            # stand in for aliases (`<<: *defaults`), so it waits until the aliases are gone.
-            if not refused or isinstance(error, ScannerError | ParserError | ComposerError):
-                self._load_error(error)
+        text, bad_byte = yamldoc.decode(data)
+        if text is None:
+            self._problem(bad_byte, "", "the file is not UTF-8 text")
             return None
-        if refused:
+        self.text = text
+        parsed = yamldoc.parse(text, "manifests")
+        for pos, message in parsed.problems:
+            self._problem(pos, "", message)
+        doc = parsed.doc
+        if parsed.problems:
             return None
         if doc is None:
             needs = "a manifest needs `base`, `source` and `branch`"
             self._problem(first_content(self.text), "", f"the file is empty; {needs}")
             return None
         if not isinstance(doc, dict):
-            pos = (doc.lc.line, doc.lc.col) if hasattr(doc, "lc") else first_content(self.text)
-            self._problem(
-                pos, "", f"a manifest is a mapping (`key: value` lines), not {kind_of(doc)}"
-            )
+            pos = node_pos(doc) if hasattr(doc, "lc") else first_content(self.text)
+            kind = kind_of(doc)
+            if len(kind) > MAX_QUOTE:
+                kind = kind[:MAX_QUOTE] + "…"
+            self._problem(pos, "", f"a manifest is a mapping (`key: value` lines), not {kind}")
             return None
-        return doc
-
-    def _load_error(self, exc: Exception) -> None:
-        """Record why ruamel could not load the file."""
-        from ruamel.yaml.constructor import DuplicateKeyError
-        from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-        if isinstance(exc, DuplicateKeyError):
-            mark = exc.problem_mark
-            self._duplicate_key(mark.index, (mark.line, mark.column))
-        elif isinstance(exc, MarkedYAMLError):
-            self._syntax_error(exc)
-        elif isinstance(exc, YAMLError):
-            self._problem((0, 0), "", f"not valid YAML: {exc}")
-        else:
-            self._problem((0, 0), "", f"YAML cannot be read: {exc or type(exc).__name__}")
-
-    def _syntax_error(self, exc: Any) -> None:
-        mark = exc.problem_mark or exc.context_mark
-        message = exc.problem or exc.context or "cannot parse"
-        if exc.problem and exc.context and exc.context_mark is not None:
-            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        pos = (mark.line, mark.column) if mark is not None else (0, 0)
-        self._problem(pos, "", f"YAML syntax: {message}")
-
-    def _duplicate_key(self, index: int, fallback: Pos) -> None:
-        # ruamel's message points at the repeated key only; composing the node tree (no
-        # construction, so no duplicate check) finds the first one. Only on this error path.
-        found = find_duplicate(_manifest_yaml().compose(self.text), index)
-        if found is None:
-            self._problem(fallback, "", "duplicate key")
-            return
-        key, first, second = found
-        self._problem(second, "", f"duplicate key `{key}` (first at line {first[0] + 1})")
+        refused = list(yamldoc.text_problems(doc, FREE_TEXT))
+        for pos, field, message in refused:
+            self._problem(pos, field, message)
+        # Nothing after this looks at a value holding such a character (a NUL in a path).
+        return None if refused else doc
 
     # -- the model -------------------------------------------------------------------------
 
@@ -421,7 +366,9 @@ class _Reader:
         return err["msg"]
 
     def _token(self, pos: Pos) -> str:
-        lines = self.text.splitlines()
+        if self.lines is None:
+            self.lines = self.text.splitlines()
+        lines = self.lines
         match = _TOKEN.match(lines[pos[0]], pos[1]) if pos[0] < len(lines) else None
         return match.group() if match else "this value"
 
@@ -472,6 +419,7 @@ class _Reader:
                     numbers[number] = pos
             listed = _commits(entry, f"xsas[{i}]")
             commits += listed
+            self._check_placements(entry, f"xsas[{i}]")
             self._check_partial(entry, f"xsas[{i}]", {sha for _, _, sha in listed})
             patches = entry.get("patches")
             for j, patch in enumerate(patches if isinstance(patches, list) else ()):
@@ -486,6 +434,26 @@ class _Reader:
                 self._problem(pos, field, message)
             else:
                 first[sha] = (pos, field)
+
+    def _check_placements(self, entry: Any, where: str) -> None:
+        """A prerequisite's `before` names one of the XSA's own `commits`: the builder puts it
+        right before that commit, and any other commit would leave it nowhere."""
+        prerequisites = entry.get("prerequisites")
+        commits = entry.get("commits")
+        listed = commits if isinstance(commits, list) else ()
+        fixes = {c.lower() for c in listed if isinstance(c, str)}
+        for j, prereq in enumerate(prerequisites if isinstance(prerequisites, list) else ()):
+            before = prereq.get("before") if isinstance(prereq, dict) else None
+            if not isinstance(before, str) or not _FULL_SHA.fullmatch(before):
+                continue  # absent, or the model says what is wrong with it
+            field = f"{where}.prerequisites[{j}].before"
+            pos = value_pos(prereq, "before")
+            if not fixes:
+                message = "`before` places a prerequisite before one of the XSA's `commits`, "
+                self._problem(pos, field, message + "and this XSA lists none")
+            elif before.lower() not in fixes:
+                message = f"`before` names {before[:12]}, which is not one of this XSA's `commits`"
+                self._problem(pos, field, message)
 
     def _check_partial(self, entry: Any, where: str, listed: set[str]) -> None:
         """Each accepted partial pick names one of the entry's own commits, once."""
@@ -508,12 +476,15 @@ class _Reader:
     def _check_patch_file(self, pos: Pos, field: str, path: str) -> None:
         if patch_path_problem(path) is not None:
             return  # the model says what is wrong with the path itself
-        target = self.root / path
-        if not target.resolve().is_relative_to(self.root.resolve()):
-            self._problem(pos, field, "the path leaves the manifests directory (symlink)")
-        elif not target.is_file():
-            where = display_path(self.root)
-            self._problem(pos, field, f"no file `{path}` in the manifests directory ({where})")
+        try:
+            # Opened as the build reads it: no component a link, a regular file, under the cap.
+            check_beneath(self.root, path, MAX_PATCH_BYTES)
+        except FileRefused as exc:
+            if exc.missing:
+                where = display_path(self.root)
+                self._problem(pos, field, f"no file `{path}` in the manifests directory ({where})")
+            else:
+                self._problem(pos, field, str(exc))
 
 
 def _commits(entry: Any, where: str) -> list[tuple[Pos, str, str]]:

@@ -134,10 +134,17 @@ class _Frozen(BaseModel):
 
 
 class Prerequisite(_Frozen):
-    """A non-XSA commit on `source` that the fix needs; applied before the fix, in order."""
+    """A non-XSA commit on `source` the fix needs; applied before it (or `before`), in order."""
 
+    # `before` is for a prerequisite that needs the XSA's earlier commits itself. It must name
+    # one of the XSA's `commits`: the loader checks that, with the position.
     commit: Sha
     why: str = Field("", description="Why the fix needs it (usually the commit subject)")
+    before: Sha | None = Field(
+        None,
+        description="The commit of this XSA it goes right before (one of its `commits`); "
+        "default: the first",
+    )
 
 
 def _a_reason(value: str) -> str:
@@ -193,6 +200,23 @@ class Xsa(_Frozen):
         "differently than on `source`, each with why",
     )
 
+    def picks(self) -> list[tuple[str, Literal["prerequisite", "fix"]]]:
+        """The XSA's commits in the order they are picked: each fix commit after the
+        prerequisites placed before it, in the order listed (a `before` that names none of
+        `commits`, which the loader rejects, counts as the first)."""
+        out: list[tuple[str, Literal["prerequisite", "fix"]]] = []
+        for index, commit in enumerate(self.commits):
+            out += [(p.commit, "prerequisite") for p in self.prerequisites if self.slot(p) == index]
+            out.append((commit, "fix"))
+        if not self.commits:
+            out = [(p.commit, "prerequisite") for p in self.prerequisites]
+        return out
+
+    def slot(self, prerequisite: Prerequisite) -> int:
+        """The index in `commits` of the commit `prerequisite` goes right before."""
+        before = prerequisite.before
+        return self.commits.index(before) if before in self.commits else 0
+
     @model_validator(mode="after")
     def _has_a_source(self) -> Xsa:
         if self.status is None and not (self.commits or self.patches):
@@ -216,23 +240,38 @@ class Manifest(_Frozen):
     xsas: tuple[Xsa, ...] = Field((), description="Advisories, applied in this order")
 
     def commit_ids(self) -> list[str]:
-        """Every commit the manifest names, prerequisites before fixes, in order."""
-        out: list[str] = []
-        for entry in self.xsas:
-            out.extend(p.commit for p in entry.prerequisites)
-            out.extend(entry.commits)
-        return out
+        """Every commit the manifest names, in the order the XSAs' commits are picked."""
+        return [sha for entry in self.xsas for sha, _ in entry.picks()]
 
-    def with_prerequisites(self, added: Mapping[int, Sequence[str]]) -> Manifest:
-        """This manifest as if proposals adding `added` ({XSA: commits}) were merged: the
-        commits go first among the XSA's prerequisites, unless the manifest lists them."""
+    def with_prerequisites(self, added: Mapping[int, Sequence[Prerequisite]]) -> Manifest:
+        """This manifest as if proposals adding `added` ({XSA: prerequisites}) were merged,
+        as `bot.manifest.edit.add_prerequisites` writes them: each goes first among the XSA's
+        prerequisites placed before the same commit, unless the manifest lists its commit."""
         listed = set(self.commit_ids())
         xsas = []
         for entry in self.xsas:
-            new = [c for c in added.get(entry.xsa, ()) if c not in listed]
-            listed.update(new)
+            new = [p for p in added.get(entry.xsa, ()) if p.commit not in listed]
+            listed.update(p.commit for p in new)
             if new:
-                extra = tuple(Prerequisite(commit=c) for c in new)
-                entry = entry.model_copy(update={"prerequisites": extra + entry.prerequisites})
+                entry = entry.model_copy(update={"prerequisites": _placed(entry, new)})
             xsas.append(entry)
         return self.model_copy(update={"xsas": tuple(xsas)})
+
+
+def _placed(entry: Xsa, new: Sequence[Prerequisite]) -> tuple[Prerequisite, ...]:
+    """`entry`'s prerequisites with `new` ones inserted, each before the first listed one
+    placed before the same commit or a later one (new ones keep their order)."""
+    old = entry.prerequisites
+    out = list(old)
+    for p in new:
+        slot = entry.slot(p)
+        at = next(
+            (
+                i
+                for i, q in enumerate(out)
+                if entry.slot(q) > slot or (entry.slot(q) == slot and any(q is o for o in old))
+            ),
+            len(out),
+        )
+        out.insert(at, p)
+    return tuple(out)

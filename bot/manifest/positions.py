@@ -12,7 +12,9 @@ Pos = tuple[int, int]
 
 
 def node_pos(node: Any) -> Pos:
-    return (node.lc.line, node.lc.col)
+    """Where a mapping or list starts; (0, 0) for a value ruamel keeps no position for."""
+    lc = getattr(node, "lc", None)
+    return _pos((lc.line, lc.col)) if lc is not None else (0, 0)
 
 
 def value_pos(mapping: Any, key: object) -> Pos:
@@ -21,23 +23,29 @@ def value_pos(mapping: Any, key: object) -> Pos:
         # ruamel puts an empty value at the start of whatever follows; the key is clearer.
         if mapping[key] is None:
             return key_pos(mapping, key)
-        return tuple(mapping.lc.value(key))
-    except (KeyError, TypeError):  # keys merged in with `<<` have no position of their own
+        return _pos(mapping.lc.value(key))
+    except (KeyError, TypeError, AttributeError):  # keys merged in with `<<` have no position
         return node_pos(mapping)
 
 
 def key_pos(mapping: Any, key: object) -> Pos:
     try:
-        return tuple(mapping.lc.key(key))
-    except (KeyError, TypeError):
+        return _pos(mapping.lc.key(key))
+    except (KeyError, TypeError, AttributeError):
         return node_pos(mapping)
 
 
 def item_pos(seq: Any, index: int) -> Pos:
     try:
-        return tuple(seq.lc.item(index))
-    except (KeyError, TypeError):
+        return _pos(seq.lc.item(index))
+    except (KeyError, TypeError, AttributeError, IndexError):
         return node_pos(seq)
+
+
+def _pos(found: Any) -> Pos:
+    """ruamel's (line, col), or (0, 0) where it has none (a value it made, not one it read)."""
+    line, col = found
+    return (line, col) if isinstance(line, int) and isinstance(col, int) else (0, 0)
 
 
 def locate(doc: Any, loc: tuple[int | str, ...], *, at_key: bool) -> Pos:
