@@ -6,13 +6,18 @@ Inputs: for every RELEASE-4.X.Y tag of 4.17 to 4.21 that is not the newest of it
 fix commits on stable-4.X after the tag, in stable order, applied cumulatively onto the tag (a
 conflicting pick is skipped; the next goes onto the last good tree). The same inputs go through
 
-  (a) TreeMerger (path-limited merge in memory) + commits written to the ObjectStore,
+  (a) TreeMerger (path-limited merge in memory) + the faithfulness check (bot/git/faithful.py)
+      + commits written to the ObjectStore,
   (b) pygit2 merge_trees + write_tree + the commit written to the object database,
   (c) git cherry-pick -x in a work tree (slow: only the first --cherry-pick-limit picks, and
       the rate is extrapolated from those),
 
 with commits made the same deterministic way (bot committer, dates from the source commit), so
 their SHAs are comparable. (a) must equal (b) pick by pick: status and tree ID.
+
+Partial picks (clean, but other lines removed or added than on source): (a) counts them on
+those inputs, which have no prerequisites ("before"), and the shipped manifests (manifests/,
+with their prerequisites) are built as the bot builds them ("after").
 
 The Xen clone is never written: each measurement gets a scratch bare repository under
 bench/out/picks whose objects/info/alternates points at the clone's objects.
@@ -36,11 +41,16 @@ import pygit2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.config import Identity  # noqa: E402
+from bot.core.outcome import PARTIAL  # noqa: E402
 from bot.core.xsa_messages import xsa_numbers  # noqa: E402
+from bot.git.build import Builder  # noqa: E402
 from bot.git.commits import RawCommit, parse_commit, pick_commit  # noqa: E402
+from bot.git.faithful import Difference, PickCheck  # noqa: E402
 from bot.git.objects import ObjectStore  # noqa: E402
 from bot.git.pick import TreeMerger  # noqa: E402
 from bot.git.runner import git  # noqa: E402
+from bot.manifest.load import load_manifests  # noqa: E402
 
 # The Xen clone: --repo, or the XSABOT_XEN_REPO environment variable.
 DEFAULT_REPO = os.environ.get("XSABOT_XEN_REPO")
@@ -120,12 +130,18 @@ class MergerRun:
     flushed: int
     store: ObjectStore
     merger: TreeMerger
+    partial: list[tuple[str, Pick, tuple[Difference, ...]]]  # (base, pick, how it differs)
+    diffs: int  # file pairs the faithfulness check diffed
 
 
 def run_merger(repo: pygit2.Repository, bases: list[Base]) -> MergerRun:
+    """(a): each pick as the builder makes it, the faithfulness check included; a partial
+    pick is counted but still applied, so (a) stays comparable with (b)."""
     store = ObjectStore(repo)
     merger = TreeMerger(store)
+    check = PickCheck(store)
     out: list[Outcome] = []
+    partial: list[tuple[str, Pick, tuple[Difference, ...]]] = []
     start = time.perf_counter()
     for base in bases:
         head, tree = base.commit, base.tree
@@ -134,6 +150,9 @@ def run_merger(repo: pygit2.Repository, bases: list[Base]) -> MergerRun:
             if merge.tree is None:
                 out.append((None, None))
                 continue
+            differs = check.differences(pick.parent_tree, pick.commit.tree, tree, merge)
+            if differs:
+                partial.append((base.tag, pick, differs))
             if merge.tree != tree:
                 raw = pick_commit(
                     pick.sha, pick.commit, tree=merge.tree, parent=head, name=NAME, email=EMAIL
@@ -143,7 +162,9 @@ def run_merger(repo: pygit2.Repository, bases: list[Base]) -> MergerRun:
     picking = time.perf_counter() - start
     start = time.perf_counter()
     flushed = store.flush()
-    return MergerRun(out, picking, time.perf_counter() - start, flushed, store, merger)
+    return MergerRun(
+        out, picking, time.perf_counter() - start, flushed, store, merger, partial, check.diffs
+    )
 
 
 def run_pygit2(repo: pygit2.Repository, bases: list[Base]) -> tuple[list[Outcome], float]:
@@ -211,6 +232,28 @@ def run_cherry_pick(
     return out, picking, setup
 
 
+def shipped_partial(xen: Path, repo: pygit2.Repository) -> list[tuple[str, int, int, int]]:
+    """Each shipped manifest built as the bot builds it: (name, picks, partial picks, of
+    those accepted by the manifest). A partial pick blocks its XSA unless accepted."""
+    out = []
+    for loaded in load_manifests(ROOT / "manifests").loaded:
+        m = loaded.manifest
+        store = ObjectStore(repo)
+        builder = Builder(repo, store, Identity(name=NAME, email=EMAIL))
+        base, source = (
+            git(["rev-parse", f"{ref}^{{commit}}"], cwd=xen).stdout.decode().strip()
+            for ref in (f"refs/tags/{m.base}", f"refs/heads/{m.source}")
+        )
+        result = builder.build(
+            m, manifests_root=ROOT / "manifests", base_commit=base, source_commit=source
+        )
+        picks = sum(len(o.picks) for o in result.outcomes)
+        blocked = [b for b in result.blocked if b.reason == PARTIAL]
+        accepted = sum(len(o.accepted_partial) for o in result.outcomes)
+        out.append((loaded.name, picks + len(blocked), len(blocked) + accepted, accepted))
+    return out
+
+
 def commit_differences(
     repo_a: pygit2.Repository, repo_c: pygit2.Repository, a: list[Outcome], c: list[Outcome]
 ) -> dict[str, int]:
@@ -269,6 +312,9 @@ def main() -> None:
         help="picks to time with git cherry-pick (default %(default)s; 0: skip)",
     )
     parser.add_argument("--skip-pygit2", action="store_true", help="do not run (b)")
+    parser.add_argument(
+        "--show-partial", type=int, default=10, help="partial picks to list (default %(default)s)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile (a), print the top")
     parser.add_argument(
         "--extra",
@@ -309,6 +355,21 @@ def main() -> None:
     print(
         f"    flush: {run_a.flush_seconds * 1000:.0f} ms for {run_a.flushed} new objects "
         f"in {len(packs)} pack(s) of {size:.1f} MB"
+    )
+    print(
+        f"    faithful: {len(run_a.partial)} of {len(flat) - conflicts} clean picks are partial "
+        f"(before prerequisites; {run_a.diffs} file diffs for the check)"
+    )
+    for tag, pick, differs in run_a.partial[: args.show_partial]:
+        for d in differs:
+            print(f"      {tag} {pick.sha[:12]} {d.path}: {d.what}")
+
+    shipped = shipped_partial(xen, repo_a)
+    print(
+        f"    after prerequisites, the shipped manifests: "
+        f"{sum(n for _, _, n, _ in shipped)} partial picks of {sum(p for _, p, _, _ in shipped)} "
+        f"({sum(a for _, _, _, a in shipped)} accepted in the manifest): "
+        + ", ".join(f"{name} {n}/{p}" for name, p, n, _ in shipped)
     )
 
     rate_b = 0.0

@@ -1,10 +1,10 @@
 """`deps`: the prerequisites one XSA needs, as the manifest applies it.
 
-Builds the manifest in memory up to that XSA and, when the XSA conflicts, runs the finder on
-it (all of its picks as the manifest places them, onto the branch before it; each candidate
-goes before the XSA commit that follows it on source). The XSAs blocked before it are offered
-as a last resort: a fix that needs one of them waits for it. It answers whether the XSA
-applies, not whether it builds (`check` does that).
+Builds the manifest in memory up to that XSA and, when the XSA conflicts (or a pick of it
+lands partially), runs the finder on it (all of its picks as the manifest places them, onto the
+branch before it; each candidate goes before the XSA commit that follows it on source). The
+XSAs blocked before it are offered as a last resort: a fix that needs one of them waits for
+it. It answers whether the XSA applies, not whether it builds (`check` does that).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.app.branch import prepare
 from bot.config import Config
-from bot.core.outcome import BuildResult, XsaOutcome
+from bot.core.outcome import PARTIAL, BuildResult, XsaOutcome
 from bot.core.ports import NoProgress, Progress
 from bot.core.prereqs import FinderResult, Limits
 from bot.errors import UsageError
@@ -52,7 +52,7 @@ def find_deps(
     outcome = built.outcomes[-1]
     found = Deps(loaded.name, outcome, gated=config.trees[manifest.tree].gated)
     blocked = outcome.blocked
-    if blocked is None or blocked.reason != "conflict" or blocked.commit is None:
+    if blocked is None or blocked.reason not in ("conflict", PARTIAL) or blocked.commit is None:
         return found
     # The builder rolled the blocked XSA back: `built.tree_id` is the branch before it, where
     # a manifest puts the XSA's prerequisites.

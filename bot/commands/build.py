@@ -53,6 +53,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         for pick in outcome.picks:
             if outcome.state != "blocked":
                 mark = "already there" if pick.empty else pick.commit
+                if pick.partial:
+                    mark += f" (accepted partial: {', '.join(pick.partial)})"
                 print(f"XSA-{outcome.xsa} {pick.role} {pick.source} -> {mark}")
         if outcome.blocked is not None:
             b = outcome.blocked

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.cli.main import Context
 from bot.cli.render import dump_json
-from bot.core.outcome import XsaOutcome
+from bot.core.outcome import PARTIAL, XsaOutcome
 from bot.core.prereqs import FinderResult, Limits
 from bot.core.reports import DepsReport, chosen_why, deps_finding
 
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(dump_json(deps_finding(deps.manifest, outcome.xsa, outcome.state, result).to_json()))
     else:
         head["subject"] = deps.subject
+        head["partial"] = outcome.blocked.reason == PARTIAL
         _print_finding(head, result)
     return 0 if result.found and not result.waits_for else 1
 
@@ -109,7 +110,8 @@ def _report_unsearchable(head: dict[str, Any], outcome: XsaOutcome, as_json: boo
 
 def _print_finding(head: dict[str, Any], r: FinderResult) -> None:
     print(f"XSA-{r.xsa} in {head['manifest']}: blocked at {r.fix} {head['subject']}")
-    print(f"  conflicts: {', '.join(r.conflicts) or '(none reported)'}")
+    where = "lands partially in" if head.get("partial") else "conflicts"  # `partial` reason
+    print(f"  {where}: {', '.join(r.conflicts) or '(none reported)'}")
     stages = "narrow" + "".join(f", then {s}" for s in r.widened)
     print(f"candidates: {len(r.candidates)} (searched: {stages})")
     for c in r.candidates:

@@ -9,6 +9,9 @@ XsaState = Literal["applied", "already-applied", "blocked", "not-affected", "dec
 PickRole = Literal["prerequisite", "fix", "patch"]
 DOES_NOT_BUILD = "does-not-build"  # a `Blocked.reason`: the XSA applies but fails the check
 WAITS_FOR = "waits-for"  # a `Blocked.reason`: the fix needs XSAs blocked on the branch
+# A `Blocked.reason`: a pick merged cleanly but does not remove and add the lines its source
+# commit does (a hunk dropped, say); `paths` are where it differs, `detail` says how.
+PARTIAL = "partial"
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,9 @@ class Pick:
     commit: str  # the new commit on the branch
     role: PickRole
     empty: bool = False  # the change was already there
+    # Paths where the pick lands differently than on source, accepted in the manifest
+    # (`partial:` on the XSA); a pick that differs without that blocks its XSA.
+    partial: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class Blocked:
     xsa: int
     commit: str | None  # the source commit that failed (None for a patch or a bad input)
     paths: tuple[str, ...]
-    reason: str  # "conflict", "waits-for", "bad-source", "patch-does-not-apply", ...
+    reason: str  # "conflict", "partial", "waits-for", "bad-source", "patch-does-not-apply", ...
     detail: str = ""
     tree_id: str | None = None  # a git tree object's ID
     head: str | None = None
@@ -45,6 +51,12 @@ class XsaOutcome:
     state: XsaState
     picks: tuple[Pick, ...] = ()
     blocked: Blocked | None = None
+
+    @property
+    def accepted_partial(self) -> tuple[str, ...]:
+        """The source commits that landed differently than on source, as the manifest
+        accepts."""
+        return tuple(p.source for p in self.picks if p.partial)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ A set the finder placed among the XSA's commits (`Candidate.before`) is written 
 `before:`, so the merged manifest picks each commit where the finder's trials did.
 
 An XSA is blocked in one of two ways, and its proposal says which: its fix does not apply
-(a conflict: the finder's set makes it apply, `xsabot deps` reproduces the search), or it
+(a conflict, or a `partial` pick that merges but changes other lines than on source: the
+finder's set makes it apply as on source, `xsabot deps` reproduces the search), or it
 applies but the check gate held it back (`does-not-build`: the set adds what the compiler
 reports missing, `xsabot check` reproduces the failure). Telling a reviewer that a fix which
 applies cleanly "conflicts" would send them looking for a conflict that is not there.
@@ -33,7 +34,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from bot.core.outcome import DOES_NOT_BUILD, WAITS_FOR, BuildResult, XsaOutcome
+from bot.core.outcome import DOES_NOT_BUILD, PARTIAL, WAITS_FOR, BuildResult, XsaOutcome
 from bot.core.ports import BOT_BRANCH_PREFIX, ManifestEditor, MergeRequest, Proposal
 from bot.core.prereqs import Candidate, FinderResult
 from bot.manifest.model import Manifest
@@ -339,7 +340,8 @@ def _blocker(outcome: XsaOutcome, finder: FinderResult) -> str:
     if does_not_build(outcome):
         first = next(iter(error_lines(outcome)), None)
         return "the fix applies but does not build" + (f": {first}" if first else "")
-    return f"the fix conflicts in {_short_paths(_conflicts(outcome, finder))}"
+    verb = "lands partially" if _partial(outcome) else "conflicts"
+    return f"the fix {verb} in {_short_paths(_conflicts(outcome, finder))}"
 
 
 def found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -> str:
@@ -455,13 +457,23 @@ def _blocked_lines(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -
     return _conflict_lines(m, outcome, finder)
 
 
+def _partial(outcome: XsaOutcome) -> bool:
+    """A pick merged cleanly but changes other lines than on source (`Blocked.detail` says
+    how)."""
+    return outcome.blocked is not None and outcome.blocked.reason == PARTIAL
+
+
 def _conflict_lines(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult) -> str:
     paths = _conflicts(outcome, finder)
     listed = "\n".join(f"- `{p}`" for p in paths) or "- (no path reported)"
-    return (
-        f"XSA-{outcome.xsa} does not apply to `{m.manifest.branch}` (base `{m.manifest.base}`): "
-        f"its fix `{finder.fix}` conflicts in:\n\n{listed}"
-    )
+    where = f"XSA-{outcome.xsa} does not apply to `{m.manifest.branch}` (base `{m.manifest.base}`)"
+    if _partial(outcome) and outcome.blocked is not None:
+        how = "\n".join(f"- {line}" for line in outcome.blocked.detail.splitlines())
+        return (
+            f"{where}: its fix `{finder.fix}` merges cleanly but lands differently than on "
+            f"`{m.manifest.source}` in:\n\n{listed}\n\n{how}"
+        )
+    return f"{where}: its fix `{finder.fix}` conflicts in:\n\n{listed}"
 
 
 def _build_failure_lines(m: ManifestFile, outcome: XsaOutcome) -> str:

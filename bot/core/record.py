@@ -36,8 +36,9 @@ def inputs_digest(
     check: str | None = None,
 ) -> str:
     """Everything a build's commits depend on, and nothing else (`why` texts do not count)."""
-    xsas = [
-        {
+    xsas: list[dict[str, object]] = []
+    for x in manifest.xsas:
+        entry: dict[str, object] = {
             "xsa": x.xsa,
             "status": x.status,
             # A placed prerequisite's `before` changes the build; unplaced ones are written
@@ -49,8 +50,9 @@ def inputs_digest(
             # The file name is in the commit's provenance line, so it is an input too.
             "patches": [[p.sha256, posixpath.basename(p.path or p.url or "")] for p in x.patches],
         }
-        for x in manifest.xsas
-    ]
+        if x.partial:  # only when set: the digests of manifests without one stay as they were
+            entry["partial"] = [p.commit for p in x.partial]
+        xsas.append(entry)
     payload = {
         "format": FORMAT,
         "bot": bot_version,
@@ -85,6 +87,9 @@ class XsaRecord(_Stored):
     reason: str = ""
     detail: str = ""
     waits_for: tuple[int, ...] = ()  # reason `waits-for`: the blocked XSAs the fix needs
+    # Commits applied although they land differently than on source, as the manifest's
+    # `partial` accepts (absent from records written before it existed).
+    accepted_partial: tuple[str, ...] = ()
 
 
 class BuildRecord(_Stored):
@@ -227,6 +232,7 @@ def make_record(
                 reason=blocked.reason if blocked else "",
                 detail=blocked.detail if blocked else "",
                 waits_for=blocked.waits_for if blocked else (),
+                accepted_partial=outcome.accepted_partial if outcome else (),
             )
         )
     return BuildRecord(

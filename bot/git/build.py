@@ -1,9 +1,12 @@
 """Build a manifest's branch in memory: per XSA, prerequisites (where placed), fixes, patches.
 
 Each commit is a 3-way merge of the source commit onto the branch (`TreeMerger`), each patch
-is applied to a temporary index; commits are deterministic (`commits.py`). An XSA is all or
-nothing: if one of its picks conflicts, the branch goes back to where it was before that XSA,
-the XSA is reported blocked with the paths, and the XSAs after it are still tried.
+is applied to a temporary index; commits are deterministic (`commits.py`). A clean pick must
+also be faithful: remove and add the lines its source commit does (`faithful.py`); one that
+differs is `partial`, unless the manifest accepts it (`partial:` on the XSA). An XSA is all or
+nothing: if one of its picks conflicts or is partial, the branch goes back to where it was
+before that XSA, the XSA is reported blocked with the paths, and the XSAs after it are still
+tried.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import pygit2
 
 from bot import __version__
 from bot.config import Identity
-from bot.core.outcome import Blocked, BuildResult, Pick, PickRole, XsaOutcome
+from bot.core.outcome import PARTIAL, Blocked, BuildResult, Pick, PickRole, XsaOutcome
 from bot.git.commits import parse_commit, pick_commit
+from bot.git.faithful import Difference, pick_check
 from bot.git.objects import ObjectStore
 from bot.git.patch import PatchError, apply_to_tree, parse_mail, patch_commit, read_patch
 from bot.git.pick import TreeMerger
@@ -52,6 +56,7 @@ class Builder:
         self.store = store
         self.identity = identity
         self.merger = TreeMerger(store)
+        self.check = pick_check(store)
         self.patch_cache = patch_cache or Path(repo.path) / "xsabot-patches"
 
     def build(
@@ -110,9 +115,12 @@ class Builder:
         # Each prerequisite right before the commit it is placed before (`before`; default:
         # the first), so one that needs the XSA's earlier commits comes after them.
         sources: list[tuple[str, PickRole]] = list(entry.picks())
+        accepted = frozenset(p.commit for p in entry.partial)
         for sha, role in sources:
             try:
-                blocked = self._pick(entry.xsa, sha, role, branch, base, on_source, picks)
+                blocked = self._pick(
+                    entry.xsa, sha, role, branch, base, on_source, picks, sha in accepted
+                )
             except _BadSource as exc:
                 blocked = Blocked(entry.xsa, exc.commit, (), "bad-source", str(exc))
             if blocked is not None:
@@ -141,6 +149,7 @@ class Builder:
         base: str,
         on_source: frozenset[str],
         picks: list[Pick],
+        accept_partial: bool = False,
     ) -> Blocked | None:
         if sha not in on_source:
             self._check_source(sha, base)
@@ -158,8 +167,14 @@ class Builder:
         if not merge.clean:
             return Blocked(xsa, sha, merge.conflicts, "conflict", "", branch.tree, branch.head)
         assert merge.tree is not None
+        differs = self.check.differences(parent_tree, source.tree, branch.tree, merge)
+        if differs and not accept_partial:
+            detail = "\n".join(_lands_differently(role, d) for d in differs)
+            paths = tuple(d.path for d in differs)
+            return Blocked(xsa, sha, paths, PARTIAL, detail, branch.tree, branch.head)
+        partial = tuple(d.path for d in differs)
         if merge.tree == branch.tree:
-            picks.append(Pick(sha, branch.head, role, empty=True))
+            picks.append(Pick(sha, branch.head, role, empty=True, partial=partial))
             return None
         raw_new = pick_commit(
             sha,
@@ -171,7 +186,7 @@ class Builder:
         )
         branch.head = self.store.write("commit", raw_new)
         branch.tree = merge.tree
-        picks.append(Pick(sha, branch.head, role))
+        picks.append(Pick(sha, branch.head, role, partial=partial))
         return None
 
     def _check_source(self, sha: str, base: str) -> None:
@@ -213,3 +228,8 @@ class Builder:
         branch.head = self.store.write("commit", raw)
         branch.tree = tree
         picks.append(Pick(f"patch:{sha256}", branch.head, "patch"))
+
+
+def _lands_differently(role: PickRole, d: Difference) -> str:
+    """One line of a `partial` XSA's detail: which change, and how it differs."""
+    return f"the {role}'s change to {d.path} lands differently: {d.what}"

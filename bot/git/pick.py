@@ -30,7 +30,7 @@ and `merge.default` are read once per merger; one merger is not for concurrent u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.git import libgit2
 from bot.git.filemerge import FileMerger
@@ -43,12 +43,23 @@ _MISSING = b"missing"
 _EMPTY_BLOB = bytes.fromhex("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391")
 
 
+Touched = tuple[bytes, Entry | None, Entry | None, Entry | None, Entry | None]
+"""A file both sides changed: (path, base, theirs, ours, result) entries (None: absent)."""
+
+
 @dataclass(frozen=True)
 class Merge:
-    """The result of one tree merge: `tree` when clean, else the conflicting `paths`."""
+    """The result of one tree merge: `tree` when clean, else the conflicting `paths`.
+
+    `touched`: the files where ours differed from the base on a path the pick changes, the
+    only ones where the result is not simply theirs (what `faithful.py` checks); None when the
+    full `merge_trees` decided, which can also change other paths (renames).
+    """
 
     tree: str | None
     conflicts: tuple[str, ...] = ()
+    # Not part of the result: two merges with the same tree are the same merge.
+    touched: tuple[Touched, ...] | None = field(default=None, compare=False)
 
     @property
     def clean(self) -> bool:
@@ -89,6 +100,7 @@ class TreeMerger:
         # merge.default names the driver for files without a merge attribute.
         self._default_driver = _config_value(store, "merge.default")
         self._conflicts: list[bytes] = []
+        self._touched: list[Touched] = []
         self._roots = (b"", b"", b"")
         self._added_memo: dict[tuple[bytes, bytes], tuple[Entry, ...]] = {}
         self._similarity = Similarity(store, opener=libgit2_opener)
@@ -96,10 +108,11 @@ class TreeMerger:
     def merge(self, base: str, ours: str, theirs: str) -> Merge:
         self.stats.merges += 1
         if ours == base:
-            return Merge(theirs)
+            return Merge(theirs, touched=())
         if base == theirs:
-            return Merge(ours)
+            return Merge(ours, touched=())
         self._conflicts = []
+        self._touched = []
         self._roots = roots = (bytes.fromhex(base), bytes.fromhex(ours), bytes.fromhex(theirs))
         try:
             tree = self._merge_trees(*roots, b"")
@@ -109,9 +122,10 @@ class TreeMerger:
         if self._conflicts:
             paths = {p.decode("utf-8", "surrogateescape") for p in self._conflicts}
             return Merge(None, tuple(sorted(paths)))
+        touched = tuple(self._touched)
         if tree is None:  # everything deleted: merge_trees writes the empty tree
-            return Merge(self.store.write("tree", b""))
-        return Merge(tree.hex())
+            return Merge(self.store.write("tree", b""), touched=touched)
+        return Merge(tree.hex(), touched=touched)
 
     def full_merge(self, base: str, ours: str, theirs: str) -> Merge:
         """libgit2's `merge_trees` itself; its inputs are written to the repository first."""
@@ -191,6 +205,7 @@ class TreeMerger:
                 raise _Fallback  # directory/file
             else:
                 result = self._merge_file(prefix + name, b, o, t)
+                self._touched.append((prefix + name, b, t, o, result))
         if result != o:
             changes[name] = result
 

@@ -2,10 +2,13 @@
 
 The search tries many sets that share their first commits (ddmin splits a pool in source
 order), so every prefix built is kept in a trie: a trial only merges what no earlier trial
-merged. A clean fix is *faithful* when, on every path it changes, its diff on the branch has the
-same `git patch-id --stable` content as on source (the changed lines and their context,
-whitespace and line numbers aside); the comparison reads blobs from the object store, so it
-needs neither a work tree nor a flush of the objects the merges made.
+merged. Every clean pick is checked as the builder checks it (`faithful.py`): one that lands
+partially (other lines removed or added than on source) fails like a conflict, at the paths
+that differ, since the build would block the XSA for it. A clean fix is moreover *faithful*
+when, on every path it changes, its diff on the branch has the same `git patch-id --stable`
+content as on source (the changed lines and their context, whitespace and line numbers aside):
+the search prefers such sets. The comparisons read blobs from the object store, so they need
+neither a work tree nor a flush of the objects the merges made.
 """
 
 from __future__ import annotations
@@ -17,13 +20,12 @@ from dataclasses import dataclass
 import pygit2
 
 from bot.core.prereqs import Trial
-from bot.git.blame import CONTEXT, SourceFiles
+from bot.git.blame import SourceFiles
+from bot.git.faithful import pick_check
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
 from bot.git.sourcelog import SourceCommit
 from bot.git.trees import parse_tree_ids
-
-Fingerprint = tuple[bool, bool, tuple[tuple[str, bytes], ...]]
 
 
 class TreeReader:
@@ -32,7 +34,6 @@ class TreeReader:
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
         self._trees: dict[str, dict[str, str]] = {}
-        self._fingerprints: dict[tuple[str | None, str | None], Fingerprint] = {}
 
     def _entries(self, tree: str) -> dict[str, str]:
         found = self._trees.get(tree)
@@ -58,21 +59,12 @@ class TreeReader:
     def read(self, oid: str | None) -> bytes | None:
         return None if oid is None else self.store.read(oid)[1]
 
-    def fingerprint(self, old: str | None, new: str | None) -> Fingerprint:
-        """`fingerprint` of the diff between two blobs, cached: trials keep landing the same
-        fix on the same file versions."""
-        key = (old, new)
-        found = self._fingerprints.get(key)
-        if found is None:
-            found = self._fingerprints[key] = fingerprint(self.read(old), self.read(new))
-        return found
-
 
 _READERS: weakref.WeakKeyDictionary[ObjectStore, TreeReader] = weakref.WeakKeyDictionary()
 
 
 def tree_reader(store: ObjectStore) -> TreeReader:
-    """One reader per store: parsed trees and fingerprints stay valid (IDs name content)."""
+    """One reader per store: parsed trees stay valid (IDs name content)."""
     found = _READERS.get(store)
     if found is None:
         found = _READERS[store] = TreeReader(store)
@@ -83,21 +75,6 @@ def commit_trees(repo: pygit2.Repository, sha: str) -> tuple[str, str]:
     """(first parent's tree, tree) of a source commit: what picking it merges."""
     commit = repo[sha].peel(pygit2.Commit)
     return str(commit.parents[0].tree_id), str(commit.tree_id)
-
-
-def fingerprint(old: bytes | None, new: bytes | None) -> Fingerprint:
-    """What `git patch-id --stable` hashes of one file's diff: each changed or context line
-    without its whitespace, no line numbers; plus whether the file is added or deleted."""
-    patch = pygit2.Patch.create_from(old or b"", new or b"", context_lines=CONTEXT)
-    if patch.delta.is_binary:
-        body: tuple[tuple[str, bytes], ...] = (("binary", (old or b"") + b"\0" + (new or b"")),)
-    else:
-        body = tuple(
-            (line.origin, b"".join(line.raw_content.split()))
-            for hunk in patch.hunks
-            for line in hunk.lines
-        )
-    return (old is None, new is None, body)
 
 
 @dataclass
@@ -132,7 +109,7 @@ class TreeTrials:
         self.commits = commits
         self.fixes = list(fixes)
         self.slots = slots or {}
-        self.reader = tree_reader(store)
+        self.check = pick_check(store)
         self._nodes = [_Node(ours_tree)]
         self._children: dict[tuple[int, str], int] = {}
         self._fix_trials: dict[tuple[str, int], Trial] = {}
@@ -170,10 +147,7 @@ class TreeTrials:
             child = self._children[(node, sha)] = len(self._nodes)
             tree = self._nodes[node].tree
             assert tree is not None
-            picked = self._pick(tree, sha)
-            if fix and picked.tree is not None:
-                picked.unfaithful = tuple(self._unfaithful_paths(sha, tree, picked.tree))
-            self._nodes.append(picked)
+            self._nodes.append(self._pick(tree, sha, fix=fix))
         return child
 
     def _trees(self, sha: str) -> tuple[str, str]:
@@ -182,34 +156,26 @@ class TreeTrials:
             found = self._commit_trees[sha] = commit_trees(self.store.repo, sha)
         return found
 
-    def _pick(self, tree: str, sha: str) -> _Node:
+    def _pick(self, tree: str, sha: str, *, fix: bool) -> _Node:
+        """One pick, checked as the builder checks it: a partial one fails at the paths that
+        differ. For the XSA's own commits (`fix`), where the context differs is noted too."""
         base, theirs = self._trees(sha)
         self.merges += 1
         merge = self.merger.merge(base, tree, theirs)
-        return _Node(merge.tree, merge.conflicts)
+        if merge.tree is None:
+            return _Node(None, merge.conflicts)
+        differs = self.check.differences(base, theirs, tree, merge, context=fix)
+        partial = tuple(d.path for d in differs if d.partial)
+        if partial:
+            return _Node(None, partial)
+        return _Node(merge.tree, unfaithful=tuple(d.path for d in differs))
 
     def _fixes_onto(self, tree: str, start: int = 0) -> Trial:
         unfaithful: list[str] = []
         for sha in self.fixes[start:]:
-            base, theirs = self._trees(sha)
-            self.merges += 1
-            merge = self.merger.merge(base, tree, theirs)
-            if merge.tree is None:
-                return Trial(False, False, merge.conflicts)
-            unfaithful += self._unfaithful_paths(sha, tree, merge.tree)
-            tree = merge.tree
+            picked = self._pick(tree, sha, fix=True)
+            if picked.tree is None:
+                return Trial(False, False, picked.conflicts)
+            unfaithful += picked.unfaithful
+            tree = picked.tree
         return Trial(True, not unfaithful, unfaithful=tuple(sorted(set(unfaithful))))
-
-    def _unfaithful_paths(self, sha: str, before: str, after: str) -> list[str]:
-        commit = self.commits[sha]
-        parent = commit.parent
-        assert parent is not None
-        out = []
-        for path in sorted(commit.paths):
-            old, new = self.reader.blob_id(before, path), self.reader.blob_id(after, path)
-            src_old, src_new = self.files.blob_id(parent, path), self.files.blob_id(sha, path)
-            if (old, new) == (src_old, src_new) or old == new == src_new:
-                continue  # the same blobs (or the change was there already)
-            if self.reader.fingerprint(old, new) != self.reader.fingerprint(src_old, src_new):
-                out.append(path)
-        return out

@@ -417,8 +417,10 @@ class _Reader:
                     )
                 else:
                     numbers[number] = pos
-            commits += _commits(entry, f"xsas[{i}]")
+            listed = _commits(entry, f"xsas[{i}]")
+            commits += listed
             self._check_placements(entry, f"xsas[{i}]")
+            self._check_partial(entry, f"xsas[{i}]", {sha for _, _, sha in listed})
             patches = entry.get("patches")
             for j, patch in enumerate(patches if isinstance(patches, list) else ()):
                 if isinstance(patch, dict) and isinstance(patch.get("path"), str):
@@ -452,6 +454,24 @@ class _Reader:
             elif before.lower() not in fixes:
                 message = f"`before` names {before[:12]}, which is not one of this XSA's `commits`"
                 self._problem(pos, field, message)
+
+    def _check_partial(self, entry: Any, where: str, listed: set[str]) -> None:
+        """Each accepted partial pick names one of the entry's own commits, once."""
+        partial = entry.get("partial")
+        seen: dict[str, int] = {}
+        for j, item in enumerate(partial if isinstance(partial, list) else ()):
+            sha = item.get("commit") if isinstance(item, dict) else None
+            if not (isinstance(sha, str) and _FULL_SHA.fullmatch(sha)):
+                continue  # the model says what is wrong with it
+            pos, field = value_pos(item, "commit"), f"{where}.partial[{j}].commit"
+            if sha.lower() not in listed:
+                message = f"commit {sha[:12]} is not one of this XSA's commits or prerequisites"
+                self._problem(pos, field, message)
+            elif sha.lower() in seen:
+                message = f"commit {sha[:12]} is accepted twice (first at line {seen[sha.lower()]})"
+                self._problem(pos, field, message)
+            else:
+                seen[sha.lower()] = pos[0] + 1
 
     def _check_patch_file(self, pos: Pos, field: str, path: str) -> None:
         if patch_path_problem(path) is not None:

@@ -147,6 +147,24 @@ class Prerequisite(_Frozen):
     )
 
 
+def _a_reason(value: str) -> str:
+    if not value.strip():
+        raise ValueError("say why the pick may land differently (what was reviewed)")
+    return value
+
+
+class AcceptedPartial(_Frozen):
+    """A pick of this XSA that lands differently than on `source` (other lines removed or
+    added), accepted by a volunteer who reviewed it: it is applied instead of blocking the XSA.
+    """
+
+    commit: Sha
+    why: Annotated[str, AfterValidator(_a_reason)] = Field(
+        description="What was reviewed, and why the pick is right as it lands",
+        json_schema_extra={"pattern": r"\S"},
+    )
+
+
 class Patch(_Frozen):
     """An advisory patch file (git format-patch mail), verified by sha256 before use."""
 
@@ -176,6 +194,11 @@ class Xsa(_Frozen):
         None, description="Knowingly not applied: `blocked` or `not-affected`"
     )
     why: str = Field("", description="Why, for a status or anything unusual")
+    partial: tuple[AcceptedPartial, ...] = Field(
+        (),
+        description="Commits (of `commits` or `prerequisites`) accepted although they land "
+        "differently than on `source`, each with why",
+    )
 
     def picks(self) -> list[tuple[str, Literal["prerequisite", "fix"]]]:
         """The XSA's commits in the order they are picked: each fix commit after the
