@@ -1,0 +1,136 @@
+"""What a downstream sees, with plain git: README's recipe (fetch, pull --ff-only, clone)
+against a mirror the bot publishes to, one changelog line per publish, readable build
+records, and `xsabot verify`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from bot.core.record import note_json
+from tests.conftest import Bot
+from tests.gitrepo import XenLike
+from tests.manifests import manifest
+
+
+def _git(repo: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Plain git, as a downstream runs it (identity set: `git pull` may want one)."""
+    identity = ["-c", "user.name=downstream", "-c", "user.email=downstream@example.org"]
+    return subprocess.run(
+        ["git", *identity, "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        input=input,
+    )
+
+
+def _out(repo: Path, *args: str) -> str:
+    return _git(repo, *args).stdout.strip()
+
+
+def _publish(bot: Bot, text: str, action: str) -> dict:
+    bot.write("4.19", text)
+    run = bot("reconcile", "--json")
+    [branch] = [b for b in json.loads(run.out)["branches"] if b["branch"] == "xsa/4.19"]
+    assert (branch["action"], branch["published"]) == (action, True), run.err
+    return branch
+
+
+def _recipe(mirror: Path, down: Path) -> None:
+    """README's downstream recipe, word for word."""
+    _git(down.parent, "init", "-q", str(down))
+    _git(down, "remote", "add", "xsa", str(mirror))
+    _git(down, "config", "remote.xsa.fetch", "+refs/heads/xsa/*:refs/remotes/xsa/*")
+    _git(down, "config", "--add", "remote.xsa.fetch", "+refs/notes/xsabot:refs/notes/xsabot")
+    _git(down, "config", "notes.displayRef", "refs/notes/xsabot")
+    _git(down, "fetch", "xsa")
+    _git(down, "switch", "-q", "-c", "xsa-4.19", "--track", "xsa/4.19")
+
+
+def test_recipe_fetches_and_fast_forwards_through_every_kind_of_publish(
+    bot: Bot, xenlike: XenLike, tmp_path: Path
+) -> None:
+    created = _publish(bot, manifest(xenlike, (1, ["xsa1"])), "create")
+    down = tmp_path / "downstream"
+    _recipe(bot.mirror, down)
+    assert _out(down, "rev-parse", "HEAD") == created["tip"]
+
+    steps = [
+        # (manifest, action, the new first-parent subjects, newest first)
+        (manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"])), "fast-forward",
+         ["grant: part two", "grant: part one"]),  # picks keep their upstream subjects
+        (manifest(xenlike, (3, ["xsa3a", "xsa3b"])), "pseudo-merge",
+         ["xsa/4.19: remove XSA-1 (manifest)"]),
+        (manifest(xenlike, (3, ["xsa3a", "xsa3b"]), (4, ["xsa4"])), "pseudo-merge",
+         ["xsa/4.19: add XSA-4"]),
+    ]  # fmt: skip
+    for text, action, subjects in steps:
+        before = _out(down, "rev-parse", "HEAD")
+        published = _publish(bot, text, action)
+        _git(down, "fetch")  # plain: the remote and its refspecs come from the config
+        _git(down, "pull", "--ff-only")
+        assert _out(down, "rev-parse", "HEAD") == published["tip"]
+        new = _out(down, "log", "--first-parent", "--format=%s", f"{before}..HEAD").splitlines()
+        assert new == subjects
+        # One remote-tracking branch per published branch: no `xsa/xsa/4.19`.
+        refs = _out(down, "for-each-ref", "--format=%(refname)", "refs/remotes")
+        assert refs.splitlines() == ["refs/remotes/xsa/4.19"]
+        # The build record comes with it, and `git log` shows its summary (notes.displayRef).
+        shown = _out(down, "log", "-1")
+        held = ", ".join(f"XSA-{n}" for n in published["applied"])
+        assert f"Notes (xsabot):\n    xsa/4.19: RELEASE-4.19.0 + {held}\n" in shown
+
+    pseudo = _out(down, "log", "-1", "--format=%B")
+    assert pseudo.splitlines()[2] == "- added: XSA-4"  # the details in the body
+    assert _out(down, "rev-parse", "HEAD^2") == published["build"]
+
+
+def test_clone_checks_out_the_newest_line_without_a_warning(
+    bot: Bot, xenlike: XenLike, tmp_path: Path
+) -> None:
+    bot.write("4.9", manifest(xenlike, (1, ["xsa1"]), branch="xsa/4.9"))
+    bot.write("4.19", manifest(xenlike, (3, ["xsa3a", "xsa3b"])))
+    assert bot("reconcile").status == 0
+    assert _out(bot.mirror, "symbolic-ref", "HEAD") == "refs/heads/xsa/4.19"  # 19 > 9
+
+    clone = _git(tmp_path, "clone", str(bot.mirror), "clone")
+    assert "warning" not in clone.stderr.lower()
+    down = tmp_path / "clone"
+    assert _out(down, "symbolic-ref", "--short", "HEAD") == "xsa/4.19"
+    assert _out(down, "rev-parse", "HEAD") == _out(bot.mirror, "rev-parse", "xsa/4.19")
+    _git(down, "pull", "--ff-only")
+
+
+def test_a_note_starts_with_the_summary_and_old_json_notes_still_read(
+    bot: Bot, xenlike: XenLike
+) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (2, ["xsa2"]), (5, ["xsa5"])))
+    assert bot("reconcile").status == 1  # XSA-2 is blocked
+    tip = _out(bot.mirror, "rev-parse", "xsa/4.19")
+    note = _out(bot.mirror, "notes", "--ref", "xsabot", "show", tip)
+    head = note.split("\n\n")[0].splitlines()
+    assert head[0] == "xsa/4.19: RELEASE-4.19.0 + XSA-1"
+    assert head[1] == "  in the base already: XSA-5"
+    assert head[2] == "  blocked: XSA-2 (conflict in xen/common/sched.c)"
+    assert head[3].startswith("  manifest 4.19, inputs ")
+    assert len(head) == 4
+
+    # A mirror written before the summary existed: its notes are the JSON alone.
+    _git(
+        bot.mirror,
+        "notes",
+        "--ref",
+        "xsabot",
+        "add",
+        "-f",
+        "-F",
+        "-",
+        tip,
+        input=note_json(note),
+    )
+    status = json.loads(bot("status", "--json").out)["branches"][0]
+    assert (status["applied"], status["problems"]) == ([1], [])
+    again = json.loads(bot("reconcile", "--json").out)["branches"][0]
+    assert (again["action"], again["rebuilt"]) == ("none", False)  # the digest read from it
