@@ -8,6 +8,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from bot.core.record import note_json
 from tests.conftest import Bot
 from tests.gitrepo import XenLike
@@ -134,3 +136,89 @@ def test_a_note_starts_with_the_summary_and_old_json_notes_still_read(
     assert (status["applied"], status["problems"]) == ([1], [])
     again = json.loads(bot("reconcile", "--json").out)["branches"][0]
     assert (again["action"], again["rebuilt"]) == ("none", False)  # the digest read from it
+
+
+# -- xsabot verify ------------------------------------------------------------------------
+
+
+def _verify(bot: Bot, *args: str) -> tuple[int, list[str]]:
+    run = bot("verify", *args)
+    return run.status, run.out.splitlines()
+
+
+def test_verify_says_verified_for_a_created_and_a_pseudo_merged_branch(
+    bot: Bot, xenlike: XenLike, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"])))
+    assert bot("reconcile").status == 0
+    status, out = _verify(bot, str(path))
+    assert status == 0 and out[0].startswith("xsa/4.19: verified: the tip is the rebuilt tip ")
+
+    _publish(bot, manifest(xenlike, (3, ["xsa3a", "xsa3b"])), "pseudo-merge")
+    # From the record alone, on a machine that has only a clone of the upstream and the
+    # mirror as a remote: a fresh state, the mirror named by its remote.
+    down = tmp_path / "down"
+    _git(tmp_path, "clone", "-q", "-o", "xsa", str(bot.mirror), str(down))
+    monkeypatch.chdir(down)
+    run = bot("verify", "--branch", "xsa/4.19", "--mirror", "xsa", state=tmp_path / "fresh")
+    assert run.status == 0, run.out + run.err
+    assert "verified: the tip is a pseudo-merge of the rebuilt tip" in run.out
+
+
+def test_verify_names_what_differs_when_a_commit_was_pushed_on_the_tip(
+    bot: Bot, xenlike: XenLike, tmp_path: Path
+) -> None:
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    assert bot("reconcile").status == 0
+    down = tmp_path / "down"
+    _git(tmp_path, "clone", "-q", str(bot.mirror), str(down))
+    (down / "xen/common/sched.c").write_text("backdoor\n")
+    _git(down, "commit", "-q", "-am", "sched: harmless cleanup")
+    _git(down, "push", "-q", "origin", "HEAD:refs/heads/xsa/4.19")
+
+    status, out = _verify(bot, str(path))
+    assert status == 1
+    assert out[0] == "xsa/4.19: note: the tip has no build record of the branch"
+    assert out[1] == f"xsa/4.19: DIFFERS from its rebuild (manifest {path})"
+    assert "  - the tip's tree differs from the rebuilt tree in 1 path: xen/common/sched.c" in out
+    assert "  - the published build has 2 commits after the base, the rebuild 1" in out
+    pushed = _out(down, "rev-parse", "--short=12", "HEAD")
+    assert f"  - published only: {pushed} (sched: harmless cleanup)" in out
+
+
+def test_verify_names_what_differs_when_the_tip_was_moved_back(bot: Bot, xenlike: XenLike) -> None:
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"])))
+    assert bot("reconcile").status == 0
+    tip = _out(bot.mirror, "rev-parse", "xsa/4.19")
+    _git(bot.mirror, "update-ref", "refs/heads/xsa/4.19", f"{tip}~1")
+
+    status, out = _verify(bot, str(path))
+    assert status == 1
+    assert "  - the tip's tree differs from the rebuilt tree in 1 path: xen/common/grant.c" in out
+    assert f"  - rebuilt only: {tip[:12]} (grant: part two)" in out
+
+
+def test_verify_names_a_manifest_other_than_the_published_one(bot: Bot, xenlike: XenLike) -> None:
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    assert bot("reconcile").status == 0
+    bot.write("4.19", manifest(xenlike, (3, ["xsa3a", "xsa3b"])))  # not published yet
+    status, out = _verify(bot, str(path))
+    assert status == 1
+    assert any(line.startswith("  - commit 1 after the base: published ") for line in out)
+    assert any(line.startswith("  - the build record names the build ") for line in out)
+
+
+def test_verify_rebuilds_with_the_committer_of_the_published_build(
+    bot: Bot, xenlike: XenLike, tmp_path: Path
+) -> None:
+    config = tmp_path / "xsabot.yaml"
+    config.write_text("identity: {name: Operator, email: operator@example.org}\n")
+    path = bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    assert bot("reconcile", "--config", str(config)).status == 0
+    status, out = _verify(bot, str(path))  # the default identity here: xsabot
+    assert status == 0, out
+    assert (
+        out[0]
+        == "xsa/4.19: note: committer Operator <operator@example.org>, as the published build's"
+    )
+    assert out[1].startswith("xsa/4.19: verified: the tip is the rebuilt tip ")

@@ -189,7 +189,9 @@ def subject(
     ]
     base_moved = old.base_commit != new.base_commit or old.base != new.base
     if base_moved:
-        moved = f"base {old.base} -> {new.base}" if old.base != new.base else f"base {new.base} moved"
+        moved = (
+            f"base {old.base} -> {new.base}" if old.base != new.base else f"base {new.base} moved"
+        )
         if in_base:
             moved += " (" + ", ".join(f"XSA-{n}" for n in in_base) + " now in the base)"
         parts.append(moved)
