@@ -4,8 +4,15 @@ records, and `xsabot verify`."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import re
+import struct
 import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -14,6 +21,8 @@ from bot.core.record import note_json
 from tests.conftest import Bot
 from tests.gitrepo import XenLike
 from tests.manifests import manifest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _git(repo: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -222,3 +231,60 @@ def test_verify_rebuilds_with_the_committer_of_the_published_build(
         == "xsa/4.19: note: committer Operator <operator@example.org>, as the published build's"
     )
     assert out[1].startswith("xsa/4.19: verified: the tip is the rebuilt tip ")
+
+
+def test_a_new_base_that_holds_an_xsa_says_so_in_the_subject(
+    bot: Bot, xenlike: XenLike, tmp_path: Path
+) -> None:
+    _publish(bot, manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"])), "create")
+    # The next point release carries XSA-1's change (its own commit, the same patch).
+    xenlike.builder.checkout("release-4.19")
+    mm = _out(xenlike.path, "show", f"{xenlike.shas['xsa1']}:xen/arch/x86/mm.c")
+    xenlike.builder.commit("Xen 4.19.1\n", {"xen/arch/x86/mm.c": mm + "\n"})
+    xenlike.builder.tag("RELEASE-4.19.1")
+    text = manifest(xenlike, (1, ["xsa1"]), (3, ["xsa3a", "xsa3b"]), base="RELEASE-4.19.1")
+    published = _publish(bot, text, "pseudo-merge")
+    assert published["already_applied"] == [1]
+    subject = _out(bot.mirror, "log", "-1", "--format=%s", "xsa/4.19")
+    assert subject == "xsa/4.19: base RELEASE-4.19.0 -> RELEASE-4.19.1 (XSA-1 now in the base)"
+
+
+def test_status_is_a_table_on_a_terminal_and_lines_when_piped(bot: Bot, xenlike: XenLike) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"]), (2, ["xsa2"]), (5, ["xsa5"])))
+    bot("reconcile")
+    argv = [
+        sys.executable,
+        "-m",
+        "bot",
+        "status",
+        *("--manifests", str(bot.manifests), "--state", str(bot.state)),
+        *("--upstream", f"xen={bot.upstream}", "--mirror", f"xen={bot.mirror}"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm", "NO_COLOR": "1"}
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))  # 160 columns
+    proc = subprocess.Popen(argv, stdout=child, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    assert proc.wait(timeout=60) == 1  # XSA-2 is blocked
+    table = b"".join(chunks).decode()
+    rows = [line for line in table.splitlines() if "xsa/4.19" in line]
+    assert len(rows) == 1, table
+    cells = [cell.strip() for cell in re.split(r"[│┃|]", rows[0]) if cell.strip()]
+    tip = _out(bot.mirror, "rev-parse", "xsa/4.19")
+    blocked = "XSA-2: conflict in xen/common/sched.c"
+    assert cells == ["xsa/4.19", "RELEASE-4.19.0", tip[:12], "XSA-1", blocked, "4.19"]
+    assert "in the base: XSA-5" in table
+
+    piped = bot("status")  # captured: not a terminal
+    assert piped.out.splitlines()[0].startswith("4.19: xsa/4.19 at ")
+    assert "│" not in piped.out
