@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import re
+import shlex
 import struct
 import subprocess
 import sys
@@ -50,14 +51,19 @@ def _publish(bot: Bot, text: str, action: str) -> dict:
 
 
 def _recipe(mirror: Path, down: Path) -> None:
-    """README's downstream recipe, word for word."""
+    """README's downstream recipe as written there (its first code block), up to the switch
+    to a local branch, with the mirror for `<mirror URL>`."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## For downstreams\n", 1)[1].split("```\n", 2)[1]
+    commands = [line.split("  #")[0].strip() for line in block.splitlines()]
     _git(down.parent, "init", "-q", str(down))
-    _git(down, "remote", "add", "xsa", str(mirror))
-    _git(down, "config", "remote.xsa.fetch", "+refs/heads/xsa/*:refs/remotes/xsa/*")
-    _git(down, "config", "--add", "remote.xsa.fetch", "+refs/notes/xsabot:refs/notes/xsabot")
-    _git(down, "config", "notes.displayRef", "refs/notes/xsabot")
-    _git(down, "fetch", "xsa")
-    _git(down, "switch", "-q", "-c", "xsa-4.19", "--track", "xsa/4.19")
+    for command in commands:
+        if command.startswith(("git log", "git pull")):
+            continue
+        argv = shlex.split(command.replace("<mirror URL>", str(mirror)))
+        assert argv[0] == "git", command
+        _git(down, *argv[1:])
+    assert any(c.startswith("git switch") for c in commands)
 
 
 def test_recipe_fetches_and_fast_forwards_through_every_kind_of_publish(
