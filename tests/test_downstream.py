@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.record import note_json
+from bot.core.publish import Removal, pseudo_merge_message, subject
+from bot.core.record import BuildRecord, XsaRecord, note_json
 from tests.conftest import Bot
 from tests.gitrepo import XenLike
 from tests.manifests import manifest
@@ -97,7 +98,9 @@ def test_recipe_fetches_and_fast_forwards_through_every_kind_of_publish(
         # The build record comes with it, and `git log` shows its summary (notes.displayRef).
         shown = _out(down, "log", "-1")
         held = ", ".join(f"XSA-{n}" for n in published["applied"])
-        assert f"Notes (xsabot):\n    xsa/4.19: RELEASE-4.19.0 + {held}\n" in shown
+        count = len(published["applied"])
+        assert f"Notes (xsabot):\n    xsa/4.19: RELEASE-4.19.0 + {count} XSA" in shown
+        assert f"\n      held: {held}\n" in shown
 
     pseudo = _out(down, "log", "-1", "--format=%B")
     assert pseudo.splitlines()[2] == "- added: XSA-4"  # the details in the body
@@ -128,11 +131,14 @@ def test_a_note_starts_with_the_summary_and_old_json_notes_still_read(
     tip = _out(bot.mirror, "rev-parse", "xsa/4.19")
     note = _out(bot.mirror, "notes", "--ref", "xsabot", "show", tip)
     head = note.split("\n\n")[0].splitlines()
-    assert head[0] == "xsa/4.19: RELEASE-4.19.0 + XSA-1"
-    assert head[1] == "  in the base already: XSA-5"
-    assert head[2] == "  blocked: XSA-2 (conflict in xen/common/sched.c)"
-    assert head[3].startswith("  manifest 4.19, inputs ")
-    assert len(head) == 4
+    record = json.loads(note_json(note) or "")["records"]["xsa/4.19"]
+    assert head == [
+        "xsa/4.19: RELEASE-4.19.0 + 1 XSA, 1 blocked (manifest 4.19)",
+        "  held: XSA-1",
+        "  in the base already: XSA-5",
+        "  blocked: XSA-2 (conflict in xen/common/sched.c)",
+        f"  inputs {record['inputs'][:12]}, build {tip[:12]}",
+    ]
 
     # A mirror written before the summary existed: its notes are the JSON alone.
     _git(
@@ -294,3 +300,61 @@ def test_status_is_a_table_on_a_terminal_and_lines_when_piped(bot: Bot, xenlike:
     piped = bot("status")  # captured: not a terminal
     assert piped.out.splitlines()[0].startswith("4.19: xsa/4.19 at ")
     assert "│" not in piped.out
+
+
+# -- the subject of each kind of change, from the records alone -----------------------------
+
+
+def _rec(*xsas: XsaRecord, base: str = "RELEASE-4.19.0", base_commit: str = "c") -> BuildRecord:
+    return BuildRecord(
+        manifest="4.19",
+        branch="xsa/4.19",
+        inputs="i",
+        base=base,
+        base_commit=base_commit,
+        build="b",
+        xsas=xsas,
+    )
+
+
+def _x(n: int, commit: str = "1", state: str = "applied", prereqs: str = "") -> XsaRecord:
+    return XsaRecord(
+        xsa=n, state=state, commits=(commit * 40,), prerequisites=tuple(p * 40 for p in prereqs)
+    )
+
+
+@pytest.mark.parametrize(
+    ("new", "removed", "expected"),
+    [
+        pytest.param(_rec(_x(1), _x(2), _x(3)), [], "add XSA-3", id="add"),
+        pytest.param(
+            _rec(_x(2)),
+            [Removal(1, "declared not-affected in the manifest, why: arm only")],
+            "remove XSA-1 (not-affected)",
+            id="declared",
+        ),
+        pytest.param(_rec(_x(1, "9"), _x(2)), [], "revise XSA-1", id="revise"),
+        pytest.param(_rec(_x(1), _x(2, prereqs="7")), [], "prerequisites of XSA-2", id="prereq"),
+        pytest.param(_rec(_x(2), _x(1)), [], "reorder XSAs", id="reorder"),
+        pytest.param(
+            _rec(_x(1), _x(2), base_commit="d"), [], "base RELEASE-4.19.0 moved", id="tag-moved"
+        ),
+        pytest.param(
+            _rec(_x(2), _x(4), base="RELEASE-4.19.1", base_commit="d"),
+            [Removal(1, "now in the base RELEASE-4.19.1, patch-ids found")],
+            "base RELEASE-4.19.0 -> RELEASE-4.19.1 (XSA-1 now in the base); add XSA-4",
+            id="base-and-add",
+        ),
+        pytest.param(_rec(_x(1), _x(2)), [], "rebuild with the same XSAs", id="same"),
+    ],
+)
+def test_each_kind_of_change_has_its_subject(
+    new: BuildRecord, removed: list[Removal], expected: str
+) -> None:
+    old = _rec(_x(1), _x(2))
+    assert subject("xsa/4.19", old, new, removed) == f"xsa/4.19: {expected}"
+    message = pseudo_merge_message("xsa/4.19", "b" * 40, old, new, removed)
+    assert message.startswith(f"xsa/4.19: {expected}\n\n- ")
+    assert subject("xsa/4.19", None, new) == (
+        "xsa/4.19: rebuild from the manifest (previous build record unreadable)"
+    )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -175,21 +176,30 @@ def summary(record: BuildRecord) -> str:
     """A record in a few lines for people: what the branch holds on which base, what it
     does not hold and why, and where it comes from. No line starts with `{`."""
     held = record.states("applied")
-    lines = [
-        f"{record.branch}: {record.base} + "
-        + (", ".join(f"XSA-{n}" for n in held) if held else "no XSA")
-    ]
+    blocked = [x for x in record.xsas if x.state == "blocked"]
+    head = f"{record.branch}: {record.base} + {_count(len(held), 'XSA')}"
+    if blocked:
+        head += f", {len(blocked)} blocked"
+    lines = [f"{head} (manifest {record.manifest})"]
+    if held:
+        lines += _wrapped("  held: ", _numbers(held))
     if record.states("already-applied"):
-        lines.append("  in the base already: " + _numbers(record.states("already-applied")))
+        lines += _wrapped("  in the base already: ", _numbers(record.states("already-applied")))
+    for x in blocked:
+        lines.append(f"  blocked: XSA-{x.xsa} ({_blocked_why(x)})")
     for x in record.xsas:
-        if x.state == "blocked":
-            lines.append(f"  blocked: XSA-{x.xsa} ({_blocked_why(x)})")
-        elif x.state != "applied" and x.state != "already-applied":
+        if x.state not in ("applied", "already-applied", "blocked"):
             lines.append(f"  not applied: XSA-{x.xsa} ({x.state} in the manifest)")
-    lines.append(
-        f"  manifest {record.manifest}, inputs {record.inputs[:12]}, build {record.build[:12]}"
-    )
+    lines.append(f"  inputs {record.inputs[:12]}, build {record.build[:12]}")
     return "\n".join(lines)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _wrapped(first: str, text: str) -> list[str]:
+    return textwrap.wrap(text, width=78, initial_indent=first, subsequent_indent=" " * len(first))
 
 
 def _numbers(xsas: Sequence[int]) -> str:
