@@ -358,3 +358,21 @@ def test_each_kind_of_change_has_its_subject(
     assert subject("xsa/4.19", None, new) == (
         "xsa/4.19: rebuild from the manifest (previous build record unreadable)"
     )
+
+
+def test_verify_refuses_what_it_cannot_verify_with_exit_2(
+    bot: Bot, xenlike: XenLike, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot.write("4.19", manifest(xenlike, (1, ["xsa1"])))
+    assert bot("reconcile").status == 0
+    monkeypatch.chdir(tmp_path)  # not a git repository: no remote of that name
+    run = bot("verify", "--branch", "xsa/4.19", "--mirror", "nosuchremote")
+    assert run.status == 2
+    assert "--mirror nosuchremote: no such directory, and not a remote" in run.err
+    neither = bot("verify")
+    assert (neither.status, neither.err.strip()) == (
+        2,
+        "xsabot verify: give a manifest (a path) or --branch BRANCH",
+    )
+    unknown = bot("verify", "--branch", "xsa/4.18")
+    assert unknown.status == 2 and "xsa/4.18 is not published in the mirror" in unknown.err
