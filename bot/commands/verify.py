@@ -11,6 +11,11 @@ from bot.cli.progress import Progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "--mirror here also takes a bare PATH, URL or the name of a remote of the git "
+        "repository in the working directory (default: the configured mirror). Exit status: "
+        "0 verified, 1 something differs, 2 usage or environment."
+    )
     parser.add_argument(
         "manifest",
         type=Path,
