@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the manifest file (default: the one the branch's build record names, in --manifests)",
     )
     parser.add_argument(
-        "--branch", help="the published branch to verify, e.g. xsa/4.19 (instead of MANIFEST)"
+        "--branch",
+        help="the published branch to verify, e.g. xsa/4.19, instead of MANIFEST "
+        "(default: none; one of the two is required)",
     )
 
 
