@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.record import note_json
 from tests.conftest import Bot
 from tests.gitrepo import XenLike
 from tests.manifests import manifest
@@ -153,7 +154,7 @@ def test_blocked_xsa_is_reported_and_the_rest_published(bot: Bot, xenlike: XenLi
         }
     ]
     note = _git(bot.mirror, "notes", "--ref", "xsabot", "show", _tip(bot.mirror))
-    record = json.loads(note)["records"]["xsa/4.19"]
+    record = json.loads(note_json(note) or "")["records"]["xsa/4.19"]
     assert [x["state"] for x in record["xsas"]] == ["applied", "blocked", "applied"]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pygit2
 
+from bot.core.record import note_json
 from bot.git.notes import find_note, notes_tree
 from bot.git.objects import ObjectStore
 from bot.git.workrepo import PUSH_LEFTOVER_AGE, WorkRepo
@@ -105,7 +106,7 @@ def test_records_are_read_and_written_in_the_fan_out_git_notes_makes(
 
 
 def _applied(note: str) -> list[int]:
-    xsas = json.loads(note)["records"]["xsa/4.19"]["xsas"]
+    xsas = json.loads(note_json(note) or "")["records"]["xsa/4.19"]["xsas"]
     return [x["xsa"] for x in xsas if x["state"] == "applied"]
 
 

@@ -41,11 +41,12 @@ from bot.git.publish import (
     PushResult,
     RefUpdate,
     notes_commit,
+    point_head,
     pseudo_merge,
     read_note,
     read_record,
 )
-from bot.git.workrepo import NOTES, WorkRepo
+from bot.git.workrepo import NOTES, WorkRepo, is_local
 from bot.manifest.load import LoadedManifest, display_path, load_manifests
 from bot.manifest.model import Manifest
 from bot.manifest.where import places
@@ -177,6 +178,10 @@ def _pass_tree(
             result = adapters.push(work, mirror, updates, writable=writable)
         moved = {f"refs/heads/{r.branch}" for r in reports} & {u.ref for u in updates}
         reports = [_after_push(r, result, moved) for r in reports]
+        if not result.ok:
+            return tree_pass, reports
+    if publish and is_local(mirror):  # a clone checks out the newest line, not a missing HEAD
+        point_head(mirror, config.namespace)
     return tree_pass, reports
 
 

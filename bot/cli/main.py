@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "check": "build one manifest's branch and run the tree's check command on it",
     "export": "write a branch as a quilt patch series for the release tarball",
     "serve": "run passes on a schedule and on webhooks; serve a status page and metrics",
+    "verify": "rebuild a published branch independently and say verified or what differs",
 }
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for git killed by a closed pipe
 

@@ -1,4 +1,5 @@
-"""Text and JSON output of passes, shared by `plan`, `reconcile` and `status`."""
+"""Text and JSON output of passes, shared by `plan`, `reconcile` and `status`, and the
+status table on a terminal."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.cli.hints import explain
-from bot.core.reports import BlockedXsa, BranchReport, PassReport
+from bot.core.reports import BlockedXsa, BranchReport, PassReport, StatusReport
+
+
+def escape(text: str) -> str:
+    """`text` shown as is by rich, whatever brackets it holds (a manifest's words)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
 
 _VERB = {
     "create": ("would create", "created"),
@@ -147,3 +156,35 @@ def plan_markdown(report: PassReport) -> str:
         lines.append("Unchanged: " + ", ".join(unchanged))
     lines += ["", "Nothing is published until this merge request is merged."]
     return "\n".join(lines) + "\n"
+
+
+def status_table(report: StatusReport) -> Any:
+    """`status` on a terminal: one row per branch with what its build record says (as the
+    note's summary does), problems beneath; a rich `Table`."""
+    from rich.table import Table
+
+    table = Table(title="xsabot status", show_lines=True)
+    for name in ("branch", "base", "tip"):  # short words: never broken
+        table.add_column(name, no_wrap=True)
+    for name in ("XSAs held", "blocked (why)", "manifest"):
+        table.add_column(name, overflow="fold")
+    for b in report.branches:
+        held = ", ".join(f"XSA-{n}" for n in b.applied) or "-"
+        if b.already_applied:
+            held += "\nin the base: " + ", ".join(f"XSA-{n}" for n in b.already_applied)
+        if b.not_applied:
+            held += "\nnot applied: " + ", ".join(f"XSA-{n}" for n in b.not_applied)
+        blocked = "\n".join(
+            f"XSA-{x.xsa}: {_reason(x)}" + (f" in {', '.join(x.paths)}" if x.paths else "")
+            for x in b.blocked
+        )
+        problems = "\n".join(f"[red]{escape(p)}[/red]" for p in b.problems)
+        table.add_row(
+            escape(b.branch or "?"),
+            escape(b.base or "-"),
+            _short(b.tip),
+            held,
+            "\n".join(filter(None, [escape(blocked), problems])) or "-",
+            escape(b.manifest),
+        )
+    return table

@@ -1,11 +1,13 @@
-"""`xsabot status`: what each published branch holds, from the mirror's build records."""
+"""`xsabot status`: what each published branch holds, from the mirror's build records: a
+table on a terminal, plain lines when piped, JSON with `--json`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bot.cli.main import Context
-from bot.cli.render import branch_lines, dump_json
+from bot.cli.render import branch_lines, dump_json, escape, status_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +20,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     report = status(ctx.config, ctx.adapters)
     if args.json:
         print(dump_json(report.to_json()))
+    elif sys.stdout.isatty():  # a person: a table; piped: the lines below, for scripts
+        from rich.console import Console
+
+        Console().print(status_table(report))
+        for p in report.proposals:
+            draft = " (draft)" if p.draft else ""
+            Console().print(f"proposal !{p.id}{draft}: {escape(p.title)} [{escape(p.branch)}]")
     else:
         for branch in report.branches:
             for line in branch_lines(branch, done=True):

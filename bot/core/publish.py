@@ -166,6 +166,77 @@ def changes(
     return lines
 
 
+def subject(
+    branch: str,
+    old: BuildRecord | None,
+    new: BuildRecord,
+    removed: list[Removal] | None = None,
+) -> str:
+    """The one line a publish reads as in `git log --first-parent --oneline`: what changed,
+    most telling first, e.g. `xsa/4.19: base RELEASE-4.19.5 -> RELEASE-4.19.6 (XSA-488 now
+    in the base); add XSA-508`. Like `changes`, it depends on the records and the manifest
+    only, so two replicas write the same commit."""
+    if old is None:
+        return f"{branch}: rebuild from the manifest (previous build record unreadable)"
+    parts: list[str] = []
+    before, after = _applied(old), _applied(new)
+    why_removed = {r.xsa: r.why for r in removed or ()}
+    in_base = [
+        n
+        for n, was in before.items()
+        if why_removed.get(n, "").startswith("now in the base")
+        or (was.state == "applied" and n in after and after[n].state == "already-applied")
+    ]
+    base_moved = old.base_commit != new.base_commit or old.base != new.base
+    if base_moved:
+        moved = (
+            f"base {old.base} -> {new.base}" if old.base != new.base else f"base {new.base} moved"
+        )
+        if in_base:
+            moved += " (" + ", ".join(f"XSA-{n}" for n in in_base) + " now in the base)"
+        parts.append(moved)
+    added = [n for n in after if n not in before]
+    if added:
+        parts.append("add " + ", ".join(f"XSA-{n}" for n in added))
+    for n in before:
+        if n in in_base:
+            if not base_moved:
+                parts.append(f"XSA-{n} now in the base")
+        elif n not in after or n in why_removed:
+            parts.append(f"remove XSA-{n} ({_short_why(why_removed.get(n, ''))})")
+    revised = [
+        n
+        for n, rec in after.items()
+        if n in before
+        and n not in why_removed
+        and n not in in_base
+        and (before[n].commits, before[n].patches) != (rec.commits, rec.patches)
+    ]
+    if revised:
+        parts.append("revise " + ", ".join(f"XSA-{n}" for n in revised))
+    prereqs = [
+        n
+        for n, rec in after.items()
+        if n in before and n not in revised and before[n].prerequisites != rec.prerequisites
+    ]
+    if prereqs:
+        parts.append("prerequisites of " + ", ".join(f"XSA-{n}" for n in prereqs))
+    if [n for n in before if n in after] != [n for n in after if n in before]:
+        parts.append("reorder XSAs")
+    return f"{branch}: " + ("; ".join(parts) or "rebuild with the same XSAs")
+
+
+def _short_why(why: str) -> str:
+    """A removal's reason in a word or two, for the subject (the body has it whole)."""
+    if why == "removed from the manifest":
+        return "manifest"
+    if why.startswith("declared "):
+        return why.removeprefix("declared ").split(" in the manifest")[0]
+    if why.startswith("now in the base"):
+        return "in the base"
+    return why or "no reason recorded"
+
+
 def pseudo_merge_message(
     branch: str,
     build: str,
@@ -173,9 +244,11 @@ def pseudo_merge_message(
     new: BuildRecord,
     removed: list[Removal] | None = None,
 ) -> str:
+    """A pseudo-merge's message: its subject says what changed (`subject`), its body lists
+    every change (`changes`) and how the commit keeps the branch fast-forwarding."""
     body = "\n".join(f"- {line}" for line in changes(old, new, removed=removed))
     return (
-        f"Update {branch}: rebuilt from its manifest\n\n"
+        f"{subject(branch, old, new, removed)}\n\n"
         f"{body}\n\n"
         f"This pseudo-merge keeps {branch} fast-forwarding: its tree is the new build\n"
         f"{build} (its second parent), its first parent the previously published tip.\n"

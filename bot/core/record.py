@@ -7,6 +7,11 @@ changed since, without rebuilding: equal input digests mean nothing to do.
 A note that cannot be read (not JSON, another format, a record with a field missing or
 extra) is never taken for a missing one: readers get an `UnreadableRecord` that says why,
 so a pass rebuilds and says so, and `status` reports it (it may be a note edited by hand).
+
+A note reads first as a short summary for people (`git log --notes=xsabot`: per branch the
+base, the XSAs held, those blocked and why, the manifest), then, from its first line that
+starts with `{`, the JSON the bot reads back. Notes written before the summary existed are
+the JSON alone, and read the same.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -160,18 +166,77 @@ class NoteRecords:
 
 def note_text(existing: str | None, records: list[BuildRecord]) -> str:
     """The note of one published commit: the records of every branch at that commit (two
-    manifests can build the same commit), `existing` readable ones kept unless replaced."""
+    manifests can build the same commit), `existing` readable ones kept unless replaced;
+    the summary of each first (`summary`), the JSON after it."""
     by_branch = dict(note_records(existing).records) if existing else {}
     for record in records:
         by_branch[record.branch] = record
     note = NoteDocument(format=FORMAT, records=dict(sorted(by_branch.items())))
-    return json.dumps(note.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
+    data = json.dumps(note.model_dump(mode="json"), indent=1, sort_keys=True)
+    shown = "\n".join(summary(r) for r in note.records.values())
+    return f"{shown}\n\n{data}\n"
+
+
+def summary(record: BuildRecord) -> str:
+    """A record in a few lines for people: what the branch holds on which base, what it
+    does not hold and why, and where it comes from. No line starts with `{`."""
+    held = record.states("applied")
+    blocked = [x for x in record.xsas if x.state == "blocked"]
+    head = f"{record.branch}: {record.base} + {_count(len(held), 'XSA')}"
+    if blocked:
+        head += f", {len(blocked)} blocked"
+    lines = [f"{head} (manifest {record.manifest})"]
+    if held:
+        lines += _wrapped("  held: ", _numbers(held))
+    if record.states("already-applied"):
+        lines += _wrapped("  in the base already: ", _numbers(record.states("already-applied")))
+    for x in blocked:
+        lines.append(f"  blocked: XSA-{x.xsa} ({_blocked_why(x)})")
+    for x in record.xsas:
+        if x.state not in ("applied", "already-applied", "blocked"):
+            lines.append(f"  not applied: XSA-{x.xsa} ({x.state} in the manifest)")
+    lines.append(f"  inputs {record.inputs[:12]}, build {record.build[:12]}")
+    return "\n".join(lines)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _wrapped(first: str, text: str) -> list[str]:
+    return textwrap.wrap(text, width=78, initial_indent=first, subsequent_indent=" " * len(first))
+
+
+def _numbers(xsas: Sequence[int]) -> str:
+    return ", ".join(f"XSA-{n}" for n in xsas)
+
+
+def _blocked_why(x: XsaRecord) -> str:
+    why = x.reason or "no reason recorded"
+    if x.waits_for:
+        why += " " + _numbers(x.waits_for)
+    elif x.paths:
+        why += " in " + ", ".join(x.paths)
+    detail = x.detail.strip().splitlines()[0] if x.detail.strip() else ""
+    return f"{why}: {detail}" if detail else why
+
+
+def note_json(text: str) -> str | None:
+    """The machine part of a note: all of an old note (JSON only), or what follows the
+    summary from the first line that starts with `{`; None when there is none."""
+    if text.lstrip().startswith(("{", "[")):  # a note from before the summary, or not ours
+        return text
+    at = text.find("\n{")
+    return text[at + 1 :] if at >= 0 else None
 
 
 def note_records(text: str) -> NoteRecords:
     """The records in a note, by branch, and why those that cannot be read cannot."""
+    data_text = note_json(text)
+    if data_text is None:
+        return NoteRecords(why="the note has no JSON record after its summary")
     try:
-        data = json.loads(text)
+        data = json.loads(data_text)
     except ValueError as exc:
         return NoteRecords(why=f"the note is not JSON ({exc})")
     try:

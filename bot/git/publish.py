@@ -1,4 +1,5 @@
-"""Publishing to the mirror: pseudo-merges, build records as notes, one atomic push.
+"""Publishing to the mirror: pseudo-merges, build records as notes, one atomic push, and
+a local mirror's HEAD.
 
 Every commit made here is deterministic too (dates come from the inputs), so two replicas
 that publish the same builds make the same commits. All refs of a pass go in one
@@ -8,14 +9,16 @@ them since we fetched, nothing at all is published.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.core.record import BuildRecord, UnreadableRecord, note_records
 from bot.core.refs import WritableRefs
 from bot.git.commits import format_commit, identity_line, parse_commit
 from bot.git.notes import find_note, notes_tree
 from bot.git.objects import ObjectStore
-from bot.git.runner import git
+from bot.git.runner import git, git_text
 from bot.git.workrepo import WorkRepo, refuse_option
 
 
@@ -133,3 +136,36 @@ def push(
         reason = "push failed; nothing was published"
     lines = [line for line in out.splitlines() if line.startswith(("!", "error:", "fatal:"))]
     return PushResult(False, reason + (": " + "; ".join(lines) if lines else ""))
+
+
+def newest_line(branches: list[str]) -> str | None:
+    """The branch of the newest line by version (`xsa/4.22` over `xsa/4.9`), for a
+    mirror's HEAD; a branch without a version (`xsa/master`) only when no other has one."""
+    if not branches:
+        return None
+
+    def key(branch: str) -> tuple[bool, tuple[int, ...], str]:
+        numbers = tuple(int(n) for n in re.findall(r"\d+", branch))
+        return (bool(numbers), numbers, branch)
+
+    return max(branches, key=key)
+
+
+def point_head(mirror: str, namespace: str) -> str | None:
+    """Point a local mirror's HEAD at its newest line's branch, so a clone checks out a real
+    branch (a bare mirror made by `git init` names a `master` it never has). Writes only when
+    HEAD names something else; returns the branch HEAD names now, or None if there is none.
+    A remote mirror's HEAD cannot be set by a push: its operator sets the forge's default
+    branch."""
+    where = refuse_option(str(Path(mirror).resolve()))
+    listed = git_text(
+        [f"--git-dir={where}", "for-each-ref", "--format=%(refname)", f"refs/heads/{namespace}"]
+    )
+    branches = [ref.removeprefix("refs/heads/") for ref in listed.splitlines() if ref]
+    newest = newest_line(branches)
+    if newest is None:
+        return None
+    head = git([f"--git-dir={where}", "symbolic-ref", "-q", "HEAD"], check=False)
+    if head.stdout.decode().strip() != f"refs/heads/{newest}":
+        git([f"--git-dir={where}", "symbolic-ref", "HEAD", f"refs/heads/{newest}"])
+    return newest
