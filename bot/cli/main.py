@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "deps": "find the prerequisites one XSA needs",
     "import": "print a manifest listing the XSA commits on a source branch",
     "check": "build one manifest's branch and run the tree's check command on it",
+    "notify": "send a test message to every notification channel (--test)",
 }
 
 
