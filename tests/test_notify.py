@@ -445,7 +445,9 @@ def test_notify_test_reaches_every_channel(
     assert "webhook: sent" in down.out
 
 
-def test_notify_test_without_channels_says_what_to_configure(repo_bot: tuple[Bot, RepoBuilder]) -> None:
+def test_notify_test_without_channels_says_what_to_configure(
+    repo_bot: tuple[Bot, RepoBuilder],
+) -> None:
     bot, _ = repo_bot
     run = bot("notify", "--test")
     assert run.status == 2
@@ -531,3 +533,49 @@ def test_a_message_is_the_same_text_whoever_renders_it() -> None:
 def test_backoff_doubles_up_to_an_hour() -> None:
     assert [backoff(n) for n in (1, 2, 3, 7, 30)] == [60, 120, 240, 3600, 3600]
     assert backoff(2, first=0) == 0
+
+
+def test_forge_comment_goes_on_the_bots_merge_request_once(
+    repo_bot: tuple[Bot, RepoBuilder], xenlike: XenLike, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    bot, repo = repo_bot
+    config = _config(tmp_path, smtp_port=smtp.port, extra="")
+    config.write_text(config.read_text().replace("notify:\n", "notify:\n  forge_comment: true\n"))
+    _start(bot, repo, xenlike, config, smtp)
+    _blocking(repo, xenlike)
+    data = _reconcile(bot, config)
+    assert data["notifications"]["forge_comment"] == {"sent": 1, "failed": 0, "pending": 0}
+    [proposal] = data["proposals"]
+    record = json.loads(Path(proposal["url"].removeprefix("file://")).read_text())
+    [comment] = record["comments"]
+    assert comment["key"] == "xsabot-notify:xsa/4.19"
+    assert "[xsabot] xsa/4.19: XSA-2 blocked" in comment["body"]
+    _reconcile(bot, config)
+    record = json.loads(Path(proposal["url"].removeprefix("file://")).read_text())
+    assert len(record["comments"]) == 1
+
+
+def test_an_environment_failure_is_told_after_the_grace_and_its_end_once(
+    repo_bot: tuple[Bot, RepoBuilder], xenlike: XenLike, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    bot, repo = repo_bot
+    config = _config(tmp_path, smtp_port=smtp.port)
+    _start(bot, repo, xenlike, config, smtp)
+    upstream = bot.upstream
+    bot.upstream = tmp_path / "gone"  # the upstream cannot be reached
+    long_grace = config.read_text().replace("notify:\n", "notify:\n  environment_grace: 3600\n")
+    config.write_text(long_grace)
+    assert _reconcile(bot, config)["status"] == 2
+    assert smtp.box.take() == []  # within the grace: nothing yet
+    config.write_text(long_grace.replace("environment_grace: 3600", "environment_grace: 0"))
+    failed = _reconcile(bot, config)
+    assert failed["status"] == 2
+    assert failed["notifications"]["email"]["sent"] == 1
+    [mail] = smtp.box.take()
+    assert mail["Subject"] == "[xsabot] tree xen: passes fail for the environment"
+    assert "gone" in mail.get_content()
+    _reconcile(bot, config)
+    assert smtp.box.take() == []
+    bot.upstream = upstream
+    _reconcile(bot, config)
+    assert [m["Subject"] for m in smtp.box.take()] == ["[xsabot] tree xen: passes work again"]
