@@ -32,6 +32,8 @@ from tests.conftest import Bot
 from tests.gitrepo import RepoBuilder, XenLike
 from tests.manifests import manifest
 
+# The test server takes a login without TLS (the bot's STARTTLS is switched off for it).
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 ROOT = Path(__file__).resolve().parent.parent
 USER = "xsabot-mailer"
 PASSWORD = "smtp-pa55-f0r-the-test"
@@ -189,6 +191,7 @@ def _config(
 def _reconcile(bot: Bot, config: Path, **kw: Path) -> dict[str, Any]:
     run = bot("reconcile", "--json", "--config", str(config), **kw)
     assert PASSWORD not in run.out + run.err and HOOK_SECRET not in run.out + run.err
+    assert run.out, run.err
     data: dict[str, Any] = json.loads(run.out)
     data["status"] = run.status
     data["stderr"] = run.err
@@ -204,6 +207,26 @@ def _notified(mirror: Path) -> dict[str, Any]:
     ).stdout
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+def _write_notified(mirror: Path, doc: dict[str, Any]) -> None:
+    """What another replica's push of the notification document leaves in the mirror."""
+
+    def git(*args: str, stdin: str | None = None) -> str:
+        return subprocess.run(
+            ["git", "-C", str(mirror), *args],
+            input=stdin,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    blob = git("hash-object", "-w", "--stdin", stdin=json.dumps(doc))
+    tree = git("mktree", stdin=f"100644 blob {blob}\tnotified.json\n")
+    commit = git(
+        "-c", "user.name=b", "-c", "user.email=b@b.example", "commit-tree", tree, "-m", "b"
+    )
+    git("update-ref", "refs/xsabot/notified", commit)
 
 
 def _blocking(repo: RepoBuilder, x: XenLike) -> None:
@@ -579,3 +602,48 @@ def test_an_environment_failure_is_told_after_the_grace_and_its_end_once(
     bot.upstream = upstream
     _reconcile(bot, config)
     assert [m["Subject"] for m in smtp.box.take()] == ["[xsabot] tree xen: passes work again"]
+
+
+def test_a_sender_that_loses_the_claim_sends_nothing(
+    repo_bot: tuple[Bot, RepoBuilder], xenlike: XenLike, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    from bot.app.wiring import Adapters
+    from bot.git.publish import push
+
+    bot, repo = repo_bot
+    config = _config(tmp_path, smtp_port=smtp.port)
+    _start(bot, repo, xenlike, config, smtp)
+
+    def another_replica_claims_first(work, mirror, updates, **kw):  # type: ignore[no-untyped-def]
+        if len(updates) == 1:  # the claim: another replica's lands first, ours loses its lease
+            doc = _notified(Path(mirror))
+            doc["outbox"][0] |= {"owner": "another", "claimed_until": 4e9, "claimed": True}
+            _write_notified(Path(mirror), doc)
+        return push(work, mirror, updates, **kw)
+
+    bot.adapters = Adapters(push=another_replica_claims_first)
+    _blocking(repo, xenlike)
+    lost = _reconcile(bot, config)
+    assert lost["notifications"]["email"] == {"sent": 0, "failed": 0, "pending": 1}
+    assert smtp.box.take() == []
+    bot.adapters = None  # the other replica's claim holds: this one keeps off
+    assert _reconcile(bot, config)["notifications"]["email"]["sent"] == 0
+    assert smtp.box.take() == []
+
+
+def test_a_claim_keeps_others_off_until_it_runs_out() -> None:
+    from bot.core.notify import CLAIM_SECONDS, Sent, claim, due, record
+
+    doc, [event] = branch_events(NotifyDoc(), [_report(action="none", blocked=(_blocked(2),))])
+    assert due(doc, 0.0, "b") == list(doc.outbox)
+    mine = claim(doc, [event.key], me="a", now=0.0, channels=["email"], mrs={})
+    assert due(mine, 1.0, "a") == list(mine.outbox)
+    assert due(mine, 1.0, "b") == []
+    assert due(mine, CLAIM_SECONDS + 1, "b") == list(mine.outbox)  # a died: b takes over
+    failed = record(mine, [Sent(event.key, (), {"email": "down"})], me="a", now=10.0)
+    [entry] = failed.outbox
+    assert (entry.attempts, entry.next_attempt, entry.owner) == (1, 70.0, "")
+    assert due(failed, 69.0, "b") == [] and due(failed, 70.0, "b") == [entry]
+    done = record(failed, [Sent(event.key, ("email",), {})], me="b", now=80.0)
+    assert done.outbox == () and done.counts["email"].sent == 1
+    assert done.counts["email"].failed == 1

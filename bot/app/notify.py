@@ -229,12 +229,15 @@ class Notifier:
     ) -> tuple[list[Sent], NotifyDoc]:
         mirror = self.config.mirror_of(tree)
         work, store = staged.work, staged.store
-        current = work.remote_refs(mirror, [NOTIFIED_REF]).get(NOTIFIED_REF)
+        if staged.pushed is not None:
+            current = work.remote_refs(mirror, [NOTIFIED_REF]).get(NOTIFIED_REF)
+            if current != staged.pushed:
+                # The pass's push did not land (a lease lost to another replica), or another
+                # replica has written since: what it holds is its to send, or ours next pass.
+                return [], staged.doc
+        # Otherwise the claim's lease checks that nobody wrote since the fetch: a no-op pass
+        # with nothing due costs nothing here.
         expected = staged.pushed or staged.before
-        if current != expected:
-            # The pass's push did not land (a lease lost to another replica), or another
-            # replica has written since: whatever it holds is its to send, or ours next pass.
-            return [], staged.doc
         doc = staged.doc
         mine = [p for p in proposals if p.manifest in staged.branches]
         opened = [
