@@ -647,3 +647,21 @@ def test_a_claim_keeps_others_off_until_it_runs_out() -> None:
     done = record(failed, [Sent(event.key, ("email",), {})], me="b", now=80.0)
     assert done.outbox == () and done.counts["email"].sent == 1
     assert done.counts["email"].failed == 1
+
+
+def test_a_bad_notify_section_is_located(repo_bot: tuple[Bot, RepoBuilder], tmp_path: Path) -> None:
+    bot, _ = repo_bot
+    config = tmp_path / "xsabot.yaml"
+    config.write_text(
+        "notify:\n  email:\n    smtp: nohost\n    from: xsabot\n    to: []\n"
+        "  webhook: {url: 'ftp://x', secret: inline}\n"
+    )
+    run = bot("notify", "--test", "--config", str(config))
+    assert run.status == 2
+    assert run.err.splitlines()[1:] == [
+        f"{config}:3:11: notify.email.smtp: expected host:port, got 'nohost'",
+        f"{config}:4:11: notify.email.from: 'xsabot' is not an email address (user@domain)",
+        f"{config}:5:9: notify.email.to: List should have at least 1 item after validation, not 0",
+        f"{config}:6:18: notify.webhook.url: a webhook url is http:// or https://, without spaces",
+        f"{config}:6:29: notify.webhook.secret: Extra inputs are not permitted",
+    ]
