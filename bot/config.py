@@ -30,10 +30,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from bot.errors import InvalidConfig, Problem, UsageError
+from bot.redact import SECRET_NAME
 
 XEN_UPSTREAM = "https://xenbits.xen.org/git-http/xen.git"
 CONFIG_NAMES = ("xsabot.yaml", "xsabot.yml")
 _TREE_NAME = r"^[a-z0-9][a-z0-9-]*$"
+_VARIABLE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_BYTES = 1 << 20  # a config is a few hundred bytes
 # Where a value may hold line breaks and tabs: a tree's check, a shell script.
 _FREE_TEXT = frozenset({"check"})
@@ -137,6 +139,34 @@ class Tree(_Frozen):
     check_project: str | None = Field(
         None, description="forge-ci: the forge project whose CI runs on the mirror"
     )
+    check_sandbox: Literal["auto", "bwrap", "unshare", "none"] = Field(
+        "auto",
+        description="Where the check command runs: bwrap (no network, read-only machine, own "
+        "PIDs), unshare (no network, own PIDs), none, or auto (the first of them that works)",
+    )
+    check_env: tuple[Annotated[str, Field(pattern=_VARIABLE)], ...] = Field(
+        (),
+        description="Variables of the bot's environment the check command gets too (e.g. CC, "
+        "CCACHE_DIR); it gets only PATH, HOME, TMPDIR and the C locale otherwise",
+    )
+    check_writable: tuple[str, ...] = Field(
+        (),
+        description="Directories the check may write to in the bwrap sandbox besides the "
+        "export of the tree (e.g. a compiler cache)",
+    )
+
+    @model_validator(mode="after")
+    def _no_secret_for_the_check(self) -> Tree:
+        secret = [name for name in self.check_env if SECRET_NAME.search(name)]
+        if secret:
+            raise ValueError(
+                f"check_env: {', '.join(secret)} may hold a secret; the check runs the tree's "
+                "code and never gets one"
+            )
+        relative = [path for path in self.check_writable if not path.startswith(("/", "~"))]
+        if relative:
+            raise ValueError(f"check_writable: not an absolute path: {', '.join(relative)}")
+        return self
 
     @field_validator("upstream", "mirror")
     @classmethod
@@ -301,6 +331,11 @@ class Config(_Frozen):
     @model_validator(mode="after")
     def _local_ci_needs_a_command(self) -> Config:
         for name, tree in self.trees.items():
+            if self.forge.token_env and self.forge.token_env in tree.check_env:
+                raise ValueError(
+                    f"trees.{name}.check_env: {self.forge.token_env} is forge.token_env; the "
+                    "check runs the tree's code and never gets the token"
+                )
             if tree.check_via == "forge-ci" and self.forge.kind == "local" and not tree.check:
                 raise ValueError(
                     f"trees.{name}: check_via forge-ci with the local forge needs `check`, "

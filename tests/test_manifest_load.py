@@ -125,9 +125,14 @@ def test_tree_defaults_to_xen(tmp_path: Path) -> None:
 # -- YAML itself ------------------------------------------------------------------------------
 
 
+QUOTE_HINT = '; hint: quote a value that holds ": " (why: "x86: fix the thing")'
+
+
 def test_yaml_syntax_error_is_reported_at_its_mark(tmp_path: Path) -> None:
     path = write(tmp_path, "m.yaml", "base: R\nsource: s: t\n")
-    assert problems_of(path) == [(2, 10, "", "YAML syntax: mapping values are not allowed here")]
+    assert problems_of(path) == [
+        (2, 10, "", "YAML syntax: mapping values are not allowed here" + QUOTE_HINT)
+    ]
 
 
 def test_unclosed_flow_list_names_where_it_started(tmp_path: Path) -> None:
@@ -236,7 +241,7 @@ def test_a_syntax_error_after_an_alias_is_reported_too(tmp_path: Path) -> None:
     path = write(tmp_path, "m.yaml", "base: &b R\nsource: s: t\n")
     assert problems_of(path) == [
         alias_problem(1, 7, "&b"),
-        (2, 10, "", "YAML syntax: mapping values are not allowed here"),
+        (2, 10, "", "YAML syntax: mapping values are not allowed here" + QUOTE_HINT),
     ]
 
 

@@ -122,13 +122,8 @@ def check_tip(
     from bot.check.runner import CheckRunner
 
     tree = branch.loaded.manifest.tree
-    command = check_command(config, tree)
+    check_command(config, tree)  # there is one
     branch.store.flush([result.tip])  # the check exports the tree with git
-    runner = CheckRunner(
-        command,
-        repo_path=branch.work.path,
-        state=config.state,
-        timeout=timeout or config.trees[tree].check_timeout,
-    )
+    runner = CheckRunner.for_tree(config, tree, repo_path=branch.work.path, timeout=timeout)
     with (progress or NoProgress()).step(f"checking {branch.loaded.name}"):
         return runner.check(result.tree_id)

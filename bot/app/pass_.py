@@ -47,9 +47,9 @@ from bot.git.publish import (
     read_record,
 )
 from bot.git.workrepo import NOTES, WorkRepo
-from bot.manifest.entries import xsa_lines
 from bot.manifest.load import LoadedManifest, display_path, load_manifests
 from bot.manifest.model import Manifest
+from bot.manifest.where import places
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,8 @@ def run_pass(
             )
             trees[tree] = tree_pass
         except XsabotError as exc:
-            log.warning("tree %s: %s", tree, exc)
+            # Info, not a warning: the report prints it once (every branch of the tree has it).
+            log.info("tree %s: %s", tree, exc)
             # The other trees still go on; the exit status says the environment is at fault.
             environment_failed = environment_failed or isinstance(exc, SetupError)
             tree_reports = [
@@ -157,8 +158,8 @@ def _pass_tree(
     reports: list[BranchReport] = []
     updates: list[RefUpdate] = []
     new_records: dict[str, list[BuildRecord]] = defaultdict(list)
-    for loaded in items:
-        with progress.step(f"building {loaded.name}"):
+    for n, loaded in enumerate(items, 1):
+        with progress.step(f"building {loaded.name}", of=(n, len(items))):
             report, update, note = _plan_branch(config, tree_pass, notes, loaded, publish)
         reports.append(report)
         if update is not None:
@@ -403,10 +404,14 @@ def _would_withdraw(
     loaded: LoadedManifest, withdrawn: list[Withdrawal]
 ) -> tuple[WouldWithdraw, ...]:
     """The withdrawals as reported, each with where the manifest lists the XSA."""
-    lines = xsa_lines(loaded.text)
+    index = {x.xsa: i for i, x in enumerate(loaded.manifest.xsas)}
+    entries = {w.xsa: ("xsas", index[w.xsa]) for w in withdrawn if w.xsa in index}
+    where = places(loaded.text, entries.values())
     shown = display_path(loaded.path)
     return tuple(
-        WouldWithdraw(xsa=w.xsa, why=w.why, where=f"{shown}:{lines.get(w.xsa, 1)}")
+        WouldWithdraw(xsa=w.xsa, why=w.why, where=f"{shown}:{where[entries[w.xsa]][0]}")
+        if w.xsa in entries
+        else WouldWithdraw(xsa=w.xsa, why=w.why, where=shown)
         for w in withdrawn
     )
 

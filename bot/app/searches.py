@@ -75,9 +75,8 @@ class Searcher:
         run = _Run(self, name, manifest, result, build_search)
         out = Searched(memo=dict(previous.memo) if previous else {})
         assumed: _Assumed = {}
-        for o in result.outcomes:
-            if not _searchable(o, gate=build_search is not None):
-                continue
+        searchable = [o for o in result.outcomes if _searchable(o, gate=build_search is not None)]
+        for n, o in enumerate(searchable, 1):
             current = run.build(assumed, stop_at=o.xsa)
             now = current.outcome(o.xsa)
             if now is None or now.blocked is None:
@@ -89,7 +88,8 @@ class Searcher:
             key = (o.xsa, _key(assumed))
             finder = out.memo.get(key)
             if finder is None:
-                with self.progress.step(f"finding what {name} XSA-{o.xsa} needs"):
+                step = f"finding what {name} XSA-{o.xsa} needs"
+                with self.progress.step(step, of=(n, len(searchable))):
                     try:
                         finder = run.find(now, current, assumed)
                     except XsabotError as exc:

@@ -15,6 +15,7 @@ from typing import Protocol
 from bot.config import Config
 from bot.core.ports import Check, Forge
 from bot.core.refs import WritableRefs
+from bot.forges.redacting import RedactingForge
 from bot.forges.registry import load_forge
 from bot.git.publish import PushResult, RefUpdate, push
 from bot.git.workrepo import WorkRepo
@@ -46,11 +47,7 @@ def make_check(config: Config, tree: str, work: WorkRepo) -> Check:
         )
     from bot.check.runner import CheckRunner
 
-    if settings.check is None:
-        raise ValueError(f"tree {tree!r} has no check command")
-    return CheckRunner(
-        settings.check, repo_path=work.path, state=config.state, timeout=settings.check_timeout
-    )
+    return CheckRunner.for_tree(config, tree, repo_path=work.path)
 
 
 def ci_forge(config: Config, tree: str) -> Forge:
@@ -62,24 +59,29 @@ def ci_forge(config: Config, tree: str) -> Forge:
 
         if settings.check is None:
             raise ValueError(f"tree {tree!r} has no check command for the local forge's CI")
-        ci = CheckRunner(  # its own state: the bot's cache holds the "forge-ci" verdicts
-            settings.check,
+        ci = CheckRunner.for_tree(  # its own state: the bot's cache holds the "forge-ci" verdicts
+            config,
+            tree,
             repo_path=Path(config.mirror_of(tree)),
             state=config.state / "proposals" / "ci",
-            timeout=settings.check_timeout,
         )
-        return LocalForge(config.manifests, config.state, config.identity, check=ci)
+        return RedactingForge(LocalForge(config.manifests, config.state, config.identity, check=ci))
     if settings.check_project:
         forge = config.forge.model_copy(update={"project": settings.check_project})
         config = config.model_copy(update={"forge": forge})
-    return load_forge(config)
+    return redacted_forge(config)
+
+
+def redacted_forge(config: Config) -> Forge:
+    """The configured forge, all the text sent to it redacted (`bot.forges.redacting`)."""
+    return RedactingForge(load_forge(config))
 
 
 @dataclass(frozen=True)
 class Adapters:
     """The adapters a use case works with; the defaults are the real ones."""
 
-    forge: Callable[[Config], Forge] = load_forge
+    forge: Callable[[Config], Forge] = redacted_forge
     check: CheckFactory = make_check
     push: Push = push
 

@@ -6,19 +6,35 @@ content, a rebuilt branch) is one check, so verdicts are cached by tree ID (and 
 machine was slow or busy; the tree may be fine): it is not cached, and the next pass checks
 again. The tree is exported (`bot.git.export`) into `<state>/checks/export/<tree>` (no work
 tree, no `.git` for the build to look at), the command runs there through `/bin/sh -c` (the
-operator owns it, the manifests never carry one) in its own process group with a timeout, a
-minimal environment and stdin closed; its whole output goes to `<state>/checks/logs/<tree>.log`.
+operator owns it, the manifests never carry one) in its own process group with a timeout and
+stdin closed; its whole output goes to `<state>/checks/logs/<tree>.log`.
+
+The command runs the tree's code (its Makefiles), so nothing of the bot's may be within its
+reach. Its environment is built from nothing: PATH, HOME and TMPDIR in a scratch directory
+beside the export (`<tree>.home`), the C locale, and only the variables the tree's
+`check_env` names; never the bot's own (which holds no secret either: `bot.cli.main` takes them
+out at start-up, and makes the bot's /proc entries unreadable to the check). With
+`check_sandbox` (`auto`, the default: the first that works of `bwrap` and `unshare`) it runs
+without network, in its own PID namespace (it sees no process of the bot's, and none of its
+processes outlives it) and, with bwrap, on a read-only view of the machine where only the
+export, the scratch directory and `check_writable` are writable, /tmp and the bot's home are
+empty (but for the PATH directories in it), and the files that hold secrets are empty.
+Without a sandbox, the processes the check leaves behind (even those that left its process
+group) are killed when it ends: the bot adopts them as their subreaper.
 
 The output reaches published notes and merge requests (a held-back XSA's compiler errors), so
 it must not depend on the host: the export directory is at a fixed place, and every mention of
 it in the output is made relative to the tree (`<export>/xen/common/foo.c` -> `xen/common/foo.c`,
-`<export>` -> `.`) before anything reads it.
+`<export>` -> `.`) before anything reads it. Registered secrets are redacted from it
+(`bot.redact`) as it is written, and again as it is read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -27,14 +43,17 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.config import Config
 from bot.errors import SetupError
 from bot.git.export import export_tree
+from bot.redact import has_secrets, redact, secret_files
 
 logger = logging.getLogger(__name__)
 Status = Literal["passed", "failed", "timeout"]
@@ -53,6 +72,9 @@ _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Results recorded before output was made relative to the tree carry the host's paths (and a
 # random directory name): they are checked again rather than published.
 _FORMAT = 2
+Sandbox = Literal["auto", "bwrap", "unshare", "none"]
+SANDBOXES: tuple[Sandbox, ...] = ("auto", "bwrap", "unshare", "none")
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 class CheckTimedOut(SetupError):
@@ -89,9 +111,9 @@ class CheckResult:
     def output(self) -> str:
         """The whole output (from the log; the tail if the log is gone)."""
         try:
-            return self.log.read_text(errors="replace")
+            return redact(self.log.read_text(errors="replace"))
         except OSError:
-            return self.tail
+            return redact(self.tail)
 
 
 class CheckRunner:
@@ -100,15 +122,55 @@ class CheckRunner:
     reports_compiler_output = True  # its log is the compiler's own output
 
     def __init__(
-        self, command: str, *, repo_path: Path, state: Path, timeout: float = 1800
+        self,
+        command: str,
+        *,
+        repo_path: Path,
+        state: Path,
+        timeout: float = 1800,
+        sandbox: Sandbox = "none",
+        env: Sequence[str] = (),
+        writable: Sequence[Path] = (),
     ) -> None:
+        """`env`: names of the bot's variables the check gets too; `writable`: directories
+        the sandbox lets it write to besides its own (a compiler cache)."""
+        if sandbox not in SANDBOXES:
+            raise ValueError(f"not a check sandbox: {sandbox!r}")
         self.command = command
         self.repo_path = repo_path
         self.timeout = timeout
+        self.sandbox: Sandbox = sandbox
+        self.env = tuple(env)
+        self.writable = tuple(Path(w).expanduser().absolute() for w in writable)
         self.root = state / "checks"
         self.results = self.root / "results"
         self.logs = self.root / "logs"
         self.runs = 0  # checks actually run by this runner (not read from the cache)
+
+    @classmethod
+    def for_tree(
+        cls,
+        config: Config,
+        tree: str,
+        *,
+        repo_path: Path,
+        state: Path | None = None,
+        timeout: float | None = None,
+    ) -> CheckRunner:
+        """The runner of `tree`'s check command, confined as its config says: the one way the
+        bot makes one (`tests/test_secrets.py` checks that)."""
+        settings = config.trees[tree]
+        if settings.check is None:
+            raise ValueError(f"tree {tree!r} has no check command")
+        return cls(
+            settings.check,
+            repo_path=repo_path,
+            state=config.state if state is None else state,
+            timeout=settings.check_timeout if timeout is None else timeout,
+            sandbox=settings.check_sandbox,
+            env=settings.check_env,
+            writable=[Path(p) for p in settings.check_writable],
+        )
 
     def add_candidate(self, tree: str, commit: str, branch: str) -> None:
         """Nothing to do: the command runs on the tree itself."""
@@ -136,6 +198,7 @@ class CheckRunner:
                 return found
             export = (exports / tree).absolute()
             scratch = [export, export.with_name(f"{tree}.out"), export.with_name(f"{tree}.log")]
+            scratch.append(export.with_name(f"{tree}.home"))
             for path in scratch:  # left by a run that was killed
                 _remove(path)
             try:
@@ -154,28 +217,46 @@ class CheckRunner:
         raw = export.with_name(f"{tree}.out")
         # Written beside the export and renamed (same file system): readers see only whole logs.
         partial = export.with_name(f"{tree}.log")
+        home = export.with_name(f"{tree}.home")
+        (home / "tmp").mkdir(parents=True)
+        sandbox = resolve_sandbox(self.sandbox)
+        argv = sandboxed(sandbox, [SHELL, "-c", self.command], export, home, self.writable)
+        if sandbox == "none" and os.geteuid() == 0 and has_secrets():
+            logger.warning(
+                "the check runs as root without a sandbox: it could read the bot's memory, "
+                "where the forge token is; run the bot as another user, or with a sandbox"
+            )
         started = time.monotonic()
-        with open(raw, "wb") as out:
-            try:
-                proc = subprocess.Popen(
-                    [SHELL, "-c", self.command],
-                    cwd=export,
-                    env=_environment(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own process group, killed as a whole
-                )
-            except OSError as exc:
-                raise SetupError(f"check command cannot start: {SHELL}: {exc.strerror}") from None
-            try:
-                exit_status = _wait(proc, self.timeout)
-            except BaseException:  # interrupted: leave no build running behind us
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise
+        adopted = _adopt_orphans(True) if sandbox == "none" else False
+        before = _children() if adopted else set()
+        try:
+            with open(raw, "wb") as out:
+                try:
+                    proc = subprocess.Popen(
+                        argv,
+                        cwd=export,
+                        env=_environment(home, self.env),
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,  # its own process group, killed as a whole
+                    )
+                except OSError as exc:
+                    raise SetupError(
+                        f"check command cannot start: {argv[0]}: {exc.strerror}"
+                    ) from None
+                try:
+                    exit_status = _wait(proc, self.timeout)
+                except BaseException:  # interrupted: leave no build running behind us
+                    _signal_group(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    raise
+        finally:
+            if adopted:
+                _kill_strays(before)
+                _adopt_orphans(False)
         seconds = time.monotonic() - started
-        _relative_to(export, raw, partial)
+        _relative_to(export, raw, partial, home)
         tail = _tail(partial)
         os.replace(partial, log)
         if exit_status in _CANNOT_START:
@@ -205,31 +286,186 @@ class CheckRunner:
         os.replace(partial, final)
 
 
-def _environment() -> dict[str, str]:
-    """Only what a build needs: no tokens, no GIT_*, no MAKEFLAGS or compiler settings of
-    whoever started the bot, and the C locale so compiler messages parse the same everywhere."""
-    return {
+def _environment(home: Path, passed: Sequence[str] = ()) -> dict[str, str]:
+    """Only what a build needs, built from nothing: no tokens, no GIT_*, no MAKEFLAGS or
+    compiler settings of whoever started the bot (unless `passed` names them), a home and a
+    temporary directory of its own, and the C locale so compiler messages parse the same
+    everywhere."""
+    env = {
         "PATH": os.environ.get("PATH") or _DEFAULT_PATH,
-        "HOME": os.environ.get("HOME") or "/",
+        "HOME": str(home),
+        "TMPDIR": str(home / "tmp"),
         "LANG": "C",
         "LC_ALL": "C",
     }
+    for name in passed:
+        value = os.environ.get(name)
+        if value is not None:
+            env[name] = value
+    return env
 
 
-def _relative_to(export: Path, raw: Path, dest: Path) -> None:
+def sandboxed(
+    sandbox: Sandbox, argv: list[str], export: Path, home: Path, writable: Sequence[Path] = ()
+) -> list[str]:
+    """`argv` run in `sandbox` (`bwrap` or `unshare`; `none`: as it is)."""
+    if sandbox == "unshare":
+        # No network; its own PIDs (a /proc of its own; when the shell ends, every process of
+        # the check ends with it); mapped to root in a user namespace, whose capabilities
+        # reach nothing outside it.
+        return [*_UNSHARE, *argv]
+    if sandbox != "bwrap":
+        return argv
+    cmd = [*_BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    hidden = [Path("/tmp")]
+    bot_home = Path(os.path.expanduser("~"))
+    if bot_home.is_dir() and bot_home != Path("/"):
+        hidden.append(bot_home)  # ~/.ssh, ~/.git-credentials, ~/.config: none of its business
+    for path in hidden:
+        cmd += ["--tmpfs", str(path)]
+    for entry in (os.environ.get("PATH") or "").split(os.pathsep):
+        tools = Path(entry)  # ~/.local/bin and the like stay usable, read-only
+        under = [h for h in hidden if tools.is_relative_to(h) and tools != h]
+        if tools.is_absolute() and tools.is_dir() and under:
+            cmd += ["--ro-bind", str(tools), str(tools)]
+    for path in (export, home, *writable):
+        if path.is_dir():
+            cmd += ["--bind", str(path), str(path)]
+    for path in sorted(secret_files()):  # last: a directory bound above does not show them
+        if path.is_file():
+            cmd += ["--ro-bind", "/dev/null", str(path)]
+    return [*cmd, "--chdir", str(export), *argv]
+
+
+# --die-with-parent: killing bwrap (at the timeout) kills the check; --unshare-all: network,
+# PIDs, IPC, UTS, cgroups, and the user namespace when there is one; --new-session: no
+# writing into the bot's terminal.
+_BWRAP = ["bwrap", "--die-with-parent", "--unshare-all", "--new-session"]
+_UNSHARE = [
+    *("unshare", "--user", "--map-root-user", "--net"),
+    *("--pid", "--fork", "--mount-proc", "--kill-child"),
+]
+
+
+def resolve_sandbox(wanted: Sandbox) -> Sandbox:
+    """The sandbox a check runs in: `auto` is the first of bwrap and unshare that works here
+    (or none); a sandbox asked for by name that does not work is an environment error."""
+    if wanted == "none":
+        return "none"
+    if wanted != "auto":
+        why = _unavailable(wanted)
+        if why:
+            raise SetupError(f"check_sandbox {wanted}: not available here: {why}")
+        return wanted
+    for kind in ("bwrap", "unshare"):
+        if not _unavailable(kind):
+            _say_once(f"check_sandbox auto: {kind}")
+            return kind
+    _say_once("check_sandbox auto: neither bwrap nor unshare works here; no sandbox")
+    return "none"
+
+
+@functools.cache
+def _say_once(message: str) -> None:
+    logger.info("%s", message)
+
+
+@functools.cache
+def _unavailable(kind: Literal["bwrap", "unshare"]) -> str | None:
+    """Why `kind` cannot run a check here (None: it can), tried once per process: a
+    distribution may ship the program but forbid the unprivileged user namespaces it needs."""
+    if not sys.platform.startswith("linux"):
+        return "Linux only"
+    program = "bwrap" if kind == "bwrap" else "unshare"
+    if shutil.which(program) is None:
+        return f"{program} is not installed"
+    if kind == "bwrap":
+        probe = [*_BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"]
+    else:
+        probe = [*_UNSHARE, "true"]
+    try:
+        proc = subprocess.run(
+            probe,
+            capture_output=True,
+            timeout=30,
+            env={"PATH": os.environ.get("PATH") or _DEFAULT_PATH},  # as the check will find it
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{program} does not run: {exc}"
+    if proc.returncode != 0:
+        return f"{program} fails: {proc.stderr.decode(errors='replace').strip()}"
+    return None
+
+
+def _adopt_orphans(on: bool) -> bool:
+    """Become (or stop being) the subreaper of our descendants: a process the check leaves
+    behind, even one that left its process group, is then re-parented to us, not to init, so
+    `_kill_strays` finds it. False when that is not possible (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _children() -> set[int]:
+    """Our child processes, from /proc (zombies included, until they are reaped)."""
+    me = os.getpid()
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat_line = f.read()
+        except OSError:
+            continue
+        fields = stat_line[stat_line.rfind(b")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == me:
+            found.add(int(entry.name))
+    return found
+
+
+def _kill_strays(before: set[int]) -> None:
+    """Kill and reap the children we did not have before the check: what it left running.
+    A stray's own children come to us when it dies: again, until there are none."""
+    for _ in range(1000):
+        strays = _children() - before
+        if not strays:
+            return
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in strays:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+    logger.warning("the check's leftover processes keep coming back; some may still run")
+
+
+def _relative_to(export: Path, raw: Path, dest: Path, home: Path) -> None:
     """Copy the output `raw` to `dest` with the export directory made relative: a path in it
-    loses its `<export>/` (the file's path in the tree), the directory itself becomes `.`.
+    loses its `<export>/` (the file's path in the tree), the directory itself becomes `.`;
+    the check's scratch `home` (and TMPDIR in it) becomes `$HOME`.
 
     Both spellings are replaced: the one the runner gave, and the one without symlinks that a
     build gets from getcwd() (make's "Entering directory", $(CURDIR), absolute include dirs).
     Line by line: a path never spans lines, and a build log may not fit in memory.
     """
     spellings = sorted({os.fsencode(export), os.fsencode(os.path.realpath(export))}, key=len)
+    homes = {os.fsencode(home), os.fsencode(os.path.realpath(home))}
     with open(raw, "rb") as src, open(dest, "wb") as out:
         for line in src:
+            for path in homes:  # before the export's: they start with it
+                line = line.replace(path, b"$HOME")
             for path in reversed(spellings):  # the longer first: one may start with the other
                 line = line.replace(path + b"/", b"").replace(path, b".")
-            out.write(line)
+            # A secret printed by the tree's code never reaches the log, whatever reads it.
+            out.write(
+                redact(line.decode("utf-8", "surrogateescape")).encode(errors="surrogateescape")
+            )
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
@@ -297,7 +533,7 @@ def read_verdict(
         tree=tree,
         status=data["status"],
         seconds=float(data["seconds"]),
-        tail=str(data["tail"]),
+        tail=redact(str(data["tail"])),
         log=logs / f"{tree}.log",
         cached=True,
         exit_status=data.get("exit_status"),

@@ -3,7 +3,10 @@
 Each subcommand lives in `bot/commands/<name>.py` with `add_arguments(parser)` and
 `run(args, ctx) -> int`; modules are imported only when their subcommand runs, so a no-op
 `reconcile` does not pay for the forge clients or the web stack.
-Exit status: 0 ok, 1 something blocked or invalid, 2 usage or environment error.
+Exit status: 0 ok, 1 something blocked or invalid, 2 usage or environment error, 141 when
+the reader of the output went away (`xsabot status --json | head -1`): what a shell reports
+for git or any C program killed by SIGPIPE, so `set -o pipefail` scripts see the output was
+cut short, and nothing more is printed (no traceback, no "Exception ignored").
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import argparse
 import importlib
 import keyword
 import logging
+import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import __version__
-from bot.errors import XsabotError
+from bot.errors import UsageError, XsabotError
 
 if TYPE_CHECKING:
     from bot.app.wiring import Adapters
@@ -35,8 +40,10 @@ COMMANDS: dict[str, str] = {
     "deps": "find the prerequisites one XSA needs",
     "import": "print a manifest listing the XSA commits on a source branch",
     "check": "build one manifest's branch and run the tree's check command on it",
+    "export": "write a branch as a quilt patch series for the release tarball",
     "notify": "send a test message to every notification channel (--test)",
 }
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for git killed by a closed pipe
 
 
 def _tree_value(text: str) -> tuple[str, str]:
@@ -70,28 +77,130 @@ class Context:
     def config(self) -> Config:
         if self._config is None:
             from bot.config import load_config, with_overrides
+            from bot.forges.credentials import take_configured_secrets
 
+            config = load_config(self.args.config)
+            overrides = {
+                "--upstream": dict(self.args.upstream),
+                "--mirror": dict(self.args.mirror),
+                "--check": dict(self.args.check),
+            }
+            self._check_trees(config, self.args.manifests or config.manifests, overrides)
             self._config = with_overrides(
-                load_config(self.args.config),
+                config,
                 manifests=self.args.manifests,
                 state=self.args.state,
-                upstreams=dict(self.args.upstream),
-                mirrors=dict(self.args.mirror),
-                checks=dict(self.args.check),
+                upstreams=overrides["--upstream"],
+                mirrors=overrides["--mirror"],
+                checks=overrides["--check"],
             )
+            # Before any command runs anything: the secrets it names leave the environment.
+            take_configured_secrets(self._config)
         return self._config
 
+    def _check_trees(
+        self, config: Config, manifests: Path, overrides: dict[str, dict[str, str]]
+    ) -> None:
+        """A `TREE=` that no config tree, manifest or `--tree` names is a typo that would be
+        ignored silently: a usage error naming the known trees. A tree only the manifests name
+        may be given its upstream on the command line (no config file needed)."""
+        named = {t for given in overrides.values() for t in given if t}
+        if named <= config.trees.keys():
+            return  # the common case reads no manifest
+        files = [*_manifest_files(manifests)]
+        for attribute in ("manifest", "paths"):
+            value = getattr(self.args, attribute, None)
+            for path in value if isinstance(value, list) else [value] if value else []:
+                files += _manifest_files(path) if path.is_dir() else [path]
+        known = set(config.trees) | {t for f in files if (t := _tree_of(f))}
+        if isinstance(getattr(self.args, "tree", None), str):
+            known.add(self.args.tree)
+        for option, given in overrides.items():
+            for tree in given:
+                if tree and tree not in known:
+                    raise UsageError(
+                        f"{option} {tree}=...: no tree {tree!r} in the config or the manifests;"
+                        f" known trees: {', '.join(sorted(known)) or 'none'}"
+                    )
 
-def _common(parser: argparse.ArgumentParser) -> None:
+
+_TREE_LINE = re.compile(rb"^tree:[ \t]*[\"']?([a-z0-9][a-z0-9-]*)", re.MULTILINE)
+
+
+def _manifest_files(folder: Path) -> list[Path]:
+    return sorted(p for ext in ("yaml", "yml") for p in folder.glob(f"*.{ext}"))
+
+
+def _tree_of(path: Path) -> str | None:
+    """The tree a manifest names on its `tree:` line; None when it cannot be read (the real
+    loader reports that later, at its line)."""
+    try:
+        match = _TREE_LINE.search(path.read_bytes()[: 1 << 20])
+    except OSError:
+        return None
+    return match[1].decode() if match else None
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """The options every command takes. `-v`/`-q` are also taken before the command; their
+    defaults are SUPPRESSed so that the subcommand's parser does not reset what was given
+    before it (`xsabot -v reconcile` and `xsabot reconcile -v` both work)."""
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log each step with its timing to stderr (default: off)",
+    )
+    output.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show no progress (default: progress when stderr is a terminal)",
+    )
+    if top:
+        return
     g = parser.add_argument_group("common options")
-    g.add_argument("--config", type=Path, help="config file (default: ./xsabot.yaml if present)")
-    g.add_argument("--manifests", type=Path, help="manifests directory")
-    g.add_argument("--state", type=Path, help="state directory")
     g.add_argument(
-        "--upstream", type=_tree_value, action="append", default=[], metavar="TREE=PATH_OR_URL"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="config file (default: ./xsabot.yaml or ./xsabot.yml if present, else the embedded "
+        "default: the public Xen upstream and a local mirror)",
     )
     g.add_argument(
-        "--mirror", type=_tree_value, action="append", default=[], metavar="TREE=PATH_OR_URL"
+        "--manifests",
+        type=Path,
+        metavar="DIR",
+        help="manifests directory (default: `manifests` of the config, ./manifests)",
+    )
+    g.add_argument(
+        "--state",
+        type=Path,
+        metavar="DIR",
+        help="state directory: work repositories, local mirror, logs (default: `state` of the "
+        "config, ./.xsabot)",
+    )
+    g.add_argument(
+        "--upstream",
+        type=_tree_value,
+        action="append",
+        default=[],
+        metavar="[TREE=]PATH_OR_URL",
+        help="upstream repository of TREE, or of every tree without `TREE=`; a local clone "
+        "saves the network (default: the config's `trees.TREE.upstream`, "
+        "env XSABOT_UPSTREAM_<TREE> first, e.g. XSABOT_UPSTREAM_XEN); repeatable",
+    )
+    g.add_argument(
+        "--mirror",
+        type=_tree_value,
+        action="append",
+        default=[],
+        metavar="TREE=PATH_OR_URL",
+        help="mirror repository of TREE, where branches are published (default: the config's "
+        "`trees.TREE.mirror`, else <state>/mirrors/TREE.git); repeatable",
     )
     g.add_argument(
         "--check",
@@ -99,9 +208,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="TREE=COMMAND",
-        help="check command a built tree must pass (overrides the config)",
+        help="check command a built tree must pass (default: the config's `trees.TREE.check`, "
+        "else none); repeatable",
     )
-    g.add_argument("-v", "--verbose", action="store_true", help="log what is done")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -110,6 +219,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="xsabot", description="Keeps XSA-only branches of Xen release lines."
     )
     parser.add_argument("--version", action="version", version=f"xsabot {__version__}")
+    _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -127,23 +237,40 @@ def _module(name: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None, adapters: Adapters | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command. First of all, secrets leave the environment (the check, which runs the
+    tree's code, must not find them) and everything printed or logged is redacted."""
+    from bot.forges.credentials import protect_process, take_secrets
+    from bot.redact import redacting_streams
+
+    take_secrets()
+    protect_process()
+    with redacting_streams():
+        return _main(list(sys.argv[1:] if argv is None else argv), adapters)
+
+
+def _main(argv: list[str], adapters: Adapters | None) -> int:
     command = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(command)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args.verbose = getattr(args, "verbose", False)
+    args.quiet = getattr(args, "quiet", False)
+    _setup_output(verbose=args.verbose, quiet=args.quiet)
     ctx = Context(args, _adapters=adapters)
     try:
-        return int(_module(args.command).run(args, ctx))
+        status = int(_module(args.command).run(args, ctx))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be caught
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
     except XsabotError as exc:
+        from bot.cli.hints import explain
+
         print(f"xsabot {args.command}: {exc}", file=sys.stderr)
+        for hint in explain([str(exc)]):
+            print(f"hint: {hint}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
         print("xsabot: interrupted", file=sys.stderr)
@@ -158,6 +285,37 @@ def main(argv: Sequence[str] | None = None, adapters: Adapters | None = None) ->
             file=sys.stderr,
         )
         return 2
+
+
+def _setup_output(*, verbose: bool, quiet: bool) -> None:
+    from bot.cli import progress
+
+    progress.configure(verbose=verbose, quiet=quiet)
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # main may run more than once in a process (tests)
+        if getattr(handler, "_xsabot", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._xsabot = True  # type: ignore[attr-defined]
+    handler.setFormatter(
+        logging.Formatter(
+            "xsabot: %(message)s" if verbose else "%(levelname)s %(name)s: %(message)s"
+        )
+    )
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _reader_gone() -> int:
+    """The reader of stdout closed the pipe: print nothing more, as the Python docs advise
+    (`signal` module, "Note on SIGPIPE"): point stdout at devnull so that the flush at exit
+    does not fail again, and exit as git does when SIGPIPE kills it."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (tests)
+        pass
+    return BROKEN_PIPE
 
 
 def _write_traceback(ctx: Context) -> str:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from bot.cli.hints import explain
 from bot.core.reports import BlockedXsa, BranchReport, PassReport
 
 _VERB = {
@@ -22,7 +23,9 @@ def _short(sha: str | None) -> str:
     return sha[:12] if sha else "-"
 
 
-def branch_lines(report: BranchReport, *, done: bool) -> list[str]:
+def branch_lines(
+    report: BranchReport, *, done: bool, shown_elsewhere: frozenset[str] = frozenset()
+) -> list[str]:
     verb = _VERB[report.action][1 if done and (report.published or report.action == "kept") else 0]
     head = f"{report.manifest}: {verb} {report.branch or '?'}"
     if report.tip:
@@ -56,7 +59,7 @@ def branch_lines(report: BranchReport, *, done: bool) -> list[str]:
         lines += [f"    {d}" for d in b.detail.splitlines()[:5]]
     if report.not_applied:
         lines.append("  not applied by the manifest: " + ", ".join(map(str, report.not_applied)))
-    lines += [f"  problem: {p}" for p in report.problems]
+    lines += [f"  problem: {p}" for p in report.problems if p not in shown_elsewhere]
     return lines
 
 
@@ -67,13 +70,28 @@ def _reason(b: BlockedXsa) -> str:
 
 
 def pass_text(report: PassReport, *, done: bool) -> str:
+    """The pass in words. A problem several branches share (their tree's upstream cannot be
+    fetched) is printed once after them, naming them, with a hint when one is known."""
     lines: list[str] = []
+    shared = _shared_problems(report.branches)
     for branch in report.branches:
-        lines += branch_lines(branch, done=done)
+        lines += branch_lines(branch, done=done, shown_elsewhere=frozenset(shared))
+    for problem, names in shared.items():
+        lines.append(f"problem of {', '.join(names)}: {problem}")
     lines += [f"error: {e}" for e in report.errors]
     if not report.branches:
         lines.append("no manifests found")
+    problems = [p for b in report.branches for p in b.problems] + list(report.errors)
+    lines += [f"hint: {h}" for h in explain(problems)]
     return "\n".join(lines)
+
+
+def _shared_problems(branches: Sequence[BranchReport]) -> dict[str, list[str]]:
+    by_problem: dict[str, list[str]] = {}
+    for b in branches:
+        for p in dict.fromkeys(b.problems):
+            by_problem.setdefault(p, []).append(b.manifest)
+    return {p: names for p, names in by_problem.items() if len(names) > 1}
 
 
 def dump_json(data: Any) -> str:

@@ -23,13 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="XSA",
         help="leave this XSA out, as the check gate did (the build record lists them as "
-        "does-not-build); repeatable",
+        "does-not-build); repeatable (default: none)",
     )
     parser.add_argument(
         "--ref",
         help="also point this ref at the tip in the local upstream repository "
         "(e.g. refs/heads/xsa-check), to look at the commits there; an existing ref "
-        "is refused unless --force",
+        "is refused unless --force (default: none)",
     )
     parser.add_argument(
         "--force", action="store_true", help="with --ref: move the ref even if it exists"

@@ -32,9 +32,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("xsa", type=_xsa_number, help="the XSA number (470 or XSA-470)")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     defaults = Limits()
-    parser.add_argument("--max-candidates", type=int, default=defaults.max_candidates)
-    parser.add_argument("--max-trials", type=int, default=defaults.max_trials)
-    parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds)
+    parser.add_argument(
+        "--max-candidates",
+        type=int,
+        default=defaults.max_candidates,
+        metavar="N",
+        help="look at most at this many candidate commits (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-trials",
+        type=int,
+        default=defaults.max_trials,
+        metavar="N",
+        help="try at most this many sets of candidates (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=defaults.max_seconds,
+        metavar="S",
+        help="stop searching after this long (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

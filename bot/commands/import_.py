@@ -35,8 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "kind", choices=("stable",), help="where fixes come from: `stable` (a stable branch)"
     )
-    parser.add_argument("--source", required=True, help="upstream branch, e.g. stable-4.19")
-    parser.add_argument("--base", required=True, help="upstream tag, e.g. RELEASE-4.19.4")
+    parser.add_argument(
+        "--source", required=True, help="upstream branch, e.g. stable-4.19 (required)"
+    )
+    parser.add_argument(
+        "--base", required=True, help="upstream tag, e.g. RELEASE-4.19.4 (required)"
+    )
     parser.add_argument("--tree", default="xen", help="tree from the config (default: xen)")
     parser.add_argument(
         "--branch", help="published branch (default: <namespace><X.Y> from --source, xsa/4.19)"

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const="ci",
         metavar="N",
-        help="post the plan on merge request N (alone: the MR of this CI pipeline)",
+        help="post the plan on merge request N (alone: the MR of this CI pipeline, from GitLab's"
+        " CI_MERGE_REQUEST_IID or GitHub's GITHUB_REF; default: post nothing)",
     )
 
 

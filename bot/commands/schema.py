@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=(
             "print instead the schema of a report: the --json of plan, reconcile, status or"
-            " deps, or record (the build record note in the mirror)"
+            " deps, or record (the build record note in the mirror); default: the manifests' schema"
         ),
     )
     parser.epilog = "Refresh the committed copy with: xsabot schema > manifests/schema.json"

@@ -191,13 +191,17 @@ class ManifestEditor(Protocol):
 
 
 class Progress(Protocol):
-    """Where long work says what it is doing (a terminal spinner, or nothing)."""
+    """Where long work says what it is doing (a terminal spinner with the elapsed time, log
+    lines with timings, or nothing). `of=(n, total)`: this step is the n-th of `total` alike
+    (`building 4.19 (3/6)`)."""
 
-    def step(self, message: str) -> AbstractContextManager[None]: ...
+    def step(
+        self, message: str, of: tuple[int, int] | None = None
+    ) -> AbstractContextManager[None]: ...
 
 
 class NoProgress:
     """Progress that shows nothing: the default of every use case."""
 
-    def step(self, message: str) -> AbstractContextManager[None]:
+    def step(self, message: str, of: tuple[int, int] | None = None) -> AbstractContextManager[None]:
         return nullcontext()

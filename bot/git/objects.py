@@ -2,8 +2,12 @@
 
 A build makes thousands of trees, blobs and commits; writing each as a loose object costs about
 a millisecond, so new objects stay in memory and `flush` writes the ones still wanted as one
-pack. Object IDs cross this interface as 40-hex strings; the `*_bin` methods take and return
-20-byte binary IDs for the merge engine, which handles millions of them.
+pack. Every object the bot composes comes through `write_bin`: the one place where registered
+secrets are redacted from what goes into the mirror (build records, commit messages), whatever
+text they came from (`bot.redact`; trees are names and IDs, and are left alone).
+
+Object IDs cross this interface as 40-hex strings; the `*_bin` methods take and return 20-byte
+binary IDs for the merge engine, which handles millions of them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pygit2
 
 from bot.git.pack import TYPE_NUMBERS, build_pack, store_pack
 from bot.git.trees import GITLINK, Entries, format_tree, parse_tree
+from bot.redact import redact_secret_bytes
 
 Kind = Literal["blob", "tree", "commit", "tag"]
 _TYPE_NUM: dict[str, int] = TYPE_NUMBERS
@@ -104,6 +109,8 @@ class ObjectStore:
         return self.write_bin(kind, data).hex()
 
     def write_bin(self, kind: Kind, data: bytes) -> bytes:
+        if kind != "tree":
+            data = redact_secret_bytes(data)
         oid = object_id_bin(kind, data)
         if oid not in self._new:
             self._new[oid] = (kind, data)

@@ -230,7 +230,8 @@ def _load_error(text: str, exc: Exception) -> tuple[Pos, str]:
         if exc.problem and exc.context and exc.context_mark is not None:
             message += f" ({exc.context} at line {exc.context_mark.line + 1})"
         pos = (mark.line, mark.column) if mark is not None else (0, 0)
-        return pos, f"YAML syntax: {message}"
+        hint = _syntax_hint(text, pos, message)
+        return pos, f"YAML syntax: {message}" + (f"; hint: {hint}" if hint else "")
     if isinstance(exc, ReaderError) and isinstance(exc.position, int):
         # A character YAML does not allow in a file (a raw NUL, most control characters).
         at = min(exc.position, len(text))
@@ -239,6 +240,24 @@ def _load_error(text: str, exc: Exception) -> tuple[Pos, str]:
         character = chr(exc.character) if isinstance(exc.character, int) else "?"
         return pos, f"YAML does not allow the character {_escaped(character)}"
     return (0, 0), f"YAML cannot be read: {exc or type(exc).__name__}"
+
+
+def _syntax_hint(text: str, pos: Pos, message: str) -> str | None:
+    """Plain words beside the parser's for the three mistakes people make most."""
+    if "'\\t'" in message or "\t" in message:
+        return "use spaces, not tabs, to indent"
+    if message.startswith("mapping values are not allowed here"):
+        lines = text.splitlines()
+        before = lines[pos[0]][: pos[1]] if pos[0] < len(lines) else ""
+        if ": " in before:  # `why: fix: the thing`: the second `: ` would start a key
+            return 'quote a value that holds ": " (why: "x86: fix the thing")'
+        return "check the indentation of this line: a key lines up with the keys beside it"
+    if message.startswith(("expected <block end>", "while parsing a block", "did not find")):
+        return (
+            "check the indentation of the lines above: keys of one entry line up, and a list's"
+            " `- ` items line up with each other"
+        )
+    return None
 
 
 def _duplicate_key(text: str, mark: Any) -> tuple[Pos, str]:

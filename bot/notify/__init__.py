@@ -2,17 +2,18 @@
 comment on the bot's merge request), and where their secrets come from.
 
 A channel raises `NotifyFailed` (never a library's exception); the use case counts it and
-retries later. Secrets come only from an environment variable or a file, and are registered
-with `bot.redact` as soon as they are read.
+retries later. Secrets come only from an environment variable or a file: start-up takes
+the variables out of the environment (`bot.forges.credentials.take_configured_secrets`)
+and registers them with `bot.redact`, and so does `read_secret`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from bot.errors import SetupError
+from bot.forges.credentials import environment_value
 from bot.redact import register_secret
 
 
@@ -25,9 +26,9 @@ def read_secret(
 ) -> str | None:
     """The secret in `env` (first) or `file`, registered for redaction; None when neither is
     configured. `what` names the config keys in errors (`notify.email.password`)."""
-    environ = os.environ if environ is None else environ
     if env:
-        value = environ.get(env, "").strip()
+        found = environment_value(env) if environ is None else environ.get(env)
+        value = (found or "").strip()
         if value:
             register_secret(value)
             return value

@@ -45,7 +45,7 @@ class EmailChannel:
         mail = EmailMessage()
         mail["From"] = self.config.sender
         mail["To"] = ", ".join(self.config.to)
-        mail["Subject"] = message.subject
+        mail["Subject"] = redact(message.subject)
         mail["Date"] = formatdate(localtime=False, usegmt=True)
         mail["Message-ID"] = f"<xsabot.{_id(message.key)}@{self.domain}>"
         root = self.thread_root(message.branch)
@@ -53,7 +53,7 @@ class EmailChannel:
         mail["References"] = root
         mail["Auto-Submitted"] = "auto-generated"
         mail["X-Xsabot-Key"] = message.key
-        mail.set_content(message.body, subtype="plain", charset="utf-8", cte="8bit")
+        mail.set_content(redact(message.body), subtype="plain", charset="utf-8", cte="8bit")
         return mail
 
     def send(self, message: Message) -> None:

@@ -30,8 +30,8 @@ def payload(message: Message) -> bytes:
         "key": message.key,
         "state": message.kind,
         "branch": message.branch,
-        "subject": message.subject,
-        "body": message.body,
+        "subject": redact(message.subject),
+        "body": redact(message.body),
         "xsas": list(message.xsas),
         "url": message.url,
     }
