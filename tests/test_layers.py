@@ -24,6 +24,7 @@ LAYERS = {
     "bot.cli": 5,
     "bot.commands": 5,
     "bot.web": 5,
+    "bot.serve": 5,
     "bot.app": 4,
     "bot.forges": 3,
     "bot.notify": 3,

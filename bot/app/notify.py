@@ -46,7 +46,7 @@ from bot.core.notify import (
     render,
 )
 from bot.core.refs import NOTIFIED_REF, WritableRefs
-from bot.core.reports import BranchReport, NotifyCounts, ProposalAction
+from bot.core.reports import BranchReport, NotificationsReport, NotifyCounts, ProposalAction
 from bot.errors import XsabotError
 from bot.git.commits import format_commit, identity_line, parse_commit
 from bot.git.objects import ObjectStore
@@ -185,7 +185,7 @@ class Notifier:
         self.staged[tree] = _Staged(work, store, new, before, pushed, names)
         return [RefUpdate(NOTIFIED_REF, pushed, before)]
 
-    def deliver(self, proposals: Sequence[ProposalAction]) -> dict[str, NotifyCounts]:
+    def deliver(self, proposals: Sequence[ProposalAction]) -> NotificationsReport:
         """Send what is due in every staged tree, and the environment's; never raises."""
         channels = make_channels(self.config, self.adapters)
         names = [c if isinstance(c, str) else c.name for c in channels]
@@ -215,7 +215,14 @@ class Notifier:
             count(results, doc)
         except OSError as exc:
             log.warning("notifications of the environment: %s", exc)
-        return {n: NotifyCounts(sent=sent[n], failed=failed[n], pending=pending[n]) for n in names}
+        return NotificationsReport(
+            sent=sum(sent.values()),
+            failed=sum(failed.values()),
+            pending=sum(pending.values()),
+            channels={
+                n: NotifyCounts(sent=sent[n], failed=failed[n], pending=pending[n]) for n in names
+            },
+        )
 
     # -- one tree ---------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from bot.app.proposals import propose
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config
 from bot.core.ports import NoProgress, Progress
-from bot.core.reports import NotifyCounts, PassReport, ProposalAction
+from bot.core.reports import NotificationsReport, PassReport, ProposalAction
 from bot.errors import XsabotError
 
 
@@ -20,7 +20,7 @@ class Reconciled:
     outcome: PassOutcome
     proposals: list[ProposalAction]
     errors: list[str]  # what kept proposals from being made; the branches are published
-    notifications: dict[str, NotifyCounts] | None = None  # with `notify:` channels only
+    notifications: NotificationsReport | None = None  # with `notify:` channels only
 
     @property
     def report(self) -> PassReport:

@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "import": "print a manifest listing the XSA commits on a source branch",
     "check": "build one manifest's branch and run the tree's check command on it",
     "export": "write a branch as a quilt patch series for the release tarball",
+    "serve": "run passes on a schedule and on webhooks; serve a status page and metrics",
     "notify": "send a test message to every notification channel (--test)",
 }
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for git killed by a closed pipe
@@ -257,7 +258,7 @@ def _main(argv: list[str], adapters: Adapters | None) -> int:
         return int(exc.code or 0)
     args.verbose = getattr(args, "verbose", False)
     args.quiet = getattr(args, "quiet", False)
-    _setup_output(verbose=args.verbose, quiet=args.quiet)
+    handler = _setup_output(verbose=args.verbose, quiet=args.quiet)
     ctx = Context(args, _adapters=adapters)
     try:
         status = int(_module(args.command).run(args, ctx))
@@ -285,18 +286,17 @@ def _main(argv: list[str], adapters: Adapters | None) -> int:
             file=sys.stderr,
         )
         return 2
+    finally:
+        # The handler writes to this run's (redacted) stderr, which ends with the run.
+        logging.getLogger().removeHandler(handler)
 
 
-def _setup_output(*, verbose: bool, quiet: bool) -> None:
+def _setup_output(*, verbose: bool, quiet: bool) -> logging.Handler:
     from bot.cli import progress
 
     progress.configure(verbose=verbose, quiet=quiet)
     root = logging.getLogger()
-    for handler in list(root.handlers):  # main may run more than once in a process (tests)
-        if getattr(handler, "_xsabot", False):
-            root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler._xsabot = True  # type: ignore[attr-defined]
     handler.setFormatter(
         logging.Formatter(
             "xsabot: %(message)s" if verbose else "%(levelname)s %(name)s: %(message)s"
@@ -304,6 +304,7 @@ def _setup_output(*, verbose: bool, quiet: bool) -> None:
     )
     root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.WARNING)
+    return handler
 
 
 def _reader_gone() -> int:

@@ -188,6 +188,15 @@ class NotifyCounts(Report):
     pending: int = 0
 
 
+class NotificationsReport(Report):
+    """A pass's notifications: the totals over the channels, then each channel's."""
+
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
+    channels: dict[str, NotifyCounts] = {}
+
+
 class PassReport(Report):
     """A pass: `plan` and `reconcile`; only `reconcile` has `proposals` (maybe empty), and
     `notifications` (per channel) when the config has `notify:` channels."""
@@ -199,7 +208,7 @@ class PassReport(Report):
     # A tree could not be reached at all (exit 2, not 1); in the JSON, its branches say why.
     environment_failed: bool = Field(default=False, exclude=True)
     proposals: tuple[ProposalAction, ...] = ()
-    notifications: dict[str, NotifyCounts] = {}
+    notifications: NotificationsReport | None = None
 
     @property
     def exit_status(self) -> int:
