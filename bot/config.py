@@ -47,6 +47,9 @@ _PATHS = (
     ("trees", "*", "mirror"),
     ("forge", "token_file"),
     ("forge", "known_hosts"),
+    ("notify", "email", "username_file"),
+    ("notify", "email", "password_file"),
+    ("notify", "webhook", "secret_file"),
 )
 # git's `crud()` (ident.c): what git strips from both ends of a name or email; and what it
 # drops anywhere, since it delimits the fields of an author or committer line.
@@ -235,6 +238,75 @@ class ForgeConfig(_Frozen):
         return self.fork_git_url or f"{self.web_url()}/{self.fork_project}.git"
 
 
+class EmailNotify(_Frozen):
+    """Plain-text email through an SMTP server; the password only from env or a file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    smtp: str = Field(description="SMTP server as host:port, e.g. smtp.example.org:587")
+    starttls: bool = Field(True, description="Upgrade the connection with STARTTLS first")
+    sender: str = Field(alias="from", description="From address; Message-IDs use its domain")
+    to: list[str] = Field(min_length=1, description="Recipients, e.g. a mailing list")
+    username_env: str | None = None
+    username_file: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    timeout: float = Field(30.0, gt=0, description="Seconds per SMTP connection")
+
+    @field_validator("smtp")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    @field_validator("sender", "to")
+    @classmethod
+    def _addresses(cls, value: str | list[str]) -> str | list[str]:
+        for address in [value] if isinstance(value, str) else value:
+            if not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+", address):
+                raise ValueError(f"{address!r} is not an email address (user@domain)")
+        return value
+
+
+class WebhookNotify(_Frozen):
+    """A JSON POST per notification, signed with HMAC-SHA256 when a secret is given."""
+
+    url: str = Field(description="http(s) URL the JSON is POSTed to")
+    secret_env: str | None = Field(None, description="Environment variable holding the secret")
+    secret_file: str | None = Field(None, description="File holding the secret")
+    timeout: float = Field(30.0, gt=0, description="Seconds per request")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value) or re.search(r"[\x00-\x20\x7f]", value):
+            raise ValueError("a webhook url is http:// or https://, without spaces")
+        return value
+
+
+class NotifyConfig(_Frozen):
+    """Where state changes are announced (`xsabot notify --test` tries every channel)."""
+
+    email: EmailNotify | None = None
+    webhook: WebhookNotify | None = None
+    forge_comment: bool = Field(
+        False, description="Also comment on the bot's own merge request of a blocked XSA"
+    )
+    environment_grace: float = Field(
+        3600.0, ge=0, description="Seconds a tree's passes may fail for the environment first"
+    )
+    retry_seconds: float = Field(
+        60.0, ge=0, description="Wait before retrying a failed send; doubled each time, to 1h"
+    )
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        named = (("email", self.email), ("webhook", self.webhook))
+        found = tuple(name for name, c in named if c is not None)
+        return found + (("forge_comment",) if self.forge_comment else ())
+
+
 class Config(_Frozen):
     state: Path = Field(Path(".xsabot"), description="State dir: work repos, local mirror, logs")
     manifests: Path = Path("manifests")
@@ -244,6 +316,7 @@ class Config(_Frozen):
         "xen": Tree(upstream=XEN_UPSTREAM)
     }
     forge: ForgeConfig = ForgeConfig()
+    notify: NotifyConfig = NotifyConfig()
 
     @field_validator("namespace")
     @classmethod

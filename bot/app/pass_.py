@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.app.lint import repository_problems
@@ -72,6 +73,11 @@ class TreePass:
         return self.check
 
 
+# Called with each tree's reports right before its push (`bot.app.notify.Notifier.stage`):
+# the ref updates it returns go into the same atomic push.
+Stage = Callable[[str, WorkRepo, ObjectStore, list[BranchReport]], list[RefUpdate]]
+
+
 @dataclass
 class PassOutcome:
     report: PassReport
@@ -85,6 +91,7 @@ def run_pass(
     publish: bool,
     progress: Progress | None = None,
     adapters: Adapters = DEFAULT,
+    stage: Stage | None = None,
 ) -> PassOutcome:
     progress = progress or NoProgress()
     mset = load_manifests(config.manifests, namespace=config.namespace, trees=config.trees.keys())
@@ -104,7 +111,9 @@ def run_pass(
     environment_failed = False
     for tree, items in sorted(by_tree.items()):
         try:
-            tree_pass, tree_reports = _pass_tree(config, tree, items, publish, progress, adapters)
+            tree_pass, tree_reports = _pass_tree(
+                config, tree, items, publish, progress, adapters, stage
+            )
             trees[tree] = tree_pass
         except XsabotError as exc:
             # Info, not a warning: the report prints it once (every branch of the tree has it).
@@ -135,6 +144,7 @@ def _pass_tree(
     publish: bool,
     progress: Progress,
     adapters: Adapters,
+    stage: Stage | None = None,
 ) -> tuple[TreePass, list[BranchReport]]:
     work = WorkRepo.for_tree(config.state, tree)
     with progress.step(f"fetching {tree} upstream"):
@@ -165,6 +175,8 @@ def _pass_tree(
     if publish and config.trees[tree].copy_upstream_refs:
         copies = _upstream_copies(work, mirror, items)
         updates += copies
+    if publish and stage is not None:
+        updates += stage(tree, work, store, reports)
     if publish and (new_notes or updates):
         ident = config.identity
         if new_notes:

@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "export": "write a branch as a quilt patch series for the release tarball",
     "serve": "run passes on a schedule and on webhooks; serve a status page and metrics",
     "verify": "rebuild a published branch independently and say verified or what differs",
+    "notify": "send a test message to every notification channel (--test)",
 }
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for git killed by a closed pipe
 

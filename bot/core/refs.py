@@ -4,6 +4,8 @@
 - `refs/heads/<namespace without its slash>-candidate/...`: forge-CI candidates
   (`xsa-candidate/4.19`), outside the namespace so downstreams fetching `xsa/*` never see them;
 - `refs/notes/xsabot`: the build records;
+- `refs/xsabot/notified`: what the notifications said and what they still owe
+  (`bot.core.notify`), pushed with the branches it speaks of;
 - with `copy_upstream_refs`, exactly the upstream refs the pass copies, each under a namespace
   of their own so that no copy can ever land on a ref of the mirror's own (its `master`, a
   `RELEASE-*` tag someone pushed): upstream `refs/tags/RELEASE-4.19.5` goes to
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 NOTES_REF = "refs/notes/xsabot"
 UPSTREAM_COPIES = "refs/xsabot/upstream/"
+NOTIFIED_REF = "refs/xsabot/notified"
 
 
 def upstream_copy_ref(upstream_ref: str) -> str:
@@ -61,7 +64,7 @@ class WritableRefs:
         heads = "refs/heads/"
         candidates = f"{heads}{self.namespace.rstrip('/')}-candidate/"
         return (
-            ref == NOTES_REF
+            ref in (NOTES_REF, NOTIFIED_REF)
             or (ref.startswith(heads + self.namespace) and len(ref) > len(heads + self.namespace))
             or (ref.startswith(candidates) and len(ref) > len(candidates))
             or self._is_copy(ref)

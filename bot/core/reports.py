@@ -179,16 +179,36 @@ class ProposalAction(Report):
     error: str | None = None  # the forge refused; the other proposals still went ahead
 
 
-class PassReport(Report):
-    """A pass: `plan` and `reconcile`; only `reconcile` has `proposals` (maybe empty)."""
+class NotifyCounts(Report):
+    """One notification channel in one pass: messages sent and failed (each failure is
+    retried on a later pass), and how many still wait for it."""
 
-    _omit_unset: ClassVar[frozenset[str]] = frozenset({"proposals"})
-    _last: ClassVar[tuple[str, ...]] = ("proposals",)
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
+
+
+class NotificationsReport(Report):
+    """A pass's notifications: the totals over the channels, then each channel's."""
+
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
+    channels: dict[str, NotifyCounts] = {}
+
+
+class PassReport(Report):
+    """A pass: `plan` and `reconcile`; only `reconcile` has `proposals` (maybe empty), and
+    `notifications` (per channel) when the config has `notify:` channels."""
+
+    _omit_unset: ClassVar[frozenset[str]] = frozenset({"proposals", "notifications"})
+    _last: ClassVar[tuple[str, ...]] = ("proposals", "notifications")
     branches: tuple[BranchReport, ...] = ()
     errors: tuple[str, ...] = ()
     # A tree could not be reached at all (exit 2, not 1); in the JSON, its branches say why.
     environment_failed: bool = Field(default=False, exclude=True)
     proposals: tuple[ProposalAction, ...] = ()
+    notifications: NotificationsReport | None = None
 
     @property
     def exit_status(self) -> int:

@@ -78,6 +78,7 @@ def take_configured_secrets(config: Config) -> None:
         register_secret_file(path)
         with contextlib.suppress(OSError, UnicodeDecodeError):
             register_secret(path.read_text())
+    _take_notify_secrets(config)
     urls = [forge.url, forge.api_url, forge.git_url, forge.fork_git_url]
     for tree in config.trees.values():
         urls += [tree.upstream, tree.mirror]
@@ -86,6 +87,31 @@ def take_configured_secrets(config: Config) -> None:
             with contextlib.suppress(ValueError):
                 if urlsplit(url).password:
                     register_secret(str(urlsplit(url).password))
+
+
+def _take_notify_secrets(config: Config) -> None:
+    """The same for the notification channels' secrets (`notify:`)."""
+    email, webhook = config.notify.email, config.notify.webhook
+    names = [email.username_env, email.password_env] if email else []
+    files = [email.username_file, email.password_file] if email else []
+    if webhook:
+        names.append(webhook.secret_env)
+        files.append(webhook.secret_file)
+        with contextlib.suppress(ValueError):
+            if urlsplit(webhook.url).password:
+                register_secret(str(urlsplit(webhook.url).password))
+    take_secrets([n for n in names if n])
+    for file in files:
+        if file:
+            path = Path(file).expanduser()
+            register_secret_file(path)
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                register_secret(path.read_text())
+
+
+def environment_value(name: str) -> str | None:
+    """A variable's value, also when `take_secrets` took it out of the environment."""
+    return _taken.get(name, os.environ.get(name))
 
 
 def wipe_initial_environment(names: Iterable[str]) -> bool:

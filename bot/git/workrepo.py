@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 UPSTREAM = "refs/upstream/"
 MIRROR = "refs/mirror/"
 NOTES = "refs/notes/xsabot"
+NOTIFIED = "refs/xsabot/notified"
 
 
 # What git says when a ref's objects are not all there (a borrowed repository is gone).
@@ -142,8 +143,9 @@ class WorkRepo:
     def fetch_mirror(
         self, location: str, namespace: str, *, create: bool, timeout: float = 600
     ) -> None:
-        """Fetch the bot's branches and notes from the mirror. A missing local mirror is made
-        when `create` (a pass that publishes); otherwise it is read as empty, and left unmade
+        """Fetch the bot's branches, notes and notification state from the mirror. A missing
+        local mirror is made when `create` (a pass that publishes); otherwise it is read as
+        empty, and left unmade
         (`plan` and `status` write nothing). A pass that publishes also removes what its own
         killed pushes left in a local mirror (`remove_push_leftovers`)."""
         if is_local(location) and not Path(location, "HEAD").exists():
@@ -162,6 +164,8 @@ class WorkRepo:
             location,
             [
                 f"+refs/heads/{namespace}*:{MIRROR}heads/{namespace}*",
+                # A glob, so that a mirror without it is no error (`refs/xsabot/notified`).
+                f"+{NOTIFIED}*:{MIRROR}xsabot/notified*",
                 f"+{NOTES}:{MIRROR}notes/xsabot",
             ],
             timeout,
