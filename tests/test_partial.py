@@ -17,7 +17,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from bot.core.record import inputs_digest
+from bot.core.record import inputs_digest, note_json
 from bot.git.faithful import PickCheck, hunks
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
@@ -193,7 +193,8 @@ def test_an_accepted_partial_pick_is_applied_and_recorded(
     assert branch["applied"] == [7] and branch["blocked"] == [] and branch["published"]
 
     tip = _git(partial_bot.mirror, "rev-parse", "refs/heads/xsa/4.19")
-    note = json.loads(_git(partial_bot.mirror, "notes", "--ref", "xsabot", "show", tip))
+    text = _git(partial_bot.mirror, "notes", "--ref", "xsabot", "show", tip)
+    note = json.loads(note_json(text) or "")  # the JSON after the note's human summary
     [record] = note["records"]["xsa/4.19"]["xsas"]
     assert record["state"] == "applied"
     assert record["accepted_partial"] == [upstream.fix]
@@ -212,7 +213,8 @@ def test_accepting_a_faithful_pick_records_nothing(partial_bot: Bot, upstream: U
     data = _reconcile(partial_bot)
     assert data["status"] == 0
     tip = _git(partial_bot.mirror, "rev-parse", "refs/heads/xsa/4.19")
-    note = json.loads(_git(partial_bot.mirror, "notes", "--ref", "xsabot", "show", tip))
+    text = _git(partial_bot.mirror, "notes", "--ref", "xsabot", "show", tip)
+    note = json.loads(note_json(text) or "")  # the JSON after the note's human summary
     [record] = note["records"]["xsa/4.19"]["xsas"]
     assert record["state"] == "applied" and record["accepted_partial"] == []
 
