@@ -152,34 +152,44 @@ def protect_process() -> bool:
         return False
 
 
-def read_token(config: ForgeConfig, environ: Mapping[str, str] | None = None) -> str:
-    """The token named by `token_env` (first) or `token_file`; registered as a secret.
-
-    With no `environ`, a variable `take_secrets` removed from the environment still counts."""
-    if environ is None:
-        environ = {**_taken, **os.environ}
-    if config.token_env:
-        value = environ.get(config.token_env, "").strip()
+def read_secret(
+    what: str, env: str | None, file: str | None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The secret in the variable `env` (first) or the file `file`, registered for redaction
+    (and the file masked from a sandboxed check); None when neither is configured. `what`
+    names the config keys in errors (`forge.token`, `notify.email.password`). With no
+    `environ`, a variable `take_secrets` removed from the environment still counts."""
+    if env:
+        found = environment_value(env) if environ is None else environ.get(env)
+        value = (found or "").strip()
         if value:
             register_secret(value)
             return value
-        if not config.token_file:
-            raise SetupError(f"forge.token_env names {config.token_env}, which is not set or empty")
-    if config.token_file:
-        path = Path(config.token_file).expanduser()
+        if not file:
+            raise SetupError(f"{what}_env names {env}, which is not set or empty")
+    if file:
+        path = Path(file).expanduser()
         register_secret_file(path)
         try:
             value = path.read_text().strip()
         except OSError as exc:
-            raise SetupError(f"forge.token_file {path}: cannot read: {exc.strerror}") from None
+            raise SetupError(f"{what}_file {path}: cannot read: {exc.strerror}") from None
         if not value:
-            raise SetupError(f"forge.token_file {path} is empty")
+            raise SetupError(f"{what}_file {path} is empty")
         register_secret(value)
         return value
-    raise SetupError(
-        f"the {config.kind} forge needs a token: set forge.token_env (an environment variable) "
-        "or forge.token_file in the config"
-    )
+    return None
+
+
+def read_token(config: ForgeConfig, environ: Mapping[str, str] | None = None) -> str:
+    """The token named by `token_env` (first) or `token_file`; registered as a secret."""
+    token = read_secret("forge.token", config.token_env, config.token_file, environ)
+    if token is None:
+        raise SetupError(
+            f"the {config.kind} forge needs a token: set forge.token_env (an environment "
+            "variable) or forge.token_file in the config"
+        )
+    return token
 
 
 def git_env(config: ForgeConfig, token: str, url: str) -> dict[str, str]:

@@ -16,7 +16,8 @@ from email.utils import formatdate
 
 from bot.config import EmailNotify
 from bot.core.notify import Message
-from bot.notify import NotifyFailed, read_secret
+from bot.forges.credentials import read_secret
+from bot.notify import NotifyFailed
 from bot.redact import redact
 
 

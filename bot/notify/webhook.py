@@ -15,7 +15,8 @@ import urllib.request
 
 from bot.config import WebhookNotify
 from bot.core.notify import Message
-from bot.notify import NotifyFailed, read_secret
+from bot.forges.credentials import read_secret
+from bot.notify import NotifyFailed
 from bot.redact import redact
 
 SIGNATURE_HEADER = "X-Xsabot-Signature-256"
