@@ -11,11 +11,22 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.git.runner import git, git_text
 
 _HEADS = "refs/heads/"
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What the forges ask about a commit on a proposal branch: is it the bot's proposal?"""
+
+    parents: tuple[str, ...]
+    committer_email: str
+    committer_date: str  # git's raw form: seconds and offset, e.g. `1700000000 +0000`
+    message: str
 
 
 def _identity_env(name: str, email: str, date: str | None) -> dict[str, str]:
@@ -98,3 +109,39 @@ def checked_out_branch(repo: Path) -> str | None:
 def is_ancestor(repo: Path, commit: str, of: str) -> bool:
     """Whether `commit` is `of` or in its history (a proposal merged into the default branch)."""
     return git(["merge-base", "--is-ancestor", commit, of], cwd=repo, check=False).returncode == 0
+
+
+def commit_info(repo: Path, sha: str) -> CommitInfo:
+    """The parents, committer and message of commit `sha` (GitError if there is none)."""
+    raw = git(["cat-file", "commit", sha], cwd=repo).stdout.decode("utf-8", "replace")
+    header, _, message = raw.partition("\n\n")
+    parents: list[str] = []
+    email = date = ""
+    for line in header.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "parent":
+            parents.append(value)
+        elif key == "committer":
+            who, _, when = value.rpartition("> ")
+            email = who.partition("<")[2]
+            date = when
+    return CommitInfo(tuple(parents), email, date, message)
+
+
+def commit_date(repo: Path, sha: str) -> str:
+    """The committer date of `sha`, as a proposal commit on it takes it (deterministic)."""
+    return commit_info(repo, sha).committer_date
+
+
+def branch_tips(repo: Path, prefix: str, *, merged_into: str | None = None) -> dict[str, str]:
+    """{branch: tip} of the branches under `prefix` (e.g. `xsabot/`), in one git call; with
+    `merged_into`, only those whose tip is in that branch's history."""
+    args = ["for-each-ref", "--format=%(objectname) %(refname)"]
+    if merged_into is not None:
+        args.append(f"--merged={_HEADS}{merged_into}")
+    lines = git_text([*args, f"{_HEADS}{prefix}"], cwd=repo).splitlines()
+    tips = {}
+    for line in lines:
+        sha, _, ref = line.partition(" ")
+        tips[ref.removeprefix(_HEADS)] = sha
+    return tips
