@@ -346,6 +346,22 @@ def test_a_maintainers_merge_request_from_the_bots_prefix_is_not_the_bots(
     assert reconcile(forge_bot)["proposals"] == []
 
 
+def test_a_merge_request_closed_by_a_volunteer_is_settled_not_reopened(
+    forge_bot: Bot, forge_setup: ForgeSetup, xenlike: XenLike
+) -> None:
+    forge_setup.seed(two_xsas(xenlike))
+    assert done(reconcile(forge_bot)) == [("open", BRANCH)]
+    server = forge_setup.server
+    if isinstance(server, FakeGitLab):
+        server.project(PROJECT).mrs[0]["state"] = "closed"
+    else:
+        server.repo(PROJECT).pulls[0]["state"] = "closed"
+    server.requests.clear()
+    data = reconcile(forge_bot)  # the same content, closed: a volunteer's answer
+    assert data["proposals"] == [] and data["errors"] == []
+    assert server.writes() == [] and forge_setup.open_mrs() == []
+
+
 # -- linear proposals ----------------------------------------------------------------------------
 
 

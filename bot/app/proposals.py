@@ -208,9 +208,12 @@ def converge(
             out.errors.append(f"proposals of {name}: {exc}")
 
     for name, state in states.items():
-        kept = state.record.proposals if state.record is not None else None
-        if state.fresh or kept is None or kept.basis != proposals_basis(files[name], bot=bot):
+        record = state.record
+        kept = record.proposals if record is not None else None
+        if state.fresh or record is None or kept is None:
             work_out(name)
+        elif kept.basis != proposals_basis(files[name], bot=bot) and record.states("blocked"):
+            work_out(name)  # the texts may change (a comment, say); with nothing blocked, none
         else:
             checked[name] = kept.wanted
     loaded = {m.name for m in outcome.manifests}
