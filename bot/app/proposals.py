@@ -2,8 +2,8 @@
 
 `converge` is the proposal step of every `reconcile`: what proposals should exist follows
 from durable state (the manifests, and the build records in the mirror), not from whether
-this pass rebuilt anything. A manifest built this pass has its prerequisites searched
-(`_search`) and its proposals worked out; one that was not is held against what its record
+this pass rebuilt anything. A manifest built this pass has its proposals worked out from the
+pass's searches; one that was not is held against what its record
 says it wants (`ProposalsRecord`), with one listing of the bot's open merge requests, and is
 worked out again (rebuilt in memory, searched) only when the forge differs or its record
 has no answer yet. What was worked out is written back into the records (a notes-only push,
@@ -12,8 +12,7 @@ has no answer yet. What was worked out is written back into the records (a notes
 The searches are the pass's own (`bot/app/searches.py`), with the check's added for the XSAs
 the gate held back (`_search`); the decisions (open, update, keep, close) are made in
 `bot/core/proposals.py`; `sync_proposals` asks the forge what exists, performs each decision,
-and returns what was done for reports and JSON. `propose` is the same for one pass's fresh
-builds only, with no record kept.
+and returns what was done for reports and JSON.
 """
 
 from __future__ import annotations
@@ -407,42 +406,6 @@ def _manifest_file(root: Path, m: LoadedManifest) -> ManifestFile:
     except ValueError:
         raise SetupError(f"{m.path} is not inside the manifests repository {root}") from None
     return ManifestFile(name=m.name, path=path, text=m.text, manifest=m.manifest, editor=edit)
-
-
-def propose(
-    config: Config,
-    outcome: PassOutcome,
-    progress: Progress | None = None,
-    adapters: Adapters = DEFAULT,
-) -> list[ProposalAction]:
-    """Find prerequisites for every XSA a fresh build found blocked (by a conflict, or by the
-    check), and make the bot's merge requests match: open, update, close. Returns the
-    `ProposalAction`s."""
-    from bot.forges.local import manifests_repository
-
-    progress = progress or NoProgress()
-    by_name = {m.name: m for m in outcome.manifests}
-    results: dict[str, BuildResult] = {}
-    found: dict[tuple[str, int], FinderResult] = {}
-    for tree_pass in outcome.trees.values():
-        for name, result in tree_pass.results.items():
-            results[name] = result
-            for xsa, finder in _search(config, tree_pass, by_name[name], result, progress):
-                found[(name, xsa)] = finder
-    try:
-        forge = adapters.forge(config)
-        root = manifests_repository(config.manifests)
-    except SetupError as exc:
-        if found:
-            raise
-        # Nothing to propose this pass; closing moot proposals waits for a working forge.
-        log.warning("proposals skipped: %s", exc)
-        return []
-    unreadable = {p.stem for p in config.manifests.glob("*.y*ml") if p.stem not in by_name}
-    with progress.step("updating proposals"):
-        return sync_proposals(
-            forge, root, outcome.manifests, results, found, config.identity, unreadable=unreadable
-        )
 
 
 def _search(
