@@ -49,7 +49,7 @@ def test_blocked_xsa_gets_one_proposal_that_merging_makes_published(
     assert f"commit: {xenlike.shas['prereq']}" in edited
     branch_tip = repo.rev("xsabot/4.19/xsa-2")
 
-    second = _reconcile(bot)  # nothing changed: no build, no forge call, nothing touched
+    second = _reconcile(bot)  # nothing changed: no build, one forge listing, nothing touched
     assert second["proposals"] == [] and second["branches"][0]["rebuilt"] is False
     assert repo.rev("xsabot/4.19/xsa-2") == branch_tip
     assert "proposal !1: 4.19: add 1 prerequisite for XSA-2" in bot("status").out

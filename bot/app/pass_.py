@@ -66,6 +66,10 @@ class TreePass:
     results: dict[str, BuildResult] = field(default_factory=dict)
     check: Check | None = None  # made on first use: most passes build nothing
     searched: dict[str, Searched] = field(default_factory=dict)  # prerequisite searches
+    # The mirror's notes ref after this pass, and whether the pass's push (if any) went
+    # through: where the proposal step reads the records and writes what it worked out.
+    notes: str | None = None
+    pushed: bool = True
 
     def check_for(self, config: Config, tree: str) -> Check:
         if self.check is None:
@@ -155,7 +159,7 @@ def _pass_tree(
     store = ObjectStore(work.repo)
     builder = Builder(work.repo, store, config.identity, patch_cache=config.state / "patches")
     tree_pass = TreePass(work, store, builder, adapters)
-    notes = work.mirror_notes()
+    notes = tree_pass.notes = work.mirror_notes()
     reports: list[BranchReport] = []
     updates: list[RefUpdate] = []
     new_records: dict[str, list[BuildRecord]] = defaultdict(list)
@@ -179,15 +183,19 @@ def _pass_tree(
         updates += stage(tree, work, store, reports)
     if publish and (new_notes or updates):
         ident = config.identity
+        notes_after = notes
         if new_notes:
-            notes_sha = notes_commit(
+            notes_after = notes_commit(
                 store, old=notes, notes=new_notes, name=ident.name, email=ident.email
             )
-            updates.append(RefUpdate(NOTES, notes_sha, notes))
+            updates.append(RefUpdate(NOTES, notes_after, notes))
         with progress.step(f"publishing to the {tree} mirror"):
             store.flush()
             writable = WritableRefs.of(config.namespace, [u.ref for u in copies])
             result = adapters.push(work, mirror, updates, writable=writable)
+        tree_pass.pushed = result.ok
+        if result.ok:
+            tree_pass.notes = notes_after
         moved = {f"refs/heads/{r.branch}" for r in reports} & {u.ref for u in updates}
         reports = [_after_push(r, result, moved) for r in reports]
         if not result.ok:

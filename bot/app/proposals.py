@@ -1,7 +1,16 @@
-"""From a pass's blocked XSAs to the bot's merge requests, and which forge they go to.
+"""From blocked XSAs to the bot's merge requests, and which forge they go to.
 
-`propose` takes the pass's prerequisite searches (`bot/app/searches.py`) and adds the check's
-for the XSAs the gate held back; the decisions (open, update, keep, close) are made in
+`converge` is the proposal step of every `reconcile`: what proposals should exist follows
+from durable state (the manifests, and the build records in the mirror), not from whether
+this pass rebuilt anything. A manifest built this pass has its proposals worked out from the
+pass's searches; one that was not is held against what its record
+says it wants (`ProposalsRecord`), with one listing of the bot's open merge requests, and is
+worked out again (rebuilt in memory, searched) only when the forge differs or its record
+has no answer yet. What was worked out is written back into the records (a notes-only push,
+`bot/app/reconcile.py`), so a pass killed or failing halfway is completed by the next.
+
+The searches are the pass's own (`bot/app/searches.py`), with the check's added for the XSAs
+the gate held back (`_search`); the decisions (open, update, keep, close) are made in
 `bot/core/proposals.py`; `sync_proposals` asks the forge what exists, performs each decision,
 and returns what was done for reports and JSON.
 """
@@ -10,22 +19,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.app.pass_ import PassOutcome, TreePass
-from bot.app.searches import Searcher
+from bot.app.searches import Searcher, explained
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config, Identity
-from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult
-from bot.core.ports import Forge, MergeRequest, NoProgress, Progress
+from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
+from bot.core.ports import Forge, MergeRequest, NoProgress, Progress, Proposal
 from bot.core.prereqs import FinderResult
-from bot.core.proposals import Decision, ManifestFile, decide, desired_proposals
-from bot.core.reports import ProposalAction
-from bot.errors import ForgeError, SetupError
+from bot.core.proposals import (
+    Decision,
+    ManifestFile,
+    decide,
+    desired_proposals,
+    parse_proposal_branch,
+    proposals_basis,
+    settled,
+)
+from bot.core.record import BuildRecord, ProposalsRecord
+from bot.core.reports import BranchReport, ProposalAction
+from bot.errors import ForgeError, SetupError, XsabotError
+from bot.git.publish import read_record
 from bot.manifest import edit
 from bot.manifest.load import LoadedManifest
 
 log = logging.getLogger(__name__)
+Wanted = dict[str, tuple[ManifestFile, int, Proposal]]
 
 
 def sync_proposals(
@@ -45,13 +66,47 @@ def sync_proposals(
     manifests that exist but failed to load (their proposals are kept, not closed).
     """
     files = [_manifest_file(manifests_repo_root, m) for m in manifests]
-    existing: dict[int, MergeRequest] = {mr.id: mr for mr in forge.list_open()}
-    for branch in desired_proposals(files, results, found, bot=identity.name):
-        mr = forge.find(branch)
-        if mr is not None:
-            existing[mr.id] = mr
+    wanted = desired_proposals(files, results, found, bot=identity.name)
+    return _sync(
+        forge,
+        files,
+        results,
+        found,
+        wanted,
+        forge.list_open(),
+        unreadable=unreadable,
+        bot=identity.name,
+    )
+
+
+def _sync(
+    forge: Forge,
+    files: Sequence[ManifestFile],
+    results: Mapping[str, BuildResult],
+    found: Mapping[tuple[str, int], FinderResult],
+    wanted: Wanted,
+    open_mrs: Sequence[MergeRequest],
+    *,
+    unreadable: Collection[str],
+    bot: str,
+) -> list[ProposalAction]:
+    """Carry out the decisions for `wanted` against the bot's open merge requests `open_mrs`
+    (one listing); the forge is asked about a wanted branch only when it has no open one."""
+    existing: dict[int, MergeRequest] = {mr.id: mr for mr in open_mrs}
+    open_branches = {mr.branch for mr in open_mrs}
+    for branch in wanted:
+        if branch not in open_branches:
+            mr = forge.find(branch)
+            if mr is not None:
+                existing[mr.id] = mr
     decisions = decide(
-        files, results, found, list(existing.values()), unreadable=unreadable, bot=identity.name
+        files,
+        results,
+        found,
+        list(existing.values()),
+        unreadable=unreadable,
+        bot=bot,
+        wanted=wanted,
     )
     return [_carry_out(forge, d) for d in decisions]
 
@@ -87,6 +142,263 @@ def _action(d: Decision, mr: MergeRequest | None, error: str | None = None) -> P
     )
 
 
+@dataclass(frozen=True)
+class Derived:
+    """One manifest's proposals as its build and searches say they should be."""
+
+    file: ManifestFile
+    result: BuildResult
+    found: dict[tuple[str, int], FinderResult]
+    wanted: Wanted
+    basis: str
+
+    @property
+    def record(self) -> ProposalsRecord:
+        """What its build record keeps of it."""
+        hashes = {branch: p.content_hash() for branch, (_, _, p) in self.wanted.items()}
+        return ProposalsRecord(basis=self.basis, wanted=dict(sorted(hashes.items())))
+
+
+@dataclass
+class Converged:
+    """What the proposal step did, what kept it from doing more, and what it worked out
+    for the records (by tree: manifest name -> (published tip, record with its proposals))."""
+
+    actions: list[ProposalAction] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    records: dict[str, dict[str, tuple[str, BuildRecord]]] = field(default_factory=dict)
+
+
+def converge(
+    config: Config,
+    outcome: PassOutcome,
+    progress: Progress | None = None,
+    adapters: Adapters = DEFAULT,
+) -> Converged:
+    """Make the bot's merge requests what the manifests and the build records ask for.
+
+    Cheap when nothing changed: one listing of the bot's open merge requests, held against
+    each record's `proposals`. Raises `SetupError` when there is no forge (or no manifests
+    repository) but a blocked XSA might want a proposal; errors of single merge requests
+    are in their actions, and a forge that fails as a whole is in `errors`."""
+    from bot.forges.local import manifests_repository
+
+    progress = progress or NoProgress()
+    out = Converged()
+    states = _manifest_states(outcome)
+    try:
+        root = manifests_repository(config.manifests)
+        forge = adapters.forge(config)
+    except SetupError as exc:
+        if any(_has_blocked(state) for state in states.values()):
+            raise
+        # Nothing is blocked: closing moot proposals waits for a working forge.
+        log.warning("proposals skipped: %s", exc)
+        return out
+    bot = config.identity.name
+    files = {name: _manifest_file(root, state.loaded) for name, state in states.items()}
+    derived: dict[str, Derived] = {}
+    checked: dict[str, Mapping[str, str]] = {}  # manifests whose record has the answer
+
+    def work_out(name: str) -> None:
+        try:
+            derived[name] = _derive(config, states[name], files[name], bot, progress)
+        except XsabotError as exc:  # this manifest's proposals wait; the others go on
+            out.errors.append(f"proposals of {name}: {exc}")
+
+    for name, state in states.items():
+        record = state.record
+        kept = record.proposals if record is not None else None
+        if state.fresh or record is None or kept is None:
+            work_out(name)
+        elif kept.basis != proposals_basis(files[name], bot=bot) and record.states("blocked"):
+            work_out(name)  # the texts may change (a comment, say); with nothing blocked, none
+        else:
+            checked[name] = kept.wanted
+    loaded = {m.name for m in outcome.manifests}
+    unreadable = {p.stem for p in config.manifests.glob("*.y*ml") if p.stem not in loaded}
+    try:
+        open_mrs = forge.list_open()
+        by_manifest: dict[str, list[MergeRequest]] = {}
+        for mr in open_mrs:
+            parsed = parse_proposal_branch(mr.branch)
+            if parsed is not None:
+                by_manifest.setdefault(parsed[0], []).append(mr)
+        for name, wanted in checked.items():
+            mine = by_manifest.get(name, [])
+            listed = {mr.branch for mr in mine}
+            newest = {b: forge.find(b) for b in wanted if b not in listed}
+            if not settled(wanted, mine, newest):
+                work_out(name)
+        # Judged: the open merge requests of the manifests worked out this pass, and of
+        # manifests that no longer exist; the others are left as they are.
+        judged = [
+            mr
+            for name, mrs in by_manifest.items()
+            if name in derived or (name not in loaded and name not in unreadable)
+            for mr in mrs
+        ]
+        if derived or judged:
+            with progress.step("updating proposals"):
+                out.actions = _sync(
+                    forge,
+                    [d.file for d in derived.values()],
+                    {name: d.result for name, d in derived.items()},
+                    {key: f for d in derived.values() for key, f in d.found.items()},
+                    {b: w for d in derived.values() for b, w in d.wanted.items()},
+                    judged,
+                    unreadable=unreadable,
+                    bot=bot,
+                )
+    except ForgeError as exc:  # the forge as a whole: the next pass tries again
+        out.errors.append(f"proposals: {exc}")
+    for name, d in derived.items():
+        state = states[name]
+        if state.record is not None and state.record.proposals != d.record:
+            updated = state.record.model_copy(update={"proposals": d.record})
+            tree = state.loaded.manifest.tree
+            out.records.setdefault(tree, {})[name] = (state.tip, updated)
+    return out
+
+
+def derive_proposals(
+    config: Config, outcome: PassOutcome, progress: Progress | None = None
+) -> dict[str, Derived]:
+    """The proposals of every manifest the pass built, worked out (searches and texts) and
+    not sent anywhere: what `converge` does for them before it asks the forge."""
+    from bot.forges.local import manifests_repository
+
+    root = manifests_repository(config.manifests)
+    bot, progress = config.identity.name, progress or NoProgress()
+    return {
+        name: _derive(config, state, _manifest_file(root, state.loaded), bot, progress)
+        for name, state in _manifest_states(outcome).items()
+        if state.fresh is not None
+    }
+
+
+@dataclass(frozen=True)
+class _State:
+    """A manifest as the proposal step finds it after the pass."""
+
+    loaded: LoadedManifest
+    tree_pass: TreePass
+    fresh: BuildResult | None  # built this pass
+    tip: str  # its published tip, where `record` is
+    record: BuildRecord | None  # the record there, if it is this build's (None: it is not)
+
+
+def _manifest_states(outcome: PassOutcome) -> dict[str, _State]:
+    """The manifests whose build the proposal step knows: built this pass, or unchanged with
+    a record in the mirror. A manifest whose tree or branch failed is left out (and so are
+    its proposals: nothing is known about it)."""
+    reports = {r.manifest: r for r in outcome.report.branches}
+    states: dict[str, _State] = {}
+    for loaded in outcome.manifests:
+        tree_pass = outcome.trees.get(loaded.manifest.tree)
+        report = reports.get(loaded.name)
+        if tree_pass is None or report is None:
+            continue
+        fresh = tree_pass.results.get(loaded.name)
+        record = _record(tree_pass, report, fresh)
+        if fresh is None and record is None:
+            continue
+        states[loaded.name] = _State(loaded, tree_pass, fresh, report.tip or "", record)
+    return states
+
+
+def _record(
+    tree_pass: TreePass, report: BranchReport, fresh: BuildResult | None
+) -> BuildRecord | None:
+    """The build record the mirror has for the branch after the pass, if it is the one of
+    the build the pass has (fresh) or found unchanged."""
+    if report.action == "error" or not report.tip or report.branch is None:
+        return None
+    if fresh is not None and not tree_pass.pushed:
+        return None  # the pass's push failed: the mirror still has the old record
+    found = read_record(tree_pass.work, report.tip, tree_pass.notes, report.branch)
+    if not isinstance(found, BuildRecord):
+        return None
+    if fresh is not None and found.build != fresh.tip:
+        return None
+    return found
+
+
+def _has_blocked(state: _State) -> bool:
+    if state.fresh is not None:
+        return any(o.state == "blocked" for o in state.fresh.outcomes)
+    return state.record is not None and bool(state.record.states("blocked"))
+
+
+def _derive(
+    config: Config, state: _State, file: ManifestFile, bot: str, progress: Progress
+) -> Derived:
+    """Work one manifest's proposals out: from this pass's build and searches, or else from
+    its record, rebuilt in memory and searched as the pass does (nothing is published)."""
+    name = state.loaded.name
+    result = state.fresh
+    if result is None:
+        assert state.record is not None
+        if not state.record.states("blocked"):
+            # Nothing blocked: no proposal is wanted, and the record says what each XSA is.
+            result = _result_of(state.record)
+        else:
+            with progress.step(f"rebuilding {name} for its proposals"):
+                result = _rebuild(config, state.tree_pass, state.loaded, state.record)
+    found: dict[tuple[str, int], FinderResult] = {}
+    if any(o.state == "blocked" for o in result.outcomes):
+        for xsa, finder in _search(config, state.tree_pass, state.loaded, result, progress):
+            found[(name, xsa)] = finder
+    wanted = desired_proposals([file], {name: result}, found, bot=bot)
+    return Derived(file, result, found, wanted, proposals_basis(file, bot=bot))
+
+
+def _result_of(record: BuildRecord) -> BuildResult:
+    """What a record says of a build with nothing blocked, as a build result (states only)."""
+    outcomes = tuple(
+        XsaOutcome(x.xsa, x.state)  # type: ignore[arg-type]
+        for x in record.xsas
+        if x.state in ("applied", "already-applied", "not-affected", "declared-blocked")
+    )
+    return BuildResult(
+        record.base, record.base_commit, record.build, "", outcomes, record.source_commit
+    )
+
+
+def _rebuild(
+    config: Config, tree_pass: TreePass, loaded: LoadedManifest, record: BuildRecord
+) -> BuildResult:
+    """The build a record describes, again, in memory, with the pass's own searches (as
+    `bot/app/pass_.py` makes them): the XSAs the check gate held back stay out as the record
+    says (no check runs), so the result is the published one."""
+    m = loaded.manifest
+    source = tree_pass.work.upstream(m.source, "heads") or record.source_commit
+    held = {
+        x.xsa: Blocked(x.xsa, None, x.paths, DOES_NOT_BUILD, x.detail)
+        for x in record.xsas
+        if x.state == "blocked" and x.reason == DOES_NOT_BUILD
+    }
+    if held and config.trees[m.tree].gated:
+        tree_pass.check_for(config, m.tree)  # the build-aware search asks the check
+    result = tree_pass.builder.build(
+        m,
+        manifests_root=config.manifests,
+        base_commit=record.base_commit,
+        source_commit=source,
+        leave_out=held,
+    )
+    if result.tip != record.build:
+        log.warning(
+            "%s: rebuilt %s, the record says %s; proposing from the rebuild",
+            loaded.name,
+            result.tip,
+            record.build,
+        )
+    searcher = Searcher(tree_pass.work, tree_pass.store, tree_pass.builder, config.manifests)
+    searched = tree_pass.searched[loaded.name] = searcher.search(loaded.name, m, result)
+    return explained(result, searched)
+
+
 def _manifest_file(root: Path, m: LoadedManifest) -> ManifestFile:
     """The manifest with its path as the forge wants it: relative to the repository top."""
     try:
@@ -94,42 +406,6 @@ def _manifest_file(root: Path, m: LoadedManifest) -> ManifestFile:
     except ValueError:
         raise SetupError(f"{m.path} is not inside the manifests repository {root}") from None
     return ManifestFile(name=m.name, path=path, text=m.text, manifest=m.manifest, editor=edit)
-
-
-def propose(
-    config: Config,
-    outcome: PassOutcome,
-    progress: Progress | None = None,
-    adapters: Adapters = DEFAULT,
-) -> list[ProposalAction]:
-    """Find prerequisites for every XSA a fresh build found blocked (by a conflict, or by the
-    check), and make the bot's merge requests match: open, update, close. Returns the
-    `ProposalAction`s."""
-    from bot.forges.local import manifests_repository
-
-    progress = progress or NoProgress()
-    by_name = {m.name: m for m in outcome.manifests}
-    results: dict[str, BuildResult] = {}
-    found: dict[tuple[str, int], FinderResult] = {}
-    for tree_pass in outcome.trees.values():
-        for name, result in tree_pass.results.items():
-            results[name] = result
-            for xsa, finder in _search(config, tree_pass, by_name[name], result, progress):
-                found[(name, xsa)] = finder
-    try:
-        forge = adapters.forge(config)
-        root = manifests_repository(config.manifests)
-    except SetupError as exc:
-        if found:
-            raise
-        # Nothing to propose this pass; closing moot proposals waits for a working forge.
-        log.warning("proposals skipped: %s", exc)
-        return []
-    unreadable = {p.stem for p in config.manifests.glob("*.y*ml") if p.stem not in by_name}
-    with progress.step("updating proposals"):
-        return sync_proposals(
-            forge, root, outcome.manifests, results, found, config.identity, unreadable=unreadable
-        )
 
 
 def _search(

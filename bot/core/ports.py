@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -15,9 +16,15 @@ from typing import Literal, Protocol
 
 MARKER_PREFIX = "<!-- xsabot:"
 BOT_BRANCH_PREFIX = "xsabot/"
+# The trailer of every proposal commit: how the bot knows its own commits on a branch, with no
+# local state (a lost state dir, a second replica). Its value: the branch and the content hash.
+PROPOSAL_TRAILER = "Xsabot-Proposal"
 
 MergeRequestState = Literal["open", "merged", "closed"]
 CommitState = Literal["pending", "success", "failure", "error"]
+_BODY_MARKER = re.compile(
+    re.escape(MARKER_PREFIX) + r"content=(?P<hash>[0-9a-f]+) branch=(?P<branch>\S+) -->"
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,7 @@ class Proposal:
     `branch` is fixed per (manifest, XSA), e.g. `xsabot/4.19/xsa-470`, so the bot finds its own
     merge request again instead of opening a second one. `files` maps manifests-repository paths
     to their full new text; the adapter commits them on `branch` (based on the default branch)
-    as the bot identity and pushes with a lease.
+    as the bot identity, with `commit_message`, and pushes with a lease.
     """
 
     branch: str
@@ -45,8 +52,16 @@ class Proposal:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def body_with_marker(self) -> str:
-        """The body as posted: a hidden marker carries the content hash."""
-        return f"{self.body}\n\n{MARKER_PREFIX}content={self.content_hash()} -->\n"
+        """The body as posted: a hidden marker carries the content hash and the branch, and
+        is how the bot tells its own merge requests from anyone else's (`bot_marker_in`)."""
+        marker = f"{MARKER_PREFIX}content={self.content_hash()} branch={self.branch} -->"
+        return f"{self.body}\n\n{marker}\n"
+
+    def commit_message(self, *, body: bool = True) -> str:
+        """The proposal commit's message: the title, the body (unless `body` is False), and
+        the trailer that marks the commit as the bot's proposal (`proposal_trailer_in`)."""
+        text = f"{self.title}\n\n{self.body}" if body else self.title
+        return f"{text.rstrip()}\n\n{PROPOSAL_TRAILER}: {self.branch} {self.content_hash()}\n"
 
 
 def content_hash_in(body: str | None) -> str | None:
@@ -58,6 +73,24 @@ def content_hash_in(body: str | None) -> str | None:
         return None
     rest = body[start + len(MARKER_PREFIX) + len("content=") :]
     return rest.split(" ", 1)[0].strip() or None
+
+
+def bot_marker_in(body: str | None, branch: str) -> bool:
+    """Whether a merge request body carries the bot's marker for `branch`: only such merge
+    requests are the bot's, whoever else opens one from a branch under `xsabot/`."""
+    found = [m["branch"] for m in _BODY_MARKER.finditer(body or "")]
+    return bool(found) and found[-1] == branch
+
+
+def proposal_trailer_in(message: str) -> tuple[str, str] | None:
+    """(branch, content hash) of the bot's proposal trailer in a commit message, if any."""
+    lines = message.rstrip("\n").splitlines()
+    last = lines[-1] if lines else ""
+    key, _, value = last.partition(": ")
+    parts = value.split()
+    if key != PROPOSAL_TRAILER or len(parts) != 2:
+        return None
+    return parts[0], parts[1]
 
 
 @dataclass(frozen=True)
@@ -74,18 +107,21 @@ class MergeRequest:
 
 
 class Forge(Protocol):
-    """The manifests repository's forge. Only the bot's own merge requests are ever changed."""
+    """The manifests repository's forge. Only the bot's own merge requests are ever changed:
+    those from a branch under `xsabot/` whose body carries its marker (`bot_marker_in`), so a
+    maintainer's merge request from such a branch is never the bot's, and a replica with no
+    local state still knows the bot's own."""
 
     def default_branch(self) -> str:
         """The manifests repository's default branch (the base of every proposal)."""
         ...
 
     def find(self, branch: str) -> MergeRequest | None:
-        """The newest merge request from `branch`, in any state, or None."""
+        """The newest of the bot's merge requests from `branch`, in any state, or None."""
         ...
 
     def list_open(self) -> list[MergeRequest]:
-        """The bot's open merge requests (source branches under `xsabot/`)."""
+        """The bot's open merge requests: one listing, however many there are."""
         ...
 
     def open(self, proposal: Proposal) -> MergeRequest:

@@ -21,6 +21,13 @@ applies but the check gate held it back (`does-not-build`: the set adds what the
 reports missing, `xsabot check` reproduces the failure). Telling a reviewer that a fix which
 applies cleanly "conflicts" would send them looking for a conflict that is not there.
 
+What proposals should exist follows from durable state only: the manifests and the build
+records in the mirror. A record keeps what the proposal step worked out for its build
+(`ProposalsRecord`: the wanted branches and their content hashes), and every pass holds the
+forge against it (`settled`); only when they differ, or what the texts depend on besides the
+build changed (`proposals_basis`), are the searches made again. So a pass whose proposal
+step did not finish (killed, the forge down) is completed by the next one.
+
 Every text here depends only on the state it describes (no times of day, no run IDs), because
 a merge request is updated exactly when its content hash changes: text that drifted from pass
 to pass would edit the merge request, and notify its watchers, on every pass: the compiler's
@@ -29,6 +36,8 @@ lines are quoted without times (`error_lines`), and the check's own duration is 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +52,8 @@ Action = Literal["open", "update", "keep", "close"]
 
 # One proposal per (manifest, XSA): the name is how the bot finds its merge request again.
 _PROPOSAL_BRANCH = re.compile(rf"^{re.escape(BOT_BRANCH_PREFIX)}(?P<name>[^/]+)/xsa-(?P<xsa>\d+)$")
+# What `proposals_basis` covers besides the inputs: a new version when the texts change shape.
+_PROPOSALS_FORMAT = 1
 _LISTED_CANDIDATES = 100  # forges cap bodies (GitHub: 65,536 characters)
 _NO_LONGER_NEEDED = ("applied", "already-applied", "not-affected")
 _QUOTED_ERRORS = 20  # the gate keeps at most 20 diagnostic lines; a body needs no more
@@ -92,6 +103,35 @@ def parse_proposal_branch(branch: str) -> tuple[str, int] | None:
     return (match["name"], int(match["xsa"])) if match else None
 
 
+def proposals_basis(m: ManifestFile, *, bot: str) -> str:
+    """A digest of what a manifest's proposals depend on besides its build and searches:
+    the manifest's text (comments and `why`s are in the proposed file) and path, the bot's
+    name (in the texts), and the texts' format."""
+    payload = json.dumps([_PROPOSALS_FORMAT, bot, m.name, m.path, m.text], separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def settled(
+    wanted: Mapping[str, str],
+    open_mrs: Sequence[MergeRequest],
+    newest: Mapping[str, MergeRequest | None],
+) -> bool:
+    """Whether the forge shows one manifest's proposals as they should be, so nothing needs
+    doing: `wanted` ({branch: content hash}, from its record), `open_mrs` the bot's open
+    merge requests of that manifest, `newest` the newest merge request of each wanted branch
+    that has no open one. Settled: every wanted branch has an open merge request with that
+    content, or a merged or closed one with it (a volunteer's answer, not reopened), and no
+    other one of the manifest is open (it would be closed)."""
+    open_by_branch = {mr.branch: mr for mr in open_mrs}
+    if not set(open_by_branch) <= set(wanted):
+        return False
+    for branch, content in wanted.items():
+        mr = open_by_branch.get(branch) or newest.get(branch)
+        if mr is None or mr.content_hash != content:
+            return False
+    return True
+
+
 def desired_proposals(
     manifests: Sequence[ManifestFile],
     results: Mapping[str, BuildResult],
@@ -124,6 +164,7 @@ def decide(
     *,
     unreadable: Collection[str] = (),
     bot: str = "xsabot",
+    wanted: Mapping[str, tuple[ManifestFile, int, Proposal]] | None = None,
 ) -> list[Decision]:
     """One decision per proposal branch that is wanted or has an open merge request.
 
@@ -131,10 +172,12 @@ def decide(
     any state). `unreadable`: manifests that exist but did not load this pass; their merge
     requests are left as they are. A manifest without a build result was not built this pass
     (unchanged, or its upstream failed): nothing is known about it, so nothing is closed.
+    `wanted`: `desired_proposals` of the same inputs, when the caller has it already.
     """
     by_name = {m.name: m for m in manifests}
     current = _current_by_branch(existing)
-    wanted = desired_proposals(manifests, results, found, bot=bot)
+    if wanted is None:
+        wanted = desired_proposals(manifests, results, found, bot=bot)
     decisions = [
         _decide_wanted(m, xsa, proposal, current.get(branch))
         for branch, (m, xsa, proposal) in wanted.items()

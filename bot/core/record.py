@@ -98,6 +98,18 @@ class XsaRecord(_Stored):
     accepted_partial: tuple[str, ...] = ()
 
 
+class ProposalsRecord(_Stored):
+    """The proposals (merge requests) a record's build asks for, once the proposal step has
+    worked them out: every pass holds the forge against it, and only searches again when the
+    forge differs or `basis` changed, so a pass that did not finish is completed by the next.
+
+    `basis`: a digest of what the proposals depend on besides the build (the manifest's text
+    and path, the bot's name); `wanted`: each wanted proposal's branch and content hash."""
+
+    basis: str
+    wanted: dict[str, str] = {}
+
+
 class BuildRecord(_Stored):
     manifest: str
     branch: str
@@ -108,6 +120,7 @@ class BuildRecord(_Stored):
     xsas: tuple[XsaRecord, ...] = ()
     bot: str = ""
     source_commit: str = ""  # the source tip the build saw
+    proposals: ProposalsRecord | None = None  # None: not worked out yet (`ProposalsRecord`)
 
     def states(self, state: str) -> list[int]:
         return [x.xsa for x in self.xsas if x.state == state]

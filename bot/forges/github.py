@@ -1,7 +1,9 @@
 """GitHub (github.com or Enterprise) behind the Forge port, with PyGithub.
 
 Pull requests live in the manifests repository; with `fork_project` the bot's branches are
-pushed to the fork and its pull requests have the head `<fork owner>:<branch>`. Comments are
+pushed to the fork and its pull requests have the head `<fork owner>:<branch>`. A pull
+request is the bot's when its head is a branch under `xsabot/` of the bot's repository and
+its body carries the bot's marker for that branch. Comments are
 issue comments (the conversation), statuses are commit statuses, and the check gate also
 reads check runs, where GitHub Actions reports. PyGithub's retries and write throttling are
 switched off: `bot.forges.http` decides what to wait for.
@@ -18,7 +20,14 @@ import github.GithubException
 import requests
 
 from bot.config import Config, ForgeConfig, Identity
-from bot.core.ports import BOT_BRANCH_PREFIX, CommitState, MergeRequest, Proposal, content_hash_in
+from bot.core.ports import (
+    BOT_BRANCH_PREFIX,
+    CommitState,
+    MergeRequest,
+    Proposal,
+    bot_marker_in,
+    content_hash_in,
+)
 from bot.forges.credentials import git_env, read_token
 from bot.forges.http import HttpFailure, RetryPolicy
 from bot.forges.plan_comment import GITHUB_COMMENT_LIMIT, key_of, with_marker
@@ -229,7 +238,10 @@ class GitHubForge:
     def _push(self, proposal: Proposal) -> str:
         base = self._default_branch()
         self._branches.push(
-            proposal.branch, base=base, files=proposal.files, message=proposal.title
+            proposal.branch,
+            base=base,
+            files=proposal.files,
+            message=proposal.commit_message(body=False),
         )
         return base
 
@@ -265,12 +277,17 @@ class GitHubForge:
         return self._default
 
     def _ours(self, pulls: Iterable[Any]) -> Iterable[Any]:
-        """Only pull requests whose head is in the bot's repository: a volunteer's fork with
-        the same branch name is someone else's."""
+        """Only pull requests whose head is in the bot's repository (a volunteer's fork with
+        the same branch name is someone else's) and whose body carries the bot's marker (a
+        maintainer's own pull request from a branch under `xsabot/` is not the bot's)."""
         wanted = self._head_project.lower()
         for pr in pulls:
             repo = pr.head.repo
-            if repo is not None and str(repo.full_name).lower() == wanted:
+            if (
+                repo is not None
+                and str(repo.full_name).lower() == wanted
+                and bot_marker_in(pr.body, str(pr.head.ref))
+            ):
                 yield pr
 
     @staticmethod

@@ -2,7 +2,9 @@
 
 Merge requests live in the manifests project; with `fork_project` the bot's branches are
 pushed to the fork and its merge requests go from the fork into the project. A merge request
-is the bot's when its source branch is under `xsabot/` in the bot's source project.
+is the bot's when its source branch is under `xsabot/` in the bot's source project and its
+description carries the bot's marker for that branch: a maintainer's own merge request from
+such a branch is never listed, updated or closed.
 python-gitlab's own retries are switched off (see `_Client`): `bot.forges.http` decides.
 """
 
@@ -24,6 +26,7 @@ from bot.core.ports import (
     MergeRequest,
     MergeRequestState,
     Proposal,
+    bot_marker_in,
     content_hash_in,
 )
 from bot.forges.credentials import git_env, read_token
@@ -245,7 +248,10 @@ class GitLabForge:
     def _push(self, proposal: Proposal) -> str:
         base = str(self._project().default_branch)
         self._branches.push(
-            proposal.branch, base=base, files=proposal.files, message=proposal.title
+            proposal.branch,
+            base=base,
+            files=proposal.files,
+            message=proposal.commit_message(body=False),
         )
         return base
 
@@ -285,12 +291,17 @@ class GitLabForge:
         return self._upstream
 
     def _ours(self, mrs: Iterable[Any]) -> Iterable[Any]:
-        """Only merge requests from the bot's source project: a fork with the same branch
-        name is someone else's."""
+        """Only merge requests from the bot's source project (a fork with the same branch
+        name is someone else's) that carry the bot's marker (a maintainer's own is not)."""
         if self._source_id is None:
             source = self._gl.projects.get(self._fork_path) if self._fork_path else self._project()
             self._source_id = int(source.id)
-        return (mr for mr in mrs if mr.source_project_id == self._source_id)
+        return (
+            mr
+            for mr in mrs
+            if mr.source_project_id == self._source_id
+            and bot_marker_in(mr.attributes.get("description"), str(mr.source_branch))
+        )
 
     def _merge_request(self, data: Mapping[str, Any]) -> MergeRequest:
         title = str(data["title"])

@@ -12,8 +12,14 @@ check gate: asked about a commit the mirror has and its CI has not judged yet, i
 check command on that commit's tree and records the verdict as the status `CI_CONTEXT`.
 
 The bot writes only refs under `refs/heads/xsabot/`, never the work tree or the index, and
-moves its branch only from the commit it last wrote there: a volunteer's manual backport
-pushed to a draft proposal's branch is never overwritten.
+moves its branch only from a commit of its own: the one its record says it wrote there, or
+any proposal commit it made (its committer is the bot and its last line the bot's
+`Xsabot-Proposal:` trailer for that branch, on top of the default branch's history). So a
+volunteer's manual backport pushed to a draft proposal's branch, or a maintainer's own
+`xsabot/...` branch, is never overwritten, while a lost state dir, a second replica with its
+own, or a process killed between moving a branch and writing its record never blocks the
+bot's own branch. Proposal commits are deterministic (dated as the commit they are made on),
+so two replicas make the same one.
 """
 
 from __future__ import annotations
@@ -25,14 +31,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.config import Identity
-from bot.core.ports import BOT_BRANCH_PREFIX, CommitState, MergeRequest, Proposal, content_hash_in
+from bot.core.ports import (
+    BOT_BRANCH_PREFIX,
+    CommitState,
+    MergeRequest,
+    Proposal,
+    content_hash_in,
+    proposal_trailer_in,
+)
 from bot.errors import ForgeConflict, ForgeError, ForgeNotFound, GitError, SetupError
 from bot.forges.branch import check_proposal
 from bot.git.export import tree_of
 from bot.git.proposal_branch import (
     branch_tip,
+    branch_tips,
     checked_out_branch,
+    commit_date,
     commit_files,
+    commit_info,
     is_ancestor,
     move_branch,
     top_level,
@@ -76,6 +92,7 @@ class LocalForge:
         self.identity = identity
         self.check = check  # the CI: its `repo_path` is the mirror candidates are pushed to
         self._default = default_branch or self._detect_default_branch()
+        self._cache: tuple[int, dict[int, Record]] | None = None  # (directory mtime, records)
 
     # -- Forge ------------------------------------------------------------------------------
 
@@ -87,8 +104,26 @@ class LocalForge:
         return self._merge_request(max(matching, key=lambda r: int(r["id"]))) if matching else None
 
     def list_open(self) -> list[MergeRequest]:
-        mrs = [self._merge_request(r) for r in self._all_records()]
-        return [mr for mr in mrs if mr.state == "open" and mr.branch.startswith(BOT_BRANCH_PREFIX)]
+        # Two git calls for all of them (the tips, and which are merged), not two per record.
+        records = [
+            r
+            for r in self._all_records()
+            if r["state"] == "open" and str(r["branch"]).startswith(BOT_BRANCH_PREFIX)
+        ]
+        if not records:
+            return []
+        tips = branch_tips(self.repo, BOT_BRANCH_PREFIX)
+        merged = branch_tips(self.repo, BOT_BRANCH_PREFIX, merged_into=self._default)
+        mrs = []
+        for record in records:
+            tip = tips.get(record["branch"])
+            if tip is None:  # deleted after merging, perhaps: the bot's last commit tells
+                is_open = not self._is_merged(record["head"])
+            else:
+                is_open = merged.get(record["branch"]) != tip
+            if is_open:
+                mrs.append(self._merge_request(record, state="open"))
+        return mrs
 
     def open(self, proposal: Proposal) -> MergeRequest:
         check_proposal(proposal)
@@ -212,24 +247,41 @@ class LocalForge:
         return is_ancestor(self.repo, commit, self._default_tip())
 
     def _commit(self, proposal: Proposal) -> str:
-        message = f"{proposal.title}\n\n{proposal.body}\n"
+        base = self._default_tip()
         return commit_files(
             self.repo,
-            base=self._default_tip(),
+            base=base,
             files=proposal.files,
-            message=message,
+            message=proposal.commit_message(),
             name=self.identity.name,
             email=self.identity.email,
+            date=commit_date(self.repo, base),
         )
 
     def _movable_tip(self, branch: str, record: Record | None) -> str | None:
-        """The branch's tip if the bot may move it: its own last commit, or one already merged."""
+        """The branch's tip if the bot may move it: its own last commit (as its record says,
+        or as the commit itself says), or one already merged."""
         tip = branch_tip(self.repo, branch)
         if tip is None or (record is not None and tip == record["head"]) or self._is_merged(tip):
+            return tip
+        if self._is_proposal_commit(branch, tip):
             return tip
         raise ForgeConflict(
             f"{branch} has commits the bot did not make (a manual backport?); the bot leaves "
             f"it alone. Merge it, or delete it to let the bot propose again: git branch -D {branch}"
+        )
+
+    def _is_proposal_commit(self, branch: str, commit: str) -> bool:
+        """Whether `commit` is a proposal commit the bot made for `branch`: committed by the
+        bot, ending with its trailer for that branch, on top of the default branch."""
+        info = commit_info(self.repo, commit)
+        trailer = proposal_trailer_in(info.message)
+        return (
+            trailer is not None
+            and trailer[0] == branch
+            and info.committer_email == self.identity.email
+            and len(info.parents) == 1
+            and self._is_merged(info.parents[0])
         )
 
     def _move(self, branch: str, new: str, old: str | None) -> None:
@@ -249,12 +301,14 @@ class LocalForge:
         tip = branch_tip(self.repo, record["branch"]) or record["head"]
         return "merged" if self._is_merged(tip) else "open"
 
-    def _merge_request(self, record: Record) -> MergeRequest:
+    def _merge_request(
+        self, record: Record, state: Literal["open", "merged", "closed"] | None = None
+    ) -> MergeRequest:
         return MergeRequest(
             id=int(record["id"]),
             branch=record["branch"],
             title=record["title"],
-            state=self._state(record),
+            state=state or self._state(record),
             draft=bool(record["draft"]),
             url=self._record_path(int(record["id"])).as_uri(),
             content_hash=content_hash_in(record["body"]),
@@ -269,9 +323,22 @@ class LocalForge:
         return self.records / "statuses" / f"{sha}.json"
 
     def _all_records(self) -> list[Record]:
+        """Every record, read again only when the directory changed since (a pass asks for
+        them once per proposal: hundreds of proposals must not read hundreds of files each)."""
         if not self.records.is_dir():
             return []
-        return [_read_json(p) for p in sorted(self.records.glob("*.json")) if p.stem.isdigit()]
+        stamp = self.records.stat().st_mtime_ns
+        if self._cache is None or self._cache[0] != stamp:
+            paths = sorted(self.records.glob("*.json"))
+            self._cache = (stamp, {int(p.stem): _read_json(p) for p in paths if p.stem.isdigit()})
+        return list(self._cache[1].values())
+
+    def _wrote(self, record: Record) -> None:
+        """Keep the records read in step with one the bot just wrote."""
+        if self._cache is not None:
+            records = dict(self._cache[1])
+            records[int(record["id"])] = json.loads(json.dumps(record))
+            self._cache = (self.records.stat().st_mtime_ns, records)
 
     def _load(self, mr_id: int) -> Record:
         path = self._record_path(mr_id)
@@ -281,6 +348,7 @@ class LocalForge:
 
     def _save(self, record: Record) -> None:
         _write_json(self._record_path(int(record["id"])), record)
+        self._wrote(record)
 
     def _create(self, record: Record) -> Record:
         """Store a new record under the next free id; linking makes the claim atomic."""
@@ -292,11 +360,13 @@ class LocalForge:
             tmp = _write_temp(self.records, record)
             try:
                 os.link(tmp, self._record_path(mr_id))
-                return record
             except FileExistsError:
                 mr_id += 1
+                continue
             finally:
                 tmp.unlink()
+            self._wrote(record)
+            return record
 
 
 def _read_json(path: Path) -> Record:

@@ -4,8 +4,11 @@ Shared by the GitLab and GitHub forges. The clone is a bare repository under the
 that only ever receives fetches of the default branch and of the bot's branch
 (`bot.git.remote`); commits are made with plumbing (`bot.git.proposal_branch`), so there is no
 work tree to get dirty. A push names the branch tip it saw: a push by anyone in between makes
-it fail instead of being overwritten. A branch that carries someone else's commits (a
-volunteer's manual backport pushed to the bot's draft MR) is never overwritten at all.
+it fail instead of being overwritten. A branch that carries a commit other than the bot's own
+proposal commits (committed by the bot and ending with its `Xsabot-Proposal:` trailer for
+that branch) is never overwritten at all: a volunteer's manual backport pushed to the bot's
+draft MR, or a maintainer's own branch under `xsabot/`. Proposal commits are dated as the
+commit they are made on, so the same proposal on the same base is the same commit anywhere.
 
 The GitLab and GitHub forges take their checks before a request from here: `check_update`,
 `check_close`, and `check_proposal`, which is `bot.forges.branch`'s, the local forge's too.
@@ -17,10 +20,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from bot.config import Identity
-from bot.core.ports import MergeRequest, Proposal
+from bot.core.ports import MergeRequest, Proposal, proposal_trailer_in
 from bot.errors import ForgeConflict, ForgeError
 from bot.forges.branch import check_proposal as check_proposal  # re-exported
-from bot.git.proposal_branch import commit_files, same_tree
+from bot.git.proposal_branch import commit_date, commit_files, commit_info, same_tree
 from bot.git.remote import RemoteClone
 
 
@@ -56,6 +59,7 @@ class RemoteBranches:
             message=message,
             name=self._identity.name,
             email=self._identity.email,
+            date=commit_date(self.cache, base_sha),
         )
         if tip is not None and same_tree(self.cache, tip, new):
             return tip
@@ -78,6 +82,12 @@ class RemoteBranches:
                 raise ForgeConflict(
                     f"{branch}: commit {sha[:12]} is by {email}, not by the bot; "
                     "not overwriting someone's work on the bot's branch"
+                )
+            trailer = proposal_trailer_in(commit_info(self.cache, sha).message)
+            if trailer is None or trailer[0] != branch:
+                raise ForgeConflict(
+                    f"{branch}: commit {sha[:12]} is not a proposal commit of the bot's for "
+                    "this branch (no Xsabot-Proposal trailer naming it); not overwriting it"
                 )
 
 
