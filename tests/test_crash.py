@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.record import note_json
 from tests.gitrepo import RepoBuilder, XenLike, make_xenlike
 from tests.manifests import manifest
 
@@ -139,7 +140,8 @@ class Run:
         notes = {}
         for line in _git(self.mirror, "notes", "--ref=xsabot", "list").splitlines():
             blob, commit = line.split()
-            notes[commit] = json.loads(_git(self.mirror, "cat-file", "blob", blob))
+            text = _git(self.mirror, "cat-file", "blob", blob)
+            notes[commit] = json.loads(note_json(text) or "")  # after the human summary
         proposal_refs = _git(
             self.repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/xsabot/"
         )

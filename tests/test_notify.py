@@ -396,6 +396,12 @@ def test_two_replicas_with_their_own_state_tell_each_change_once(
     bot, repo = repo_bot
     config = _config(tmp_path, smtp_port=smtp.port)
     one, two = tmp_path / "replica-1", tmp_path / "replica-2"
+    # One forge for both: the local forge keeps its merge requests under the state dir, so
+    # the replicas share that directory (GitLab or GitHub would be shared by nature).
+    for replica in (one, two):
+        replica.mkdir()
+    (one / "proposals").mkdir()
+    (two / "proposals").symlink_to(one / "proposals")
     repo.commit("add 4.19\n", {"manifests/4.19.yaml": manifest(xenlike, (1, ["xsa1"]))})
     _reconcile(bot, config, state=one)
     _reconcile(bot, config, state=two)
