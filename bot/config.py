@@ -12,6 +12,8 @@ tree's `check`, a shell script), and paths may start with `~` or `~user`.
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import os
 import re
 import unicodedata
@@ -235,15 +237,69 @@ class ForgeConfig(_Frozen):
         return self.fork_git_url or f"{self.web_url()}/{self.fork_project}.git"
 
 
+SHARD = re.compile(r"^(\d{1,6})/(\d{1,6})$")
+_GLOB = re.compile(r"[*?\[]")
+
+
+def shard_of(name: str, count: int) -> int:
+    """The shard (0 to count-1) of the manifest named `name`: from sha256 of the name, so the
+    same on every machine and every Python (not `hash()`, which is salted per process)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % count
+
+
+def split_glob(path: Path) -> tuple[Path, str | None]:
+    """`manifests/4.1*.yaml` is the directory `manifests` and the file-name glob `4.1*.yaml`;
+    a path without `*`, `?` or `[` is a directory and no glob. Only the file name may be a
+    glob: manifests live in one directory, which patch paths are relative to."""
+    if _GLOB.search(str(path.parent)):
+        raise UsageError(f"{path}: only the file name may be a glob (manifests/4.1*.yaml)")
+    if not _GLOB.search(path.name):
+        return path, None
+    return path.parent, path.name
+
+
 class Config(_Frozen):
     state: Path = Field(Path(".xsabot"), description="State dir: work repos, local mirror, logs")
-    manifests: Path = Path("manifests")
+    manifests: Path = Field(
+        Path("manifests"),
+        description="Manifests directory, or a glob of file names in one directory "
+        "(manifests/4.1*.yaml): a pass builds only those; the others are still read for the "
+        "checks across manifests",
+    )
+    manifests_glob: str | None = Field(
+        None,
+        description="Set from a glob `manifests`: the file-name glob of the manifests a pass "
+        "builds",
+    )
+    shard: Annotated[str, Field(pattern=SHARD.pattern)] | None = Field(
+        None,
+        description="K/N: a pass builds only the manifests whose name's sha256 falls in shard "
+        "K of N (0 <= K < N); N jobs with 0/N to N-1/N cover every manifest once",
+    )
     namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+/$")] = "xsa/"
     identity: Identity = Identity()
     trees: dict[Annotated[str, Field(pattern=_TREE_NAME)], Tree] = {
         "xen": Tree(upstream=XEN_UPSTREAM)
     }
     forge: ForgeConfig = ForgeConfig()
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_in_range(cls, value: str | None) -> str | None:
+        match = SHARD.match(value or "")
+        if match and not int(match[1]) < int(match[2]):
+            raise ValueError(f"shard {value}: K/N needs 0 <= K < N")
+        return value
+
+    def builds(self, path: Path) -> bool:
+        """Whether a pass builds the manifest at `path`: it matches `manifests_glob` and falls
+        in `shard`. A pass still reads every manifest, for the checks across them."""
+        if self.manifests_glob is not None and not fnmatch.fnmatchcase(
+            path.name, self.manifests_glob
+        ):
+            return False
+        match = SHARD.match(self.shard or "")
+        return not match or shard_of(path.stem, int(match[2])) == int(match[1])
 
     @field_validator("namespace")
     @classmethod
@@ -338,10 +394,12 @@ def load_config(path: Path | None, cwd: Path | None = None) -> Config:
     except ValidationError as exc:
         assert path is not None  # the embedded default is valid
         raise InvalidConfig([_validation_problem(path, doc, err) for err in exc.errors()]) from None
+    manifests, pattern = split_glob(_resolve(base, config.manifests))
     return config.model_copy(
         update={
             "state": _resolve(base, config.state),
-            "manifests": _resolve(base, config.manifests),
+            "manifests": manifests,
+            "manifests_glob": pattern or config.manifests_glob,
             "trees": _with_locations(config, base),
         }
     )
@@ -426,6 +484,7 @@ def with_overrides(
     upstreams: dict[str, str] | None = None,
     mirrors: dict[str, str] | None = None,
     checks: dict[str, str] | None = None,
+    shard: str | None = None,
 ) -> Config:
     """Apply command-line overrides; `--upstream TREE=...` may name a tree not in the config."""
     trees = dict(config.trees)
@@ -453,7 +512,13 @@ def with_overrides(
         trees[name] = current.model_copy(update={"check": command})
     update: dict[str, object] = {"trees": trees}
     if manifests is not None:
-        update["manifests"] = manifests.resolve()
+        folder, update["manifests_glob"] = split_glob(manifests.absolute())
+        update["manifests"] = folder.resolve()
+    if shard is not None:
+        match = SHARD.match(shard)
+        if not match or not int(match[1]) < int(match[2]):
+            raise UsageError(f"--shard {shard}: expected K/N with 0 <= K < N, e.g. 0/4")
+        update["shard"] = shard
     if state is not None:
         update["state"] = state.resolve()
     return config.model_copy(update=update)
