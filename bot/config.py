@@ -105,8 +105,12 @@ def _checked_location(where: str, value: str) -> str:
 class Identity(_Frozen):
     """Committer of every commit the bot makes; part of the build inputs."""
 
-    name: Annotated[str, _git_ident("name")] = "xsabot"
-    email: Annotated[str, _git_ident("email")] = "xsabot@xenproject.invalid"
+    name: Annotated[str, _git_ident("name")] = Field(
+        "xsabot", description="Committer name of every commit the bot makes"
+    )
+    email: Annotated[str, _git_ident("email")] = Field(
+        "xsabot@xenproject.invalid", description="Committer email of every commit the bot makes"
+    )
 
 
 class Tree(_Frozen):
@@ -186,8 +190,16 @@ class ForgeConfig(_Frozen):
     branches to that fork and opens merge requests from it into `project`.
     """
 
-    kind: Literal["local", "gitlab", "github"] = "local"
-    url: str | None = None
+    kind: Literal["local", "gitlab", "github"] = Field(
+        "local",
+        description="local: proposals are branches of the manifests directory's repository; "
+        "gitlab or github: merge requests on that forge",
+    )
+    url: str | None = Field(
+        None,
+        description="The forge's web base, e.g. https://gitlab.com or a self-hosted "
+        "https://git.example.org/gitlab; default: https://gitlab.com or https://github.com",
+    )
     project: str | None = Field(None, description="Manifests project, e.g. xen-project/manifests")
     token_env: str | None = Field(None, description="Environment variable holding the token")
     token_file: str | None = Field(None, description="File holding the token")
@@ -276,12 +288,22 @@ class Config(_Frozen):
         description="K/N: a pass builds only the manifests whose name's sha256 falls in shard "
         "K of N (0 <= K < N); N jobs with 0/N to N-1/N cover every manifest once",
     )
-    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+/$")] = "xsa/"
-    identity: Identity = Identity()
-    trees: dict[Annotated[str, Field(pattern=_TREE_NAME)], Tree] = {
-        "xen": Tree(upstream=XEN_UPSTREAM)
-    }
-    forge: ForgeConfig = ForgeConfig()
+    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+/$")] = Field(
+        "xsa/",
+        description="Branches are published under refs/heads/<namespace>; every manifest's "
+        "branch must start with it",
+    )
+    identity: Identity = Field(
+        Identity(), description="Committer of every commit the bot makes; part of the build inputs"
+    )
+    trees: dict[Annotated[str, Field(pattern=_TREE_NAME)], Tree] = Field(
+        {"xen": Tree(upstream=XEN_UPSTREAM)},
+        description="The repositories manifests name with `tree:`, by name; default: xen, "
+        "with the public Xen upstream and a mirror under the state dir",
+    )
+    forge: ForgeConfig = Field(
+        ForgeConfig(), description="Where the bot's proposals (merge requests) go"
+    )
 
     @field_validator("shard")
     @classmethod
