@@ -12,6 +12,8 @@ tree's `check`, a shell script), and paths may start with `~` or `~user`.
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import os
 import re
 import unicodedata
@@ -106,8 +108,12 @@ def _checked_location(where: str, value: str) -> str:
 class Identity(_Frozen):
     """Committer of every commit the bot makes; part of the build inputs."""
 
-    name: Annotated[str, _git_ident("name")] = "xsabot"
-    email: Annotated[str, _git_ident("email")] = "xsabot@xenproject.invalid"
+    name: Annotated[str, _git_ident("name")] = Field(
+        "xsabot", description="Committer name of every commit the bot makes"
+    )
+    email: Annotated[str, _git_ident("email")] = Field(
+        "xsabot@xenproject.invalid", description="Committer email of every commit the bot makes"
+    )
 
 
 class Tree(_Frozen):
@@ -187,8 +193,16 @@ class ForgeConfig(_Frozen):
     branches to that fork and opens merge requests from it into `project`.
     """
 
-    kind: Literal["local", "gitlab", "github"] = "local"
-    url: str | None = None
+    kind: Literal["local", "gitlab", "github"] = Field(
+        "local",
+        description="local: proposals are branches of the manifests directory's repository; "
+        "gitlab or github: merge requests on that forge",
+    )
+    url: str | None = Field(
+        None,
+        description="The forge's web base, e.g. https://gitlab.com or a self-hosted "
+        "https://git.example.org/gitlab; default: https://gitlab.com or https://github.com",
+    )
     project: str | None = Field(None, description="Manifests project, e.g. xen-project/manifests")
     token_env: str | None = Field(None, description="Environment variable holding the token")
     token_file: str | None = Field(None, description="File holding the token")
@@ -246,10 +260,12 @@ class EmailNotify(_Frozen):
     starttls: bool = Field(True, description="Upgrade the connection with STARTTLS first")
     sender: str = Field(alias="from", description="From address; Message-IDs use its domain")
     to: list[str] = Field(min_length=1, description="Recipients, e.g. a mailing list")
-    username_env: str | None = None
-    username_file: str | None = None
-    password_env: str | None = None
-    password_file: str | None = None
+    username_env: str | None = Field(None, description="Environment variable holding the SMTP user")
+    username_file: str | None = Field(None, description="File holding the SMTP user")
+    password_env: str | None = Field(
+        None, description="Environment variable holding the SMTP password"
+    )
+    password_file: str | None = Field(None, description="File holding the SMTP password")
     timeout: float = Field(30.0, gt=0, description="Seconds per SMTP connection")
 
     @field_validator("smtp")
@@ -288,8 +304,8 @@ class WebhookNotify(_Frozen):
 class NotifyConfig(_Frozen):
     """Where state changes are announced (`xsabot notify --test` tries every channel)."""
 
-    email: EmailNotify | None = None
-    webhook: WebhookNotify | None = None
+    email: EmailNotify | None = Field(None, description="Plain-text email (first for Xen)")
+    webhook: WebhookNotify | None = Field(None, description="A signed JSON POST per message")
     forge_comment: bool = Field(
         False, description="Also comment on the bot's own merge request of a blocked XSA"
     )
@@ -307,16 +323,84 @@ class NotifyConfig(_Frozen):
         return found + (("forge_comment",) if self.forge_comment else ())
 
 
+SHARD = re.compile(r"^(\d{1,6})/(\d{1,6})$")
+_GLOB = re.compile(r"[*?\[]")
+
+
+def shard_of(name: str, count: int) -> int:
+    """The shard (0 to count-1) of the manifest named `name`: from sha256 of the name, so the
+    same on every machine and every Python (not `hash()`, which is salted per process)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % count
+
+
+def split_glob(path: Path) -> tuple[Path, str | None]:
+    """`manifests/4.1*.yaml` is the directory `manifests` and the file-name glob `4.1*.yaml`;
+    a path without `*`, `?` or `[` is a directory and no glob. Only the file name may be a
+    glob: manifests live in one directory, which patch paths are relative to."""
+    if _GLOB.search(str(path.parent)):
+        raise UsageError(f"{path}: only the file name may be a glob (manifests/4.1*.yaml)")
+    if not _GLOB.search(path.name):
+        return path, None
+    return path.parent, path.name
+
+
 class Config(_Frozen):
     state: Path = Field(Path(".xsabot"), description="State dir: work repos, local mirror, logs")
-    manifests: Path = Path("manifests")
-    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+/$")] = "xsa/"
-    identity: Identity = Identity()
-    trees: dict[Annotated[str, Field(pattern=_TREE_NAME)], Tree] = {
-        "xen": Tree(upstream=XEN_UPSTREAM)
-    }
-    forge: ForgeConfig = ForgeConfig()
-    notify: NotifyConfig = NotifyConfig()
+    manifests: Path = Field(
+        Path("manifests"),
+        description="Manifests directory, or a glob of file names in one directory "
+        "(manifests/4.1*.yaml): a pass builds only those; the others are still read for the "
+        "checks across manifests",
+    )
+    manifests_glob: str | None = Field(
+        None,
+        description="Set from a glob `manifests`: the file-name glob of the manifests a pass "
+        "builds",
+    )
+    shard: Annotated[str, Field(pattern=SHARD.pattern)] | None = Field(
+        None,
+        description="K/N: a pass builds only the manifests whose name's sha256 falls in shard "
+        "K of N (0 <= K < N); N jobs with 0/N to N-1/N cover every manifest once",
+    )
+    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+/$")] = Field(
+        "xsa/",
+        description="Branches are published under refs/heads/<namespace>; every manifest's "
+        "branch must start with it",
+    )
+    identity: Identity = Field(
+        Identity(), description="Committer of every commit the bot makes; part of the build inputs"
+    )
+    trees: dict[Annotated[str, Field(pattern=_TREE_NAME)], Tree] = Field(
+        {"xen": Tree(upstream=XEN_UPSTREAM)},
+        description="The repositories manifests name with `tree:`, by name; default: xen, "
+        "with the public Xen upstream and a mirror under the state dir",
+    )
+    forge: ForgeConfig = Field(
+        ForgeConfig(), description="Where the bot's proposals (merge requests) go"
+    )
+
+    notify: NotifyConfig = Field(
+        NotifyConfig(),
+        description="Where notifications of state changes go (README: Notifications)",
+    )
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_in_range(cls, value: str | None) -> str | None:
+        match = SHARD.match(value or "")
+        if match and not int(match[1]) < int(match[2]):
+            raise ValueError(f"shard {value}: K/N needs 0 <= K < N")
+        return value
+
+    def builds(self, path: Path) -> bool:
+        """Whether a pass builds the manifest at `path`: it matches `manifests_glob` and falls
+        in `shard`. A pass still reads every manifest, for the checks across them."""
+        if self.manifests_glob is not None and not fnmatch.fnmatchcase(
+            path.name, self.manifests_glob
+        ):
+            return False
+        match = SHARD.match(self.shard or "")
+        return not match or shard_of(path.stem, int(match[2])) == int(match[1])
 
     @field_validator("namespace")
     @classmethod
@@ -411,10 +495,12 @@ def load_config(path: Path | None, cwd: Path | None = None) -> Config:
     except ValidationError as exc:
         assert path is not None  # the embedded default is valid
         raise InvalidConfig([_validation_problem(path, doc, err) for err in exc.errors()]) from None
+    manifests, pattern = split_glob(_resolve(base, config.manifests))
     return config.model_copy(
         update={
             "state": _resolve(base, config.state),
-            "manifests": _resolve(base, config.manifests),
+            "manifests": manifests,
+            "manifests_glob": pattern or config.manifests_glob,
             "trees": _with_locations(config, base),
         }
     )
@@ -499,6 +585,7 @@ def with_overrides(
     upstreams: dict[str, str] | None = None,
     mirrors: dict[str, str] | None = None,
     checks: dict[str, str] | None = None,
+    shard: str | None = None,
 ) -> Config:
     """Apply command-line overrides; `--upstream TREE=...` may name a tree not in the config."""
     trees = dict(config.trees)
@@ -526,7 +613,13 @@ def with_overrides(
         trees[name] = current.model_copy(update={"check": command})
     update: dict[str, object] = {"trees": trees}
     if manifests is not None:
-        update["manifests"] = manifests.resolve()
+        folder, update["manifests_glob"] = split_glob(manifests.absolute())
+        update["manifests"] = folder.resolve()
+    if shard is not None:
+        match = SHARD.match(shard)
+        if not match or not int(match[1]) < int(match[2]):
+            raise UsageError(f"--shard {shard}: expected K/N with 0 <= K < N, e.g. 0/4")
+        update["shard"] = shard
     if state is not None:
         update["state"] = state.resolve()
     return config.model_copy(update=update)

@@ -99,6 +99,8 @@ def run_pass(
 ) -> PassOutcome:
     progress = progress or NoProgress()
     mset = load_manifests(config.manifests, namespace=config.namespace, trees=config.trees.keys())
+    # Every manifest is read (the checks across them, the proposals of the others, which a
+    # pass without their build leaves alone); only those of `--manifests GLOB`/`--shard` build.
     reports: list[BranchReport] = [
         BranchReport(
             manifest=path.stem,
@@ -107,10 +109,12 @@ def run_pass(
             problems=tuple(str(p) for p in problems),
         )
         for path, problems in sorted(mset.invalid.items())
+        if config.builds(path)
     ]
     by_tree: dict[str, list[LoadedManifest]] = defaultdict(list)
     for loaded in mset.loaded:
-        by_tree[loaded.manifest.tree].append(loaded)
+        if config.builds(loaded.path):
+            by_tree[loaded.manifest.tree].append(loaded)
     trees: dict[str, TreePass] = {}
     environment_failed = False
     for tree, items in sorted(by_tree.items()):

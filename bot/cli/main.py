@@ -45,6 +45,8 @@ COMMANDS: dict[str, str] = {
     "verify": "rebuild a published branch independently and say verified or what differs",
     "notify": "send a test message to every notification channel (--test)",
 }
+# The commands that run a pass, and so take `--shard` (and a glob `--manifests`).
+PASSES = frozenset({"plan", "reconcile", "serve"})
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for git killed by a closed pipe
 
 
@@ -78,7 +80,7 @@ class Context:
     @property
     def config(self) -> Config:
         if self._config is None:
-            from bot.config import load_config, with_overrides
+            from bot.config import load_config, split_glob, with_overrides
             from bot.forges.credentials import take_configured_secrets
 
             config = load_config(self.args.config)
@@ -87,7 +89,9 @@ class Context:
                 "--mirror": dict(self.args.mirror),
                 "--check": dict(self.args.check),
             }
-            self._check_trees(config, self.args.manifests or config.manifests, overrides)
+            manifests = self.args.manifests
+            folder = split_glob(manifests)[0] if manifests else config.manifests
+            self._check_trees(config, folder, overrides)
             self._config = with_overrides(
                 config,
                 manifests=self.args.manifests,
@@ -95,6 +99,7 @@ class Context:
                 upstreams=overrides["--upstream"],
                 mirrors=overrides["--mirror"],
                 checks=overrides["--check"],
+                shard=getattr(self.args, "shard", None),
             )
             # Before any command runs anything: the secrets it names leave the environment.
             take_configured_secrets(self._config)
@@ -143,7 +148,7 @@ def _tree_of(path: Path) -> str | None:
     return match[1].decode() if match else None
 
 
-def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+def _common(parser: argparse.ArgumentParser, *, top: bool = False, passes: bool = False) -> None:
     """The options every command takes. `-v`/`-q` are also taken before the command; their
     defaults are SUPPRESSed so that the subcommand's parser does not reset what was given
     before it (`xsabot -v reconcile` and `xsabot reconcile -v` both work)."""
@@ -175,9 +180,23 @@ def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     g.add_argument(
         "--manifests",
         type=Path,
-        metavar="DIR",
-        help="manifests directory (default: `manifests` of the config, ./manifests)",
+        metavar="DIR" if not passes else "DIR_OR_GLOB",
+        help="manifests directory (default: `manifests` of the config, ./manifests)"
+        + (
+            "; or a glob of file names in it, quoted ('manifests/4.1*.yaml'): only those are "
+            "built, the others still read for the checks across manifests"
+            if passes
+            else ""
+        ),
     )
+    if passes:
+        g.add_argument(
+            "--shard",
+            metavar="K/N",
+            help="build only shard K of N (0 <= K < N) of the manifests, picked by the sha256 "
+            "of each manifest's name, the same on every machine: N jobs, 0/N to N-1/N, cover "
+            "each manifest once (default: the config's `shard`, else all)",
+        )
     g.add_argument(
         "--state",
         type=Path,
@@ -225,7 +244,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        _common(p)
+        _common(p, passes=name in PASSES)
         if name == command:
             _module(name).add_arguments(p)
     return parser
