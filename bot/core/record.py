@@ -85,6 +85,18 @@ class XsaRecord(_Stored):
     reason: str = ""
     detail: str = ""
     waits_for: tuple[int, ...] = ()  # reason `waits-for`: the blocked XSAs the fix needs
+    # Applied and the check passed, but the check compiled none of these C files it changes.
+    not_compiled: tuple[str, ...] = ()
+
+
+class CheckRunRecord(_Stored):
+    """One check the build's gate ran: its cost, and whether it was incremental (in the
+    line's build directory moved from an earlier tree) or on a clean export."""
+
+    tree: str
+    seconds: float
+    incremental: bool
+    passed: bool
 
 
 class BuildRecord(_Stored):
@@ -97,6 +109,7 @@ class BuildRecord(_Stored):
     xsas: tuple[XsaRecord, ...] = ()
     bot: str = ""
     source_commit: str = ""  # the source tip the build saw
+    checks: tuple[CheckRunRecord, ...] = ()  # the checks the gate ran for this build
 
     def states(self, state: str) -> list[int]:
         return [x.xsa for x in self.xsas if x.state == state]
@@ -208,7 +221,13 @@ def _where(loc: tuple[int | str, ...]) -> str:
 
 
 def make_record(
-    *, name: str, manifest: Manifest, inputs: str, result: BuildResult, bot: str
+    *,
+    name: str,
+    manifest: Manifest,
+    inputs: str,
+    result: BuildResult,
+    bot: str,
+    checks: tuple[CheckRunRecord, ...] = (),
 ) -> BuildRecord:
     outcomes = {o.xsa: o for o in result.outcomes}
     xsas = []
@@ -227,6 +246,7 @@ def make_record(
                 reason=blocked.reason if blocked else "",
                 detail=blocked.detail if blocked else "",
                 waits_for=blocked.waits_for if blocked else (),
+                not_compiled=outcome.not_compiled if outcome else (),
             )
         )
     return BuildRecord(
@@ -239,4 +259,5 @@ def make_record(
         xsas=tuple(xsas),
         bot=bot,
         source_commit=result.source_commit,
+        checks=checks,
     )
