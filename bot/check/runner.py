@@ -238,8 +238,11 @@ class CheckRunner:
                 result = self._clean(tree)
             else:
                 result = self._incremental(tree, line)
-                if result.status == "failed":
-                    result = self._clean(tree)  # the confirmation: only failures pay for it
+                if result.status == "failed" and result.incremental:
+                    # The confirmation, which only failures pay for: the clean verdict is kept.
+                    result = self._clean(tree)
+                    if result.passed:  # the build directory's state was wrong: start afresh
+                        self._reset(line)
             if result.status in _FINAL:
                 self._record(result)
             return result
@@ -272,13 +275,20 @@ class CheckRunner:
                 moved.append(self._move(workdir, tree, command))
                 dirs.append(workdir)
             result = self._run_all(tree, dirs, incremental=any(moved))
-            if result.status == "passed" or (result.status == "failed" and not any(moved)):
+            if result.status in _FINAL:
                 for workdir, command in zip(dirs, self.commands, strict=True):
                     _mark(workdir).write_text(json.dumps({"tree": tree, "command": command}))
-            else:  # failed after a move (confirmed clean next), or timed out: start afresh
+            else:  # stopped mid-build: what it left half-written is not to be built on
                 for workdir in dirs:
                     _remove(workdir)
             return result
+
+    def _reset(self, line: str) -> None:
+        """Forget `line`'s build directories: the next check there exports afresh."""
+        base = self.builds / _safe_name(self.name) / _safe_name(line)
+        with open(base.with_name(f"{base.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _remove(base)
 
     def _move(self, workdir: Path, tree: str, command: str) -> bool:
         """Bring `workdir` to `tree`: True when moved from the tree it held, False when
