@@ -7,7 +7,16 @@ machine was slow or busy; the tree may be fine): it is not cached, and the next 
 again. The tree is exported (`bot.git.export`) into `<state>/checks/export/<tree>` (no work
 tree, no `.git` for the build to look at), the command runs there through `/bin/sh -c` (the
 operator owns it, the manifests never carry one) in its own process group with a timeout and
-stdin closed; its whole output goes to `<state>/checks/logs/<tree>.log`.
+stdin closed; its whole output goes to `<state>/checks/logs/<tree>.log`. A check may be several
+commands (a config matrix), run in turn; all must pass.
+
+The gate checks a line's candidates incrementally (`check(tree, line=...)`): each line has a
+build directory per command under `<state>/checks/build/<tree>/<line>/`, moved from the tree it
+holds to the next by writing only the files that differ (`bot.git.export.update_tree`), so
+make rebuilds only what they touch. Only a failure there costs a clean export: it is checked
+again on one, and that verdict is the one recorded (stale build state never fails a tree).
+After a passing check the runner records which C files it compiled (an object beside the
+source, at least as new), so the gate can name an XSA's files that no command compiled.
 
 The command runs the tree's code (its Makefiles), so nothing of the bot's may be within its
 reach. Its environment is built from nothing: PATH, HOME and TMPDIR in a scratch directory
