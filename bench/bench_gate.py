@@ -50,6 +50,16 @@ XSA-469 (`rc` undeclared in livepatch.c, used by the apply-level prerequisite 08
 aa057dbd3f36 and the 3 commits it needs) and XSA-471 (xen/sha2.h missing: ea0110cb3c49), one
 per pass; 26 builds, 6/5/5 bisection steps against 48 builds one per XSA; the final tip builds.
 
+Measured after issue 16 (bot 3b8288c, 2 busy cores, no ccache installed), RELEASE-4.18.3 to
+stable-4.18, after only (no time for --before): 3 check passes (XSA-469 held back in the first,
+XSA-471 in the second: it waits for XSA-469 and applies only once that proposal is merged),
+17 verdicts, 24 check runs (8 of them clean confirmations of incremental failures), 893 s of
+building, 941 s wall. Incremental steps that pass: 50-80 s against ~117 s for a clean build
+measured at the same time; failing ones 3-43 s (a compile error stops early), each confirmed
+on a clean export (14-34 s). By hand on the same machine: a clean hypervisor build 325 s, the
+step of 637da04812 (6 files) 16 s, that of c7ac596a57 (asm/p2m.h, 148 objects) 95 s, nothing
+changed 8 s: the cost follows the headers a change touches.
+
 The check results cache (`<state>/checks`) is shared by all bases (each scenario's state dir
 links to it): a tree is never built twice, across bases and across runs of this script.
 The Xen clone is only read: the bot borrows its objects through alternates and writes into its
