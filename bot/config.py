@@ -127,10 +127,12 @@ class Tree(_Frozen):
         "into the mirror, under refs/xsabot/upstream/tags/ and refs/xsabot/upstream/heads/ "
         "(never over the mirror's own refs; a tag copy is never moved)",
     )
-    check: str | None = Field(
+    check: str | tuple[str, ...] | None = Field(
         None,
         description="Command that must pass on a built tree before it is published, run with "
-        "/bin/sh in an export of the tree, e.g. `make -C xen defconfig && make -C xen -j2`",
+        "/bin/sh in an export of the tree, e.g. `make -C xen defconfig && make -C xen -j2`; "
+        "or a list of commands that must all pass (a config matrix), each in a build "
+        "directory of its own",
     )
     check_timeout: float = Field(1800.0, gt=0, description="Seconds the check may take")
     check_via: Literal["command", "forge-ci"] = Field(
@@ -179,9 +181,33 @@ class Tree(_Frozen):
     def _location(cls, value: str | None) -> str | None:
         return value if value is None else check_location(value)
 
+    @field_validator("check")
+    @classmethod
+    def _commands(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        if isinstance(value, tuple):
+            if not value:
+                raise ValueError("an empty list of check commands; leave `check` out instead")
+            if not all(c.strip() for c in value):
+                raise ValueError("an empty check command in the list")
+            if len(value) == 1:
+                return value[0]
+        return value
+
     @property
     def gated(self) -> bool:
         return self.check is not None or self.check_via == "forge-ci"
+
+    @property
+    def check_commands(self) -> tuple[str, ...]:
+        """The check's commands, all of which must pass (one, unless `check` is a list)."""
+        if self.check is None:
+            return ()
+        return (self.check,) if isinstance(self.check, str) else self.check
+
+    @property
+    def check_text(self) -> str | None:
+        """The check as reports and the inputs digest name it: its commands, one a line."""
+        return "\n".join(self.check_commands) if self.check is not None else None
 
 
 class ForgeConfig(_Frozen):

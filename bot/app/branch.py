@@ -100,7 +100,7 @@ def build_branch(
 
 def check_command(config: Config, tree: str) -> str:
     """The tree's check command; a usage error names both ways to give one."""
-    command = config.trees[tree].check
+    command = config.trees[tree].check_text
     if not command:
         raise UsageError(
             f"no check command for tree {tree!r}: set trees.{tree}.check in the config "

@@ -30,7 +30,14 @@ from bot.core.publish import (
     pseudo_merge_message,
     removals,
 )
-from bot.core.record import BuildRecord, UnreadableRecord, inputs_digest, make_record, note_text
+from bot.core.record import (
+    BuildRecord,
+    CheckRunRecord,
+    UnreadableRecord,
+    inputs_digest,
+    make_record,
+    note_text,
+)
 from bot.core.refs import UPSTREAM_COPIES, WritableRefs, upstream_copy_ref
 from bot.core.reports import BranchReport, CheckReport, PassReport, WouldWithdraw, from_record
 from bot.errors import Problem, SetupError, XsabotError
@@ -282,7 +289,7 @@ def _plan_branch(
         base_commit=base_commit,
         committer=(config.identity.name, config.identity.email),
         bot_version=ENGINE,
-        check=f"{config.trees[m.tree].check_via}:{config.trees[m.tree].check or ''}"
+        check=f"{config.trees[m.tree].check_via}:{config.trees[m.tree].check_text or ''}"
         if config.trees[m.tree].gated
         else None,
     )
@@ -311,7 +318,7 @@ def _plan_branch(
         # (an advisory patch, say) must not run in a process that holds the forge token; and
         # forge CI would need candidate refs pushed. The plan says what it did not do.
         check_report = CheckReport(
-            command=settings.check, passed=None, skipped="a plan runs no check"
+            command=settings.check_text, passed=None, skipped="a plan runs no check"
         )
         result = builder.build(
             m, manifests_root=config.manifests, base_commit=base_commit, source_commit=source_commit
@@ -338,7 +345,16 @@ def _plan_branch(
     searched = tree_pass.searched[loaded.name] = searcher.search(loaded.name, m, result)
     result = explained(result, searched)
     tree_pass.results[loaded.name] = result
-    record = make_record(name=loaded.name, manifest=m, inputs=digest, result=result, bot=ENGINE)
+    record = make_record(
+        name=loaded.name,
+        manifest=m,
+        inputs=digest,
+        result=result,
+        bot=ENGINE,
+        checks=tuple(CheckRunRecord(**r.to_json()) for r in check_report.runs)
+        if check_report
+        else (),
+    )
     removed: list[Removal] = []
     if old is not None:
         removed, withdrawn = removals(old, record, m, BaseChanges(work, old, result.base_commit))
@@ -441,9 +457,12 @@ def _gated_build(
     base_commit: str,
     source_commit: str,
 ) -> tuple[BuildResult, CheckReport]:
-    """Build, then hold back each XSA that breaks the check (found by bisection)."""
+    """Build, then hold back every XSA that breaks the check (each found by bisection), in
+    this one pass; the report says what the checks cost and what they did not compile."""
     from bot.check.gate import BuilderGate
+    from bot.check.runner import CheckRunner
     from bot.core.gate import gate
+    from bot.core.reports import CheckRun
 
     runner = tree_pass.check_for(config, m.tree)
     port = BuilderGate(
@@ -455,13 +474,23 @@ def _gated_build(
         source_commit=source_commit,
     )
     started = runner.runs
+    history = runner.history if isinstance(runner, CheckRunner) else []
+    first = len(history)
     outcome = gate(port)
+    runs = tuple(
+        CheckRun(
+            tree=r.tree, seconds=round(r.seconds, 3), incremental=r.incremental, passed=r.passed
+        )
+        for r in history[first:]
+    )
     report = CheckReport(
         command=runner.command,
         passed=outcome.passed,
         base_fails=outcome.base_fails,
         held_back=tuple(b.xsa for b in outcome.blocked),
         checks_run=runner.runs - started,
+        seconds=round(sum(r.seconds for r in runs), 3),
+        runs=runs,
         trees_checked=tuple(outcome.trees_checked),
     )
     return port.gated_result(outcome), report

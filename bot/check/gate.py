@@ -3,6 +3,15 @@
 Builds a manifest's branch with some XSAs held back, gives the gate the tree after each
 applied XSA, and runs (or reads the cached result of) the operator's check on a tree.
 
+Every breaking XSA is found in one pass: the gate holds one back, rebuilds, and bisects again.
+An XSA that applied while the held-back one was on the branch and conflicts without it
+waits for it (`waits-for`): the prerequisite search leaves it alone (its fix needs the held-back
+XSA's changes, which only a fix of that XSA brings back).
+
+With the bot's own check runner, the checks run in the line's build directory (incremental;
+failures confirmed on a clean export, `bot.check.runner`), and after a passing check each
+applied XSA's C files that it did not compile are named (`not_compiled`).
+
 A check that times out gives no verdict, so `passes` raises `CheckTimedOut` rather than answer
 False: a False makes the gate hold an XSA back as does-not-build, and since the pass's inputs
 do not change after that, the XSA would never be checked again.
@@ -13,13 +22,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from bot.check.runner import CheckTimedOut
+from bot.check.runner import CheckRunner, CheckTimedOut
 from bot.core.compiler import evidence, parse_errors
 from bot.core.gate import GateBuild, GateResult
-from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
-from bot.core.ports import Check
+from bot.core.outcome import DOES_NOT_BUILD, WAITS_FOR, Blocked, BuildResult, XsaOutcome
+from bot.core.ports import Check, CheckVerdict
 from bot.git.build import Builder
 from bot.git.commits import parse_commit
+from bot.git.export import changed_files
 from bot.manifest.model import Manifest
 
 
@@ -42,6 +52,8 @@ class BuilderGate:
         self.source = source_commit
         self.last: BuildResult | None = None
         self.commits: dict[str, str] = {}  # tree -> the commit built with it
+        self.held: frozenset[int] = frozenset()  # what the last build held back
+        self.waits: dict[int, set[int]] = {}  # XSA -> the held-back XSAs it applied with
 
     def build(self, held_back: frozenset[int]) -> GateBuild:
         held = {x: Blocked(x, None, (), DOES_NOT_BUILD) for x in held_back}
@@ -52,7 +64,15 @@ class BuilderGate:
             source_commit=self.source,
             leave_out=held,
         )
-        self.last = result
+        before, self.last = self.last, result
+        added = held_back - self.held
+        if before is not None and added:
+            # Applied with the XSAs just held back there, blocked without them: waits for them.
+            had = set(before.xsas("applied"))
+            for o in result.outcomes:
+                if o.blocked is not None and o.xsa in had and o.xsa not in held_back:
+                    self.waits.setdefault(o.xsa, set()).update(added)
+        self.held = held_back
         applied = [o for o in result.outcomes if o.state == "applied"]
         commits = [self.base, *([p for p in o.picks if not p.empty][-1].commit for o in applied)]
         trees = [self._tree(c) for c in commits]
@@ -68,7 +88,11 @@ class BuilderGate:
         """Whether `tree` passes the check; raises `CheckTimedOut` when there is no verdict."""
         # The check exports the tree with git; forge CI pushes the commit, so flush that.
         self.builder.store.flush([self.commits.get(tree, tree)])
-        result = self.runner.check(tree)
+        result: CheckVerdict
+        if isinstance(self.runner, CheckRunner):  # incremental, in the line's build directory
+            result = self.runner.check(tree, line=self.manifest.branch)
+        else:
+            result = self.runner.check(tree)
         if result.status == "timeout":
             raise CheckTimedOut(tree, self.runner.timeout, self.runner.command)
         return result.passed
@@ -78,12 +102,41 @@ class BuilderGate:
         # The runners cache no timeout; were one read, it would still be no verdict.
         return None if found is None or found.status == "timeout" else found.passed
 
+    def not_compiled(self, gate: GateResult) -> dict[int, tuple[str, ...]]:
+        """Per applied XSA, the C files it changes that the passing tip's check did not
+        compile (none known when the check says nothing of what it compiled)."""
+        found = self.runner.cached(gate.build.tip) if gate.passed else None
+        compiled = getattr(found, "compiled", None)
+        if compiled is None:
+            return {}
+        self.builder.store.flush([self.commits.get(gate.build.tip, gate.build.tip)])
+        trees = gate.build.trees
+        out = {}
+        for i, xsa in enumerate(gate.build.xsas):
+            files = changed_files(Path(self.builder.repo.path), trees[i], trees[i + 1])
+            missed = tuple(f for f in files if f.endswith(".c") and f not in compiled)
+            if missed:
+                out[xsa] = missed
+        return out
+
     def gated_result(self, gate: GateResult) -> BuildResult:
-        """The last build, with each held-back XSA's block saying why: the compiler's words."""
+        """The last build, with each held-back XSA's block saying why (the compiler's words),
+        each XSA that conflicts only without one of them waiting for it, and each applied
+        XSA's C files the check did not compile."""
         assert self.last is not None
         blocks = {b.xsa: b for b in gate.blocked}
+        missed = self.not_compiled(gate)
         outcomes = []
         for o in self.last.outcomes:
+            if o.xsa in missed:
+                o = replace(o, not_compiled=missed[o.xsa])
+            waits = tuple(sorted(self.waits.get(o.xsa, ())))
+            if o.blocked is not None and o.xsa not in blocks and waits:
+                names = " and ".join(f"XSA-{n}" for n in waits)
+                detail = f"applies with {names}, which the check held back"
+                o = replace(
+                    o, blocked=replace(o.blocked, reason=WAITS_FOR, detail=detail, waits_for=waits)
+                )
             block = blocks.get(o.xsa)
             if block is not None:
                 found = self.runner.cached(block.tree)

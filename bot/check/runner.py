@@ -7,7 +7,16 @@ machine was slow or busy; the tree may be fine): it is not cached, and the next 
 again. The tree is exported (`bot.git.export`) into `<state>/checks/export/<tree>` (no work
 tree, no `.git` for the build to look at), the command runs there through `/bin/sh -c` (the
 operator owns it, the manifests never carry one) in its own process group with a timeout and
-stdin closed; its whole output goes to `<state>/checks/logs/<tree>.log`.
+stdin closed; its whole output goes to `<state>/checks/logs/<tree>.log`. A check may be several
+commands (a config matrix), run in turn; all must pass.
+
+The gate checks a line's candidates incrementally (`check(tree, line=...)`): each line has a
+build directory per command under `<state>/checks/build/<tree>/<line>/`, moved from the tree it
+holds to the next by writing only the files that differ (`bot.git.export.update_tree`), so
+make rebuilds only what they touch. Only a failure there costs a clean export: it is checked
+again on one, and that verdict is the one recorded (stale build state never fails a tree).
+After a passing check the runner records which C files it compiled (an object beside the
+source, at least as new), so the gate can name an XSA's files that no command compiled.
 
 The command runs the tree's code (its Makefiles), so nothing of the bot's may be within its
 reach. Its environment is built from nothing: PATH, HOME and TMPDIR in a scratch directory
@@ -51,8 +60,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.config import Config
-from bot.errors import SetupError
-from bot.git.export import export_tree
+from bot.errors import SetupError, XsabotError
+from bot.git.export import export_tree, update_tree
 from bot.redact import has_secrets, redact, secret_files
 
 logger = logging.getLogger(__name__)
@@ -75,6 +84,12 @@ _FORMAT = 2
 Sandbox = Literal["auto", "bwrap", "unshare", "none"]
 SANDBOXES: tuple[Sandbox, ...] = ("auto", "bwrap", "unshare", "none")
 _PR_SET_CHILD_SUBREAPER = 36
+_SCRATCH = (".out", ".log", ".home")  # beside an export or build directory, during a run
+# The objects a build makes of `foo.c` beside it: Xen's `foo.o` and `foo.init.o`, the
+# position-independent `foo.opic` of its tools' libraries, libtool's `foo.lo`.
+_OBJECTS = (".o", ".init.o", ".opic", ".lo")
+# Where distributions put ccache's compiler links: first in PATH, the build compiles through it.
+_CCACHE_LINKS = (Path("/usr/lib/ccache"), Path("/usr/lib64/ccache"))
 
 
 class CheckTimedOut(SetupError):
@@ -103,6 +118,10 @@ class CheckResult:
     log: Path  # the whole output
     cached: bool  # read from an earlier run, not run now
     exit_status: int | None = None  # None: killed at the timeout
+    incremental: bool = False  # run in a build directory moved here from an earlier tree
+    # The C files (paths in the tree) that have an object at least as new as them in the build
+    # directory after a passing check: what it compiled. None: not known (an older record).
+    compiled: frozenset[str] | None = None
 
     @property
     def passed(self) -> bool:
@@ -116,6 +135,16 @@ class CheckResult:
             return redact(self.tail)
 
 
+@dataclass(frozen=True)
+class CheckRun:
+    """One check this runner ran (not read from the cache): the visible cost of a pass."""
+
+    tree: str
+    seconds: float
+    incremental: bool  # in a line's build directory moved from an earlier tree
+    passed: bool
+
+
 class CheckRunner:
     """The `Check` port over the operator's command, run here on an export of the tree."""
 
@@ -123,7 +152,7 @@ class CheckRunner:
 
     def __init__(
         self,
-        command: str,
+        command: str | Sequence[str],
         *,
         repo_path: Path,
         state: Path,
@@ -131,12 +160,20 @@ class CheckRunner:
         sandbox: Sandbox = "none",
         env: Sequence[str] = (),
         writable: Sequence[Path] = (),
+        name: str = "tree",
     ) -> None:
-        """`env`: names of the bot's variables the check gets too; `writable`: directories
-        the sandbox lets it write to besides its own (a compiler cache)."""
+        """`command`: one command, or several that must all pass (a config matrix), run in
+        turn; `env`: names of the bot's variables the check gets too; `writable`: directories
+        the sandbox lets it write to besides its own (a compiler cache); `name`: the config's
+        tree, which names its build directories."""
         if sandbox not in SANDBOXES:
             raise ValueError(f"not a check sandbox: {sandbox!r}")
-        self.command = command
+        self.commands = (command,) if isinstance(command, str) else tuple(command)
+        if not self.commands or not all(self.commands):
+            raise ValueError("a check needs at least one command, none of them empty")
+        # What reports and the results cache call it: one command as it is, several one a line.
+        self.command = "\n".join(self.commands)
+        self.name = name
         self.repo_path = repo_path
         self.timeout = timeout
         self.sandbox: Sandbox = sandbox
@@ -145,7 +182,10 @@ class CheckRunner:
         self.root = state / "checks"
         self.results = self.root / "results"
         self.logs = self.root / "logs"
+        self.builds = self.root / "build"
         self.runs = 0  # checks actually run by this runner (not read from the cache)
+        self.exports = 0  # clean exports checked (first checks and confirmations of failures)
+        self.history: list[CheckRun] = []  # every check run, confirmations included
 
     @classmethod
     def for_tree(
@@ -163,8 +203,9 @@ class CheckRunner:
         if settings.check is None:
             raise ValueError(f"tree {tree!r} has no check command")
         return cls(
-            settings.check,
+            settings.check_commands,
             repo_path=repo_path,
+            name=tree,
             state=config.state if state is None else state,
             timeout=settings.check_timeout if timeout is None else timeout,
             sandbox=settings.check_sandbox,
@@ -179,8 +220,14 @@ class CheckRunner:
         """The recorded result of this command on `tree`, if there is one; runs nothing."""
         return read_verdict(self.results, self.logs, tree, self.command, _FORMAT)
 
-    def check(self, tree: str) -> CheckResult:
-        """Run the check on `tree` (which must be in the repository: flush the store first)."""
+    def check(self, tree: str, *, line: str | None = None) -> CheckResult:
+        """Run the check on `tree` (which must be in the repository: flush the store first).
+
+        With `line` (a branch), the check runs in that line's build directories, moved from
+        the tree they hold to this one by rewriting only the files that differ, so the build
+        redoes only what they touch. A failure there is confirmed on a clean export before it
+        is recorded: the clean verdict is the one kept, so stale build state can never make a
+        tree fail (and hold an XSA back). Without `line`, on a clean export only."""
         if not _TREE_ID.fullmatch(tree):  # it names files under the state dir
             raise ValueError(f"not a tree ID: {tree!r}")
         found = self.cached(tree)
@@ -196,31 +243,142 @@ class CheckRunner:
             found = self.cached(tree)
             if found is not None:
                 return found
-            export = (exports / tree).absolute()
-            scratch = [export, export.with_name(f"{tree}.out"), export.with_name(f"{tree}.log")]
-            scratch.append(export.with_name(f"{tree}.home"))
-            for path in scratch:  # left by a run that was killed
-                _remove(path)
-            try:
-                export_tree(self.repo_path, tree, export)
-                result = self._run(tree, export)
-            finally:
-                for path in scratch:
-                    _remove(path)
-            self.runs += 1
+            if line is None:
+                result = self._clean(tree)
+            else:
+                result = self._incremental(tree, line)
+                if result.status == "failed" and result.incremental:
+                    # The confirmation, which only failures pay for: the clean verdict is kept.
+                    result = self._clean(tree)
+                    if result.passed:  # the build directory's state was wrong: start afresh
+                        self._reset(line)
             if result.status in _FINAL:
                 self._record(result)
             return result
 
-    def _run(self, tree: str, export: Path) -> CheckResult:
+    def _clean(self, tree: str) -> CheckResult:
+        """The check on a fresh export of `tree`, removed afterwards."""
+        export = (self.root / "export" / tree).absolute()
+        scratch = [export, *(export.with_name(f"{tree}{s}") for s in _SCRATCH)]
+        for path in scratch:  # left by a run that was killed
+            _remove(path)
+        try:
+            export_tree(self.repo_path, tree, export)
+            self.exports += 1
+            result = self._run_all(tree, [export] * len(self.commands), incremental=False)
+        finally:
+            for path in scratch:
+                _remove(path)
+        return result
+
+    def _incremental(self, tree: str, line: str) -> CheckResult:
+        """The check in `line`'s build directories (one per command: each keeps its own
+        configuration built), moved to `tree`."""
+        base = self.builds / _safe_name(self.name) / _safe_name(line)
+        base.mkdir(parents=True, exist_ok=True)
+        with open(base.with_name(f"{base.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            dirs, moved = [], []
+            for i, command in enumerate(self.commands):
+                workdir = (base / str(i)).absolute()
+                moved.append(self._move(workdir, tree, command))
+                dirs.append(workdir)
+            result = self._run_all(tree, dirs, incremental=any(moved))
+            if result.status in _FINAL:
+                for workdir, command in zip(dirs, self.commands, strict=True):
+                    _mark(workdir).write_text(json.dumps({"tree": tree, "command": command}))
+            else:  # stopped mid-build: what it left half-written is not to be built on
+                for workdir in dirs:
+                    _remove(workdir)
+            return result
+
+    def _reset(self, line: str) -> None:
+        """Forget `line`'s build directories: the next check there exports afresh."""
+        base = self.builds / _safe_name(self.name) / _safe_name(line)
+        with open(base.with_name(f"{base.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _remove(base)
+
+    def _move(self, workdir: Path, tree: str, command: str) -> bool:
+        """Bring `workdir` to `tree`: True when moved from the tree it held, False when
+        exported afresh (nothing there yet, another command's, or it cannot be moved)."""
+        mark = _mark(workdir)
+        try:
+            held = json.loads(mark.read_text())
+        except (OSError, ValueError):
+            held = None
+        mark.unlink(missing_ok=True)  # while it moves, it holds no known tree
+        for path in (workdir.with_name(f"{workdir.name}{s}") for s in _SCRATCH):
+            _remove(path)
+        if (
+            isinstance(held, dict)
+            and held.get("command") == command
+            and isinstance(held.get("tree"), str)
+            and _TREE_ID.fullmatch(held["tree"])
+            and workdir.is_dir()
+        ):
+            try:
+                update_tree(self.repo_path, held["tree"], tree, workdir)
+                return True
+            except (XsabotError, ValueError, OSError) as exc:
+                logger.info("build directory %s exported afresh: %s", workdir, exc)
+        _remove(workdir)
+        export_tree(self.repo_path, tree, workdir)
+        return False
+
+    def _run_all(self, tree: str, dirs: list[Path], *, incremental: bool) -> CheckResult:
+        """Run the commands in turn (command i in `dirs[i]`) until one does not pass; the
+        log holds each one's output, under a heading when there are several."""
+        results: list[CheckResult] = []
         log = self.logs / f"{tree}.log"
-        raw = export.with_name(f"{tree}.out")
+        parts = []
+        for i, (command, workdir) in enumerate(zip(self.commands, dirs, strict=True)):
+            part = self.logs / f"{tree}.log.{i}"
+            result = self._run(tree, command, workdir, part)
+            parts.append(part)
+            results.append(result)
+            if result.status != "passed":
+                break
+        partial = log.with_name(f"{log.name}.{os.getpid()}.tmp")
+        with open(partial, "wb") as out:
+            for i, part in enumerate(parts):
+                if len(self.commands) > 1:
+                    out.write(f"=== check {i + 1}/{len(self.commands)}: ".encode())
+                    out.write(redact(self.commands[i]).encode() + b"\n")
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out)
+                part.unlink()
+        os.replace(partial, log)
+        last = results[-1]
+        seconds = sum(r.seconds for r in results)
+        compiled = None
+        if last.status == "passed":
+            compiled = frozenset().union(*(_compiled(d) for d in set(dirs)))
+        self.runs += 1
+        self.history.append(CheckRun(tree, seconds, incremental, last.status == "passed"))
+        return CheckResult(
+            tree,
+            last.status,
+            seconds,
+            last.tail,
+            log,
+            cached=False,
+            exit_status=last.exit_status,
+            incremental=incremental,
+            compiled=compiled,
+        )
+
+    def _run(self, tree: str, command: str, export: Path, log: Path) -> CheckResult:
+        raw = export.with_name(f"{export.name}.out")
         # Written beside the export and renamed (same file system): readers see only whole logs.
-        partial = export.with_name(f"{tree}.log")
-        home = export.with_name(f"{tree}.home")
+        partial = export.with_name(f"{export.name}.log")
+        home = export.with_name(f"{export.name}.home")
+        _remove(home)
         (home / "tmp").mkdir(parents=True)
         sandbox = resolve_sandbox(self.sandbox)
-        argv = sandboxed(sandbox, [SHELL, "-c", self.command], export, home, self.writable)
+        cache = self._ccache()
+        writable = (*self.writable, cache) if cache else self.writable
+        argv = sandboxed(sandbox, [SHELL, "-c", command], export, home, writable)
         if sandbox == "none" and os.geteuid() == 0 and has_secrets():
             logger.warning(
                 "the check runs as root without a sandbox: it could read the bot's memory, "
@@ -235,7 +393,7 @@ class CheckRunner:
                     proc = subprocess.Popen(
                         argv,
                         cwd=export,
-                        env=_environment(home, self.env),
+                        env=_environment(home, self.env, cache, export),
                         stdin=subprocess.DEVNULL,
                         stdout=out,
                         stderr=subprocess.STDOUT,
@@ -257,18 +415,29 @@ class CheckRunner:
                 _adopt_orphans(False)
         seconds = time.monotonic() - started
         _relative_to(export, raw, partial, home)
+        _remove(raw)
+        _remove(home)
         tail = _tail(partial)
         os.replace(partial, log)
         if exit_status in _CANNOT_START:
-            raise SetupError(
-                f"check command cannot start (exit {exit_status}): {self.command}\n{tail}"
-            )
+            raise SetupError(f"check command cannot start (exit {exit_status}): {command}\n{tail}")
         if exit_status and _TOOL_MISSING.search(log.read_text(errors="replace")):
             raise SetupError(f"check command: a tool the build runs is missing\n{tail}")
         status: Status = (
             "timeout" if exit_status is None else "passed" if exit_status == 0 else "failed"
         )
         return CheckResult(tree, status, seconds, tail, log, cached=False, exit_status=exit_status)
+
+    def _ccache(self) -> Path | None:
+        """The compiler cache under the state dir, when ccache is installed and the operator
+        did not pass a CCACHE_DIR of their own; None otherwise."""
+        if "CCACHE_DIR" in self.env or not any(d.is_dir() for d in _CCACHE_LINKS):
+            return None
+        if shutil.which("ccache") is None:
+            return None
+        cache = (self.root / "ccache").absolute()
+        cache.mkdir(parents=True, exist_ok=True)
+        return cache
 
     def _record(self, result: CheckResult) -> None:
         data: dict[str, Any] = {
@@ -280,29 +449,81 @@ class CheckRunner:
             "timeout": self.timeout,
             "tail": result.tail,
         }
+        if result.compiled is not None:
+            data["compiled"] = sorted(result.compiled)
         final = self.results / f"{result.tree}.json"
         partial = final.with_name(f"{final.name}.{os.getpid()}.tmp")
         partial.write_text(json.dumps(data, indent=1) + "\n")
         os.replace(partial, final)
 
 
-def _environment(home: Path, passed: Sequence[str] = ()) -> dict[str, str]:
+def _environment(
+    home: Path, passed: Sequence[str] = (), ccache: Path | None = None, basedir: Path | None = None
+) -> dict[str, str]:
     """Only what a build needs, built from nothing: no tokens, no GIT_*, no MAKEFLAGS or
     compiler settings of whoever started the bot (unless `passed` names them), a home and a
     temporary directory of its own, and the C locale so compiler messages parse the same
-    everywhere."""
+    everywhere. With `ccache` (its directory), the compiler runs through ccache's links, with
+    paths under `basedir` hashed as relative ones (hits across build directories)."""
+    path = os.environ.get("PATH") or _DEFAULT_PATH
     env = {
-        "PATH": os.environ.get("PATH") or _DEFAULT_PATH,
+        "PATH": path,
         "HOME": str(home),
         "TMPDIR": str(home / "tmp"),
         "LANG": "C",
         "LC_ALL": "C",
     }
+    if ccache is not None:
+        links = next(str(d) for d in _CCACHE_LINKS if d.is_dir())
+        env["PATH"] = f"{links}{os.pathsep}{path}"
+        env["CCACHE_DIR"] = str(ccache)
+        if basedir is not None:
+            env["CCACHE_BASEDIR"] = str(basedir)
     for name in passed:
         value = os.environ.get(name)
         if value is not None:
             env[name] = value
     return env
+
+
+def _safe_name(name: str) -> str:
+    """A branch or tree name as one directory name (`xsa/4.18` -> `xsa+4.18`)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "+", name.replace("+", "++")).lstrip(".")
+    return safe or "+"
+
+
+def _mark(workdir: Path) -> Path:
+    """Beside a line's build directory: the tree (and command) it holds, once built."""
+    return workdir.with_name(f"{workdir.name}.tree")
+
+
+def _compiled(root: Path) -> frozenset[str]:
+    """The C files under `root` that a build compiled: an object of theirs beside them
+    (`_OBJECTS`) at least as new as they are. In a build directory moved from tree to tree,
+    an object older than its source is one the build did not remake: not compiled."""
+    found = set()
+    for top, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        names = set(files)
+        for name in files:
+            if not name.endswith(".c"):
+                continue
+            stem = name[:-2]
+            try:
+                source = os.stat(os.path.join(top, name)).st_mtime_ns
+                newest = max(
+                    (
+                        os.stat(os.path.join(top, stem + suffix)).st_mtime_ns
+                        for suffix in _OBJECTS
+                        if stem + suffix in names
+                    ),
+                    default=None,
+                )
+            except OSError:
+                continue
+            if newest is not None and newest >= source:
+                found.add(os.path.relpath(os.path.join(top, name), root))
+    return frozenset(found)
 
 
 def sandboxed(
@@ -537,4 +758,7 @@ def read_verdict(
         log=logs / f"{tree}.log",
         cached=True,
         exit_status=data.get("exit_status"),
+        compiled=frozenset(map(str, data["compiled"]))
+        if isinstance(data.get("compiled"), list)
+        else None,
     )

@@ -68,6 +68,15 @@ def branch_lines(
         lines += [f"    {d}" for d in b.detail.splitlines()[:5]]
     if report.not_applied:
         lines.append("  not applied by the manifest: " + ", ".join(map(str, report.not_applied)))
+    for n in report.not_compiled:
+        lines.append(f"  NOT COMPILED by the check, XSA-{n.xsa}: {', '.join(n.files)}")
+    if report.check is not None and report.check.runs:
+        runs = report.check.runs
+        incremental = sum(r.incremental for r in runs)
+        lines.append(
+            f"  checks: {len(runs)} in {report.check.seconds:.0f} s"
+            f" ({incremental} incremental, {len(runs) - incremental} on a clean export)"
+        )
     lines += [f"  problem: {p}" for p in report.problems if p not in shown_elsewhere]
     return lines
 

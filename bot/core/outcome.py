@@ -51,6 +51,8 @@ class XsaOutcome:
     state: XsaState
     picks: tuple[Pick, ...] = ()
     blocked: Blocked | None = None
+    # Applied, and the check passed, but it compiled none of these C files the XSA changes.
+    not_compiled: tuple[str, ...] = ()
 
     @property
     def accepted_partial(self) -> tuple[str, ...]:

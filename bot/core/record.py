@@ -96,6 +96,8 @@ class XsaRecord(_Stored):
     # Commits applied although they land differently than on source, as the manifest's
     # `partial` accepts (absent from records written before it existed).
     accepted_partial: tuple[str, ...] = ()
+    # Applied and the check passed, but the check compiled none of these C files it changes.
+    not_compiled: tuple[str, ...] = ()
 
 
 class ProposalsRecord(_Stored):
@@ -110,6 +112,16 @@ class ProposalsRecord(_Stored):
     wanted: dict[str, str] = {}
 
 
+class CheckRunRecord(_Stored):
+    """One check the build's gate ran: its cost, and whether it was incremental (in the
+    line's build directory moved from an earlier tree) or on a clean export."""
+
+    tree: str
+    seconds: float
+    incremental: bool
+    passed: bool
+
+
 class BuildRecord(_Stored):
     manifest: str
     branch: str
@@ -121,6 +133,7 @@ class BuildRecord(_Stored):
     bot: str = ""
     source_commit: str = ""  # the source tip the build saw
     proposals: ProposalsRecord | None = None  # None: not worked out yet (`ProposalsRecord`)
+    checks: tuple[CheckRunRecord, ...] = ()  # the checks the gate ran for this build
 
     def states(self, state: str) -> list[int]:
         return [x.xsa for x in self.xsas if x.state == state]
@@ -291,7 +304,13 @@ def _where(loc: tuple[int | str, ...]) -> str:
 
 
 def make_record(
-    *, name: str, manifest: Manifest, inputs: str, result: BuildResult, bot: str
+    *,
+    name: str,
+    manifest: Manifest,
+    inputs: str,
+    result: BuildResult,
+    bot: str,
+    checks: tuple[CheckRunRecord, ...] = (),
 ) -> BuildRecord:
     outcomes = {o.xsa: o for o in result.outcomes}
     xsas = []
@@ -311,6 +330,7 @@ def make_record(
                 detail=blocked.detail if blocked else "",
                 waits_for=blocked.waits_for if blocked else (),
                 accepted_partial=outcome.accepted_partial if outcome else (),
+                not_compiled=outcome.not_compiled if outcome else (),
             )
         )
     return BuildRecord(
@@ -323,4 +343,5 @@ def make_record(
         xsas=tuple(xsas),
         bot=bot,
         source_commit=result.source_commit,
+        checks=checks,
     )

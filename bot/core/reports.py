@@ -86,17 +86,38 @@ class WouldWithdraw(Report):
     where: str  # the manifest's entry, `file:line`
 
 
+class CheckRun(Report):
+    """One check the gate ran: on which tree, how long, and whether incrementally (in the
+    line's build directory moved from an earlier tree) or on a clean export (the first of a
+    line, and the confirmation of every incremental failure)."""
+
+    tree: str
+    seconds: float
+    incremental: bool
+    passed: bool
+
+
+class NotCompiled(Report):
+    """An applied XSA's C files that the passing check did not compile: it proves nothing
+    about them (add a command to the tree's `check` that builds them)."""
+
+    xsa: int
+    files: tuple[str, ...]
+
+
 class CheckReport(Report):
     """The check gate's run on one branch; a plan runs none and says so in `skipped`."""
 
     _omit_unset: ClassVar[frozenset[str]] = frozenset(
-        {"base_fails", "held_back", "checks_run", "trees_checked", "skipped"}
+        {"base_fails", "held_back", "checks_run", "seconds", "runs", "trees_checked", "skipped"}
     )
     command: str | None
     passed: bool | None  # None: not run
     base_fails: bool = False
     held_back: tuple[int, ...] = ()
     checks_run: int = 0
+    seconds: float = 0.0  # the time the checks run took, together
+    runs: tuple[CheckRun, ...] = ()  # each check run, in order
     trees_checked: tuple[str, ...] = ()
     skipped: str | None = None
 
@@ -117,6 +138,7 @@ class BranchReport(Report):
     already_applied: tuple[int, ...] = ()
     blocked: tuple[BlockedXsa, ...] = ()
     not_applied: tuple[int, ...] = ()  # declared blocked or not-affected in the manifest
+    not_compiled: tuple[NotCompiled, ...] = ()  # applied, but the passing check skipped these
     would_withdraw: tuple[WouldWithdraw, ...] = ()  # why the branch is kept (action `kept`)
     build: str | None = None  # what `xsabot build` gives for this manifest
     previous: str | None = None  # the published tip before the pass
@@ -145,6 +167,9 @@ def from_record(record: BuildRecord) -> dict[str, Any]:
         "blocked": tuple(_blocked(x) for x in record.xsas if x.state == "blocked"),
         "not_applied": tuple(
             x.xsa for x in record.xsas if x.state in ("not-affected", "declared-blocked")
+        ),
+        "not_compiled": tuple(
+            NotCompiled(xsa=x.xsa, files=x.not_compiled) for x in record.xsas if x.not_compiled
         ),
         "build": record.build,
         "base": record.base,
