@@ -23,6 +23,7 @@ from bot.config import Config, ForgeConfig, Identity
 from bot.core.ports import (
     BOT_BRANCH_PREFIX,
     CommitState,
+    MergedProposal,
     MergeRequest,
     Proposal,
     bot_marker_in,
@@ -166,6 +167,20 @@ class GitHubForge:
                 found.delete()
 
         self._run(f"delete a comment on pull request #{mr_id}", run)
+
+    def tidy_merged(self) -> list[MergedProposal]:
+        def run() -> list[MergedProposal]:
+            pulls = self._repo.get_pulls(state="closed", sort="created", direction="asc")
+            merged = [
+                mr
+                for mr in (self._merge_request(pr) for pr in self._ours(pulls))
+                if mr.state == "merged" and mr.branch.startswith(BOT_BRANCH_PREFIX)
+            ]
+            if not merged:
+                return []
+            return self._branches.remove_merged(merged, base=self._default_branch())
+
+        return self._run("remove the branches of the bot's merged pull requests", run)
 
     def set_status(
         self, sha: str, state: CommitState, context: str, description: str, url: str | None = None

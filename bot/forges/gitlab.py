@@ -23,6 +23,7 @@ from bot.config import Config, ForgeConfig, Identity
 from bot.core.ports import (
     BOT_BRANCH_PREFIX,
     CommitState,
+    MergedProposal,
     MergeRequest,
     MergeRequestState,
     Proposal,
@@ -178,6 +179,21 @@ class GitLabForge:
                 self._mr_handle(mr_id).notes.delete(note.id)
 
         self._run(f"delete a comment on merge request !{mr_id}", run)
+
+    def tidy_merged(self) -> list[MergedProposal]:
+        def run() -> list[MergedProposal]:
+            found = self._project().mergerequests.list(state="merged", iterator=True)
+            merged = [
+                self._merge_request(mr.attributes)
+                for mr in self._ours(found)
+                if str(mr.source_branch).startswith(BOT_BRANCH_PREFIX)
+            ]
+            if not merged:
+                return []
+            base = str(self._project().default_branch)
+            return self._branches.remove_merged(merged, base=base)
+
+        return self._run("remove the branches of the bot's merged merge requests", run)
 
     def set_status(
         self, sha: str, state: CommitState, context: str, description: str, url: str | None = None

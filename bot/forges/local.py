@@ -34,6 +34,7 @@ from bot.config import Identity
 from bot.core.ports import (
     BOT_BRANCH_PREFIX,
     CommitState,
+    MergedProposal,
     MergeRequest,
     Proposal,
     content_hash_in,
@@ -49,6 +50,7 @@ from bot.git.proposal_branch import (
     commit_date,
     commit_files,
     commit_info,
+    delete_branch,
     is_ancestor,
     move_branch,
     top_level,
@@ -192,6 +194,45 @@ class LocalForge:
             record["comments"].append({"key": key, "body": body})
         self._save(record)
 
+    def tidy_merged(self) -> list[MergedProposal]:
+        """Records found merged become `merged`; the branch goes if its tip is the bot's."""
+        open_records = [
+            r
+            for r in self._all_records()
+            if r["state"] == "open" and str(r["branch"]).startswith(BOT_BRANCH_PREFIX)
+        ]
+        if not open_records:
+            return []
+        tips = branch_tips(self.repo, BOT_BRANCH_PREFIX)
+        merged = branch_tips(self.repo, BOT_BRANCH_PREFIX, merged_into=self._default)
+        done = []
+        for record in open_records:
+            branch = str(record["branch"])
+            tip = tips.get(branch)
+            if tip is None:
+                if not self._is_merged(record["head"]):
+                    continue
+            elif merged.get(branch) != tip:
+                continue
+            record["state"] = "merged"  # before the branch goes: its tip told it was merged
+            self._save(record)
+            removed = tip is not None and self._remove_merged_branch(branch, tip, record)
+            done.append(MergedProposal(self._merge_request(record), branch_removed=removed))
+        return done
+
+    def _remove_merged_branch(self, branch: str, tip: str, record: Record) -> bool:
+        """Delete the merged `branch` if its tip is the bot's own commit and nobody has it
+        checked out; a maintainer's commit there keeps it."""
+        if tip != record["head"] and not self._is_proposal_commit(branch, tip):
+            return False
+        if checked_out_branch(self.repo) == branch:
+            return False
+        try:
+            delete_branch(self.repo, branch, tip)
+        except GitError:
+            return False  # moved meanwhile: whoever moved it owns it now
+        return True
+
     def set_status(
         self, sha: str, state: CommitState, context: str, description: str, url: str | None = None
     ) -> None:
@@ -295,6 +336,8 @@ class LocalForge:
     # -- records ----------------------------------------------------------------------------
 
     def _state(self, record: Record) -> Literal["open", "merged", "closed"]:
+        if record["state"] == "merged":
+            return "merged"
         if record["state"] != "open":
             return "closed"
         # The branch tip, or the bot's last commit if a volunteer deleted the branch after merging.

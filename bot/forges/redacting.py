@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from bot.core.ports import CommitState, Forge, MergeRequest, Proposal
+from bot.core.ports import CommitState, Forge, MergedProposal, MergeRequest, Proposal, TidiesMerged
 from bot.forges.plan_comment import GITHUB_COMMENT_LIMIT, KeyedComments
 from bot.redact import redact
 
@@ -55,6 +55,10 @@ class RedactingForge:
     def delete_comment(self, mr_id: int, key: str) -> None:
         if isinstance(self.inner, KeyedComments):
             self.inner.delete_comment(mr_id, key)
+
+    def tidy_merged(self) -> list[MergedProposal]:
+        """The inner forge's (`TidiesMerged`); nothing if it does not tidy."""
+        return self.inner.tidy_merged() if isinstance(self.inner, TidiesMerged) else []
 
     def set_status(
         self, sha: str, state: CommitState, context: str, description: str, url: str | None = None
