@@ -175,16 +175,18 @@ def test_gitlab_a_merged_bot_merge_request_has_its_branch_removed_and_told_once(
     forge = gl.make_forge(gitlab, tmp_path, repo.path)
     mr = forge.open(gl.proposal(xsa=2))
     other = forge.open(gl.proposal(xsa=3))
-    assert forge.tidy_merged() == []  # nothing merged yet
+    gitlab.requests.clear()
+    assert forge.tidy_merged(forge.list_open()) == []  # nothing merged yet
+    assert len(gitlab.calls("GET", "/merge_requests$")) == 1  # the open listing alone
 
     repo.repo.git.merge("--no-ff", "--no-edit", mr.branch)
     gitlab.mr(gl.PROJECT, mr.id)["state"] = "merged"
-    [merged] = forge.tidy_merged()
+    [merged] = forge.tidy_merged([])
     assert (merged.mr.id, merged.mr.branch, merged.mr.state) == (mr.id, mr.branch, "merged")
     assert merged.branch_removed
     assert branch_tip(repo.path, mr.branch) is None
     assert branch_tip(repo.path, other.branch) is not None  # open: left alone
-    assert forge.tidy_merged() == []  # the branch's absence is the record
+    assert forge.tidy_merged([]) == []  # the branch's absence is the record
 
 
 def test_gitlab_a_merged_branch_with_someone_elses_commit_stays(
@@ -199,7 +201,7 @@ def test_gitlab_a_merged_branch_with_someone_elses_commit_stays(
     repo.checkout("master")
     repo.repo.git.merge("--no-ff", "--no-edit", mr.branch)
     gitlab.mr(gl.PROJECT, mr.id)["state"] = "merged"
-    assert forge.tidy_merged() == []
+    assert forge.tidy_merged([]) == []
     assert branch_tip(repo.path, mr.branch) == theirs
 
 
@@ -211,13 +213,13 @@ def test_github_a_merged_bot_pull_request_has_its_branch_removed_and_told_once(
     forge = gh.make_forge(github, tmp_path, repo.path)
     mr = forge.open(gh.proposal(xsa=2))
     other = forge.open(gh.proposal(xsa=3))
-    assert forge.tidy_merged() == []
+    assert forge.tidy_merged([]) == []
 
     repo.repo.git.merge("--no-ff", "--no-edit", mr.branch)
     github.merge(gh.REPO, mr.id)
-    [merged] = forge.tidy_merged()
+    [merged] = forge.tidy_merged([])
     assert (merged.mr.id, merged.mr.branch, merged.mr.state) == (mr.id, mr.branch, "merged")
     assert merged.branch_removed
     assert branch_tip(repo.path, mr.branch) is None
     assert branch_tip(repo.path, other.branch) is not None
-    assert forge.tidy_merged() == []
+    assert forge.tidy_merged([]) == []

@@ -150,12 +150,12 @@ def _action(d: Decision, mr: MergeRequest | None, error: str | None = None) -> P
     )
 
 
-def _tidy_merged(forge: Forge) -> list[ProposalAction]:
+def _tidy_merged(forge: Forge, open_mrs: Sequence[MergeRequest]) -> list[ProposalAction]:
     """The bot's proposals merged since the last pass, told of once (`TidiesMerged`): the
     forge records them merged and removes their branches."""
     if not isinstance(forge, TidiesMerged):
         return []
-    return [_merged_action(m) for m in forge.tidy_merged()]
+    return [_merged_action(m) for m in forge.tidy_merged(open_mrs)]
 
 
 def _merged_action(m: MergedProposal) -> ProposalAction:
@@ -252,8 +252,8 @@ def converge(
     loaded = {m.name for m in outcome.manifests}
     unreadable = {p.stem for p in config.manifests.glob("*.y*ml") if p.stem not in loaded}
     try:
-        out.actions = _tidy_merged(forge)
         open_mrs = forge.list_open()
+        out.actions = _tidy_merged(forge, open_mrs)
         by_manifest: dict[str, list[MergeRequest]] = {}
         for mr in open_mrs:
             parsed = parse_proposal_branch(mr.branch)

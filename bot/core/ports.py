@@ -164,8 +164,10 @@ class TidiesMerged(Protocol):
     """What a forge offers beyond `Forge` so a merged proposal is told of once and its branch
     goes: the local forge, GitLab and GitHub have it."""
 
-    def tidy_merged(self) -> list[MergedProposal]:
-        """The bot's merge requests merged since the last call, now recorded so (the local
+    def tidy_merged(self, open_mrs: Sequence[MergeRequest]) -> list[MergedProposal]:
+        """The bot's merge requests merged since the last call (`open_mrs`: the pass's listing
+        of the open ones, so a forge asks about merged ones only when a bot branch is left
+        that no open merge request is from), now recorded so (the local
         forge's record; on a remote forge the branch's absence), each branch deleted when its
         tip is the bot's own proposal commit for it (its `Xsabot-Proposal:` trailer) and is
         in the default branch. A branch without the trailer is never deleted."""

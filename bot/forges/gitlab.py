@@ -11,7 +11,7 @@ python-gitlab's own retries are switched off (see `_Client`): `bot.forges.http` 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -180,18 +180,22 @@ class GitLabForge:
 
         self._run(f"delete a comment on merge request !{mr_id}", run)
 
-    def tidy_merged(self) -> list[MergedProposal]:
-        def run() -> list[MergedProposal]:
+    def tidy_merged(self, open_mrs: Sequence[MergeRequest] = ()) -> list[MergedProposal]:
+        def merged() -> list[MergeRequest]:
             found = self._project().mergerequests.list(state="merged", iterator=True)
-            merged = [
+            return [
                 self._merge_request(mr.attributes)
                 for mr in self._ours(found)
                 if str(mr.source_branch).startswith(BOT_BRANCH_PREFIX)
             ]
-            if not merged:
-                return []
-            base = str(self._project().default_branch)
-            return self._branches.remove_merged(merged, base=base)
+            return merged
+
+        def run() -> list[MergedProposal]:
+            return self._branches.remove_merged(
+                merged,
+                open_branches={mr.branch for mr in open_mrs},
+                base=lambda: str(self._project().default_branch),
+            )
 
         return self._run("remove the branches of the bot's merged merge requests", run)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -194,7 +195,7 @@ class LocalForge:
             record["comments"].append({"key": key, "body": body})
         self._save(record)
 
-    def tidy_merged(self) -> list[MergedProposal]:
+    def tidy_merged(self, open_mrs: Sequence[MergeRequest] = ()) -> list[MergedProposal]:
         """Records found merged become `merged`; the branch goes if its tip is the bot's."""
         open_records = [
             r

@@ -9,6 +9,7 @@ are the volunteers' YAML, and the bot's edits of it quote commit subjects, never
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Literal
 
@@ -56,9 +57,11 @@ class RedactingForge:
         if isinstance(self.inner, KeyedComments):
             self.inner.delete_comment(mr_id, key)
 
-    def tidy_merged(self) -> list[MergedProposal]:
+    def tidy_merged(self, open_mrs: Sequence[MergeRequest]) -> list[MergedProposal]:
         """The inner forge's (`TidiesMerged`); nothing if it does not tidy."""
-        return self.inner.tidy_merged() if isinstance(self.inner, TidiesMerged) else []
+        if not isinstance(self.inner, TidiesMerged):
+            return []
+        return self.inner.tidy_merged(open_mrs)
 
     def set_status(
         self, sha: str, state: CommitState, context: str, description: str, url: str | None = None

@@ -16,7 +16,7 @@ The GitLab and GitHub forges take their checks before a request from here: `chec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from bot.config import Identity
@@ -82,16 +82,27 @@ class RemoteBranches:
             )
         return new
 
-    def remove_merged(self, merged: Sequence[MergeRequest], *, base: str) -> list[MergedProposal]:
-        """Delete the branches of the merged merge requests `merged` that are still there,
-        each only if its tip is the bot's proposal commit for it and is in `base`; return
-        those deleted. The branch's absence is what tells the next pass it was told of."""
+    def remove_merged(
+        self,
+        merged: Callable[[], Sequence[MergeRequest]],
+        *,
+        open_branches: Collection[str],
+        base: Callable[[], str],
+    ) -> list[MergedProposal]:
+        """Delete the branches of the bot's merged merge requests (`merged` lists them) that
+        are still there, each only if its tip is the bot's proposal commit for it and is in
+        the default branch (`base` names it); return those deleted. The branch's absence is
+        what tells the next pass it was told of. The forge is asked nothing when every bot
+        branch left is one of `open_branches` (one `ls-remote` a pass, no request)."""
         self._clone.ensure()
         tips = self._clone.branches(self.push_url, BOT_BRANCH_PREFIX)
-        candidates = [mr for mr in merged if mr.branch in tips]
+        if not set(tips) - set(open_branches):
+            return []
+        candidates = [mr for mr in merged() if mr.branch in tips]
         if not candidates:
             return []
-        base_sha = self._clone.fetch(self.fetch_url, base, f"refs/xsabot/base/{base}")
+        default = base()
+        base_sha = self._clone.fetch(self.fetch_url, default, f"refs/xsabot/base/{default}")
         removed: dict[str, MergedProposal] = {}
         for mr in sorted(candidates, key=lambda m: -m.id):  # the newest merge request first
             if mr.branch in removed:
