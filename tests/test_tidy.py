@@ -8,21 +8,28 @@ live in a real git repository.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.git.proposal_branch import branch_tip
+from tests import test_converge as tc
 from tests import test_forge_github as gh
 from tests import test_forge_gitlab as gl
 from tests.conftest import Bot
 from tests.fakes.github import FakeGitHub
 from tests.fakes.gitlab import FakeGitLab
+from tests.fakes.repos import run_git
+from tests.fakes.repos import tip as remote_tip
 from tests.forge_contract import seed_manifests
 from tests.gitrepo import RepoBuilder, XenLike
 from tests.manifests import manifest
+from tests.test_converge import PROJECT, ForgeSetup, two_xsas
+from tests.test_converge import reconcile as converge_reconcile
 
 BRANCH = "xsabot/4.19/xsa-2"
+forge_setup, forge_bot = tc.forge_setup, tc.forge_bot  # the converge tests' GitLab/GitHub
 
 
 @pytest.fixture
@@ -142,7 +149,7 @@ def test_a_proposal_no_longer_needed_is_closed_with_a_comment_saying_why(
 
 
 @pytest.fixture
-def gitlab() -> object:
+def gitlab() -> Iterator[FakeGitLab]:
     server = FakeGitLab(gl.TOKEN, prefix="/gitlab")
     server.start()
     yield server
@@ -152,7 +159,7 @@ def gitlab() -> object:
 
 
 @pytest.fixture
-def github() -> object:
+def github() -> Iterator[FakeGitHub]:
     server = FakeGitHub(gh.TOKEN, prefix="/api/v3")
     server.start()
     yield server
@@ -223,3 +230,27 @@ def test_github_a_merged_bot_pull_request_has_its_branch_removed_and_told_once(
     assert branch_tip(repo.path, mr.branch) is None
     assert branch_tip(repo.path, other.branch) is not None
     assert forge.tidy_merged([]) == []
+
+
+def test_a_merged_gitlab_or_github_proposal_is_told_once_by_reconcile_and_its_branch_goes(
+    forge_bot: Bot, forge_setup: ForgeSetup, xenlike: XenLike
+) -> None:
+    forge_setup.seed(two_xsas(xenlike))
+    [opened] = converge_reconcile(forge_bot)["proposals"]
+    assert (opened["action"], opened["branch"]) == ("open", BRANCH)
+
+    # A maintainer merges it on the forge: the default branch gets it, the MR says merged.
+    checkout = forge_setup.checkout
+    run_git("fetch", "--quiet", str(forge_setup.remote), BRANCH, cwd=checkout.path)
+    run_git("merge", "--quiet", "--no-ff", "--no-edit", "FETCH_HEAD", cwd=checkout.path)
+    run_git("push", "--quiet", str(forge_setup.remote), "main", cwd=checkout.path)
+    if isinstance(forge_setup.server, FakeGitLab):
+        forge_setup.server.mr(PROJECT, opened["id"])["state"] = "merged"
+    else:
+        forge_setup.server.merge(PROJECT, opened["id"])
+
+    run = forge_bot("reconcile")
+    assert f"proposal {BRANCH}: merged; branch removed" in run.out.splitlines(), run.out
+    assert remote_tip(forge_setup.remote, BRANCH) is None
+    again = converge_reconcile(forge_bot)
+    assert again["proposals"] == [] and again["errors"] == []
