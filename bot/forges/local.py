@@ -7,7 +7,8 @@ A volunteer reviews with `git show xsabot/4.19/xsa-470` and accepts with
 `git merge xsabot/4.19/xsa-470`: a proposal whose branch tip is in the default branch counts
 as merged; the next pass records it so (`tidy_merged`) and deletes the branch if its tip is
 the bot's own proposal commit. Commit statuses are kept per commit in
-`<state>/proposals/statuses/<sha>.json`, as they belong to commits, not to proposals (the plan's status goes on a volunteer's commit).
+`<state>/proposals/statuses/<sha>.json`, as they belong to commits, not to proposals (the
+plan's status goes on a volunteer's commit).
 Given a `CheckRunner` on the mirror (`check`), the local forge is also the CI of the forge-CI
 check gate: asked about a commit the mirror has and its CI has not judged yet, it runs the
 check command on that commit's tree and records the verdict as the status `CI_CONTEXT`.
