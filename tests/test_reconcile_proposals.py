@@ -59,7 +59,9 @@ def test_blocked_xsa_gets_one_proposal_that_merging_makes_published(
     assert third["status"] == 0, third
     [branch] = third["branches"]
     assert branch["applied"] == [1, 2] and branch["published"] is True
-    assert third["proposals"] == []  # merged: nothing to open, nothing to close
+    [merged] = third["proposals"]  # merged: told once, nothing to open, nothing to close
+    assert (merged["action"], merged["branch"]) == ("merged", "xsabot/4.19/xsa-2")
+    assert _reconcile(bot)["proposals"] == []
 
     run = bot("status")
     assert "proposal" not in run.out

@@ -27,7 +27,15 @@ from bot.app.searches import Searcher, explained
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config, Identity
 from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
-from bot.core.ports import Forge, MergeRequest, NoProgress, Progress, Proposal
+from bot.core.ports import (
+    Forge,
+    MergedProposal,
+    MergeRequest,
+    NoProgress,
+    Progress,
+    Proposal,
+    TidiesMerged,
+)
 from bot.core.prereqs import FinderResult
 from bot.core.proposals import (
     Decision,
@@ -142,6 +150,32 @@ def _action(d: Decision, mr: MergeRequest | None, error: str | None = None) -> P
     )
 
 
+def _tidy_merged(forge: Forge, open_mrs: Sequence[MergeRequest]) -> list[ProposalAction]:
+    """The bot's proposals merged since the last pass, told of once (`TidiesMerged`): the
+    forge records them merged and removes their branches."""
+    if not isinstance(forge, TidiesMerged):
+        return []
+    return [_merged_action(m) for m in forge.tidy_merged(open_mrs)]
+
+
+def _merged_action(m: MergedProposal) -> ProposalAction:
+    parsed = parse_proposal_branch(m.mr.branch)
+    manifest, xsa = parsed if parsed is not None else ("", 0)
+    reason = "branch removed" if m.branch_removed else "branch kept (it has commits not the bot's)"
+    return ProposalAction(
+        action="merged",
+        manifest=manifest,
+        xsa=xsa,
+        branch=m.mr.branch,
+        reason=reason,
+        title=m.mr.title,
+        draft=m.mr.draft,
+        id=m.mr.id,
+        url=m.mr.url,
+        state="merged",
+    )
+
+
 @dataclass(frozen=True)
 class Derived:
     """One manifest's proposals as its build and searches say they should be."""
@@ -219,6 +253,7 @@ def converge(
     unreadable = {p.stem for p in config.manifests.glob("*.y*ml") if p.stem not in loaded}
     try:
         open_mrs = forge.list_open()
+        out.actions = _tidy_merged(forge, open_mrs)
         by_manifest: dict[str, list[MergeRequest]] = {}
         for mr in open_mrs:
             parsed = parse_proposal_branch(mr.branch)
@@ -240,7 +275,7 @@ def converge(
         ]
         if derived or judged:
             with progress.step("updating proposals"):
-                out.actions = _sync(
+                out.actions += _sync(
                     forge,
                     [d.file for d in derived.values()],
                     {name: d.result for name, d in derived.items()},

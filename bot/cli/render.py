@@ -123,6 +123,9 @@ def proposal_lines(actions: Sequence[Any]) -> list[str]:
     """One line per proposal the pass touched (`bot.app.proposals.ProposalAction`)."""
     lines = []
     for a in actions:
+        if a.action == "merged":
+            lines.append(f"proposal {a.branch}: merged; {a.reason}")
+            continue
         where = f" !{a.id}" if a.id is not None else ""
         draft = " (draft)" if a.draft else ""
         lines.append(

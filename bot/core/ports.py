@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 MARKER_PREFIX = "<!-- xsabot:"
 BOT_BRANCH_PREFIX = "xsabot/"
@@ -148,6 +148,29 @@ class Forge(Protocol):
 
     def check_status(self, sha: str) -> Literal["pending", "success", "failure", "unknown"]:
         """The combined pipeline/check status of a commit (for the check gate)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MergedProposal:
+    """One of the bot's merge requests found merged and not told of before (`TidiesMerged`)."""
+
+    mr: MergeRequest
+    branch_removed: bool  # False: the branch holds a commit not the bot's, so it stays
+
+
+@runtime_checkable
+class TidiesMerged(Protocol):
+    """What a forge offers beyond `Forge` so a merged proposal is told of once and its branch
+    goes: the local forge, GitLab and GitHub have it."""
+
+    def tidy_merged(self, open_mrs: Sequence[MergeRequest]) -> list[MergedProposal]:
+        """The bot's merge requests merged since the last call (`open_mrs`: the pass's listing
+        of the open ones, so a forge asks about merged ones only when a bot branch is left
+        that no open merge request is from), now recorded so (the local
+        forge's record; on a remote forge the branch's absence), each branch deleted when its
+        tip is the bot's own proposal commit for it (its `Xsabot-Proposal:` trailer) and is
+        in the default branch. A branch without the trailer is never deleted."""
         ...
 
 

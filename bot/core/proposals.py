@@ -48,7 +48,7 @@ from bot.core.ports import BOT_BRANCH_PREFIX, ManifestEditor, MergeRequest, Prop
 from bot.core.prereqs import Candidate, FinderResult
 from bot.manifest.model import Manifest
 
-Action = Literal["open", "update", "keep", "close"]
+Action = Literal["open", "update", "keep", "close", "merged"]  # merged: told of once, by the forge
 
 # One proposal per (manifest, XSA): the name is how the bot finds its merge request again.
 _PROPOSAL_BRANCH = re.compile(rf"^{re.escape(BOT_BRANCH_PREFIX)}(?P<name>[^/]+)/xsa-(?P<xsa>\d+)$")

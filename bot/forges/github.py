@@ -11,7 +11,7 @@ switched off: `bot.forges.http` decides what to wait for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -23,6 +23,7 @@ from bot.config import Config, ForgeConfig, Identity
 from bot.core.ports import (
     BOT_BRANCH_PREFIX,
     CommitState,
+    MergedProposal,
     MergeRequest,
     Proposal,
     bot_marker_in,
@@ -166,6 +167,23 @@ class GitHubForge:
                 found.delete()
 
         self._run(f"delete a comment on pull request #{mr_id}", run)
+
+    def tidy_merged(self, open_mrs: Sequence[MergeRequest] = ()) -> list[MergedProposal]:
+        def merged() -> list[MergeRequest]:
+            pulls = self._repo.get_pulls(state="closed", sort="created", direction="asc")
+            merged = [
+                mr
+                for mr in (self._merge_request(pr) for pr in self._ours(pulls))
+                if mr.state == "merged" and mr.branch.startswith(BOT_BRANCH_PREFIX)
+            ]
+            return merged
+
+        def run() -> list[MergedProposal]:
+            return self._branches.remove_merged(
+                merged, open_branches={mr.branch for mr in open_mrs}, base=self._default_branch
+            )
+
+        return self._run("remove the branches of the bot's merged pull requests", run)
 
     def set_status(
         self, sha: str, state: CommitState, context: str, description: str, url: str | None = None

@@ -11,7 +11,7 @@ python-gitlab's own retries are switched off (see `_Client`): `bot.forges.http` 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -23,6 +23,7 @@ from bot.config import Config, ForgeConfig, Identity
 from bot.core.ports import (
     BOT_BRANCH_PREFIX,
     CommitState,
+    MergedProposal,
     MergeRequest,
     MergeRequestState,
     Proposal,
@@ -178,6 +179,25 @@ class GitLabForge:
                 self._mr_handle(mr_id).notes.delete(note.id)
 
         self._run(f"delete a comment on merge request !{mr_id}", run)
+
+    def tidy_merged(self, open_mrs: Sequence[MergeRequest] = ()) -> list[MergedProposal]:
+        def merged() -> list[MergeRequest]:
+            found = self._project().mergerequests.list(state="merged", iterator=True)
+            return [
+                self._merge_request(mr.attributes)
+                for mr in self._ours(found)
+                if str(mr.source_branch).startswith(BOT_BRANCH_PREFIX)
+            ]
+            return merged
+
+        def run() -> list[MergedProposal]:
+            return self._branches.remove_merged(
+                merged,
+                open_branches={mr.branch for mr in open_mrs},
+                base=lambda: str(self._project().default_branch),
+            )
+
+        return self._run("remove the branches of the bot's merged merge requests", run)
 
     def set_status(
         self, sha: str, state: CommitState, context: str, description: str, url: str | None = None

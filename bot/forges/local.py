@@ -5,8 +5,10 @@ branch `xsabot/...` in it, holding the manifest edit committed by the bot, plus 
 (id, branch, title, body, state, draft, comments) in `<state>/proposals/<id>.json`.
 A volunteer reviews with `git show xsabot/4.19/xsa-470` and accepts with
 `git merge xsabot/4.19/xsa-470`: a proposal whose branch tip is in the default branch counts
-as merged. Commit statuses are kept per commit in `<state>/proposals/statuses/<sha>.json`,
-as they belong to commits, not to proposals (the plan's status goes on a volunteer's commit).
+as merged; the next pass records it so (`tidy_merged`) and deletes the branch if its tip is
+the bot's own proposal commit. Commit statuses are kept per commit in
+`<state>/proposals/statuses/<sha>.json`, as they belong to commits, not to proposals (the
+plan's status goes on a volunteer's commit).
 Given a `CheckRunner` on the mirror (`check`), the local forge is also the CI of the forge-CI
 check gate: asked about a commit the mirror has and its CI has not judged yet, it runs the
 check command on that commit's tree and records the verdict as the status `CI_CONTEXT`.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,6 +37,7 @@ from bot.config import Identity
 from bot.core.ports import (
     BOT_BRANCH_PREFIX,
     CommitState,
+    MergedProposal,
     MergeRequest,
     Proposal,
     content_hash_in,
@@ -49,6 +53,7 @@ from bot.git.proposal_branch import (
     commit_date,
     commit_files,
     commit_info,
+    delete_branch,
     is_ancestor,
     move_branch,
     top_level,
@@ -192,6 +197,45 @@ class LocalForge:
             record["comments"].append({"key": key, "body": body})
         self._save(record)
 
+    def tidy_merged(self, open_mrs: Sequence[MergeRequest] = ()) -> list[MergedProposal]:
+        """Records found merged become `merged`; the branch goes if its tip is the bot's."""
+        open_records = [
+            r
+            for r in self._all_records()
+            if r["state"] == "open" and str(r["branch"]).startswith(BOT_BRANCH_PREFIX)
+        ]
+        if not open_records:
+            return []
+        tips = branch_tips(self.repo, BOT_BRANCH_PREFIX)
+        merged = branch_tips(self.repo, BOT_BRANCH_PREFIX, merged_into=self._default)
+        done = []
+        for record in open_records:
+            branch = str(record["branch"])
+            tip = tips.get(branch)
+            if tip is None:
+                if not self._is_merged(record["head"]):
+                    continue
+            elif merged.get(branch) != tip:
+                continue
+            record["state"] = "merged"  # before the branch goes: its tip told it was merged
+            self._save(record)
+            removed = tip is not None and self._remove_merged_branch(branch, tip, record)
+            done.append(MergedProposal(self._merge_request(record), branch_removed=removed))
+        return done
+
+    def _remove_merged_branch(self, branch: str, tip: str, record: Record) -> bool:
+        """Delete the merged `branch` if its tip is the bot's own commit and nobody has it
+        checked out; a maintainer's commit there keeps it."""
+        if tip != record["head"] and not self._is_proposal_commit(branch, tip):
+            return False
+        if checked_out_branch(self.repo) == branch:
+            return False
+        try:
+            delete_branch(self.repo, branch, tip)
+        except GitError:
+            return False  # moved meanwhile: whoever moved it owns it now
+        return True
+
     def set_status(
         self, sha: str, state: CommitState, context: str, description: str, url: str | None = None
     ) -> None:
@@ -295,6 +339,8 @@ class LocalForge:
     # -- records ----------------------------------------------------------------------------
 
     def _state(self, record: Record) -> Literal["open", "merged", "closed"]:
+        if record["state"] == "merged":
+            return "merged"
         if record["state"] != "open":
             return "closed"
         # The branch tip, or the bot's last commit if a volunteer deleted the branch after merging.

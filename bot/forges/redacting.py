@@ -9,10 +9,11 @@ are the volunteers' YAML, and the bot's edits of it quote commit subjects, never
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Literal
 
-from bot.core.ports import CommitState, Forge, MergeRequest, Proposal
+from bot.core.ports import CommitState, Forge, MergedProposal, MergeRequest, Proposal, TidiesMerged
 from bot.forges.plan_comment import GITHUB_COMMENT_LIMIT, KeyedComments
 from bot.redact import redact
 
@@ -55,6 +56,12 @@ class RedactingForge:
     def delete_comment(self, mr_id: int, key: str) -> None:
         if isinstance(self.inner, KeyedComments):
             self.inner.delete_comment(mr_id, key)
+
+    def tidy_merged(self, open_mrs: Sequence[MergeRequest]) -> list[MergedProposal]:
+        """The inner forge's (`TidiesMerged`); nothing if it does not tidy."""
+        if not isinstance(self.inner, TidiesMerged):
+            return []
+        return self.inner.tidy_merged(open_mrs)
 
     def set_status(
         self, sha: str, state: CommitState, context: str, description: str, url: str | None = None

@@ -16,14 +16,26 @@ The GitLab and GitHub forges take their checks before a request from here: `chec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from bot.config import Identity
-from bot.core.ports import MergeRequest, Proposal, proposal_trailer_in
+from bot.core.ports import (
+    BOT_BRANCH_PREFIX,
+    MergedProposal,
+    MergeRequest,
+    Proposal,
+    proposal_trailer_in,
+)
 from bot.errors import ForgeConflict, ForgeError
 from bot.forges.branch import check_proposal as check_proposal  # re-exported
-from bot.git.proposal_branch import commit_date, commit_files, commit_info, same_tree
+from bot.git.proposal_branch import (
+    commit_date,
+    commit_files,
+    commit_info,
+    is_ancestor,
+    same_tree,
+)
 from bot.git.remote import RemoteClone
 
 
@@ -69,6 +81,49 @@ class RemoteBranches:
                 "not overwriting it (the next pass sees the new tip)"
             )
         return new
+
+    def remove_merged(
+        self,
+        merged: Callable[[], Sequence[MergeRequest]],
+        *,
+        open_branches: Collection[str],
+        base: Callable[[], str],
+    ) -> list[MergedProposal]:
+        """Delete the branches of the bot's merged merge requests (`merged` lists them) that
+        are still there, each only if its tip is the bot's proposal commit for it and is in
+        the default branch (`base` names it); return those deleted. The branch's absence is
+        what tells the next pass it was told of. The forge is asked nothing when every bot
+        branch left is one of `open_branches` (one `ls-remote` a pass, no request)."""
+        self._clone.ensure()
+        tips = self._clone.branches(self.push_url, BOT_BRANCH_PREFIX)
+        if not set(tips) - set(open_branches):
+            return []
+        candidates = [mr for mr in merged() if mr.branch in tips]
+        if not candidates:
+            return []
+        default = base()
+        base_sha = self._clone.fetch(self.fetch_url, default, f"refs/xsabot/base/{default}")
+        removed: dict[str, MergedProposal] = {}
+        for mr in sorted(candidates, key=lambda m: -m.id):  # the newest merge request first
+            if mr.branch in removed:
+                continue
+            tip = self._clone.fetch(self.push_url, mr.branch, f"refs/xsabot/tip/{mr.branch}")
+            if tip != tips[mr.branch] or not self._is_proposal_commit(mr.branch, tip):
+                continue
+            if not is_ancestor(self.cache, tip, base_sha):
+                continue  # not what was merged (a newer proposal on the same branch, say)
+            if self._clone.delete(self.push_url, mr.branch, tip):
+                removed[mr.branch] = MergedProposal(mr, branch_removed=True)
+        return sorted(removed.values(), key=lambda m: m.mr.branch)
+
+    def _is_proposal_commit(self, branch: str, sha: str) -> bool:
+        info = commit_info(self.cache, sha)
+        trailer = proposal_trailer_in(info.message)
+        return (
+            trailer is not None
+            and trailer[0] == branch
+            and info.committer_email == self._identity.email
+        )
 
     def _remote_tip(self, branch: str) -> str | None:
         """The branch's tip in the push repository, fetched so trees can be compared."""

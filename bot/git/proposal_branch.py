@@ -80,6 +80,11 @@ def move_branch(repo: Path, branch: str, new: str, old: str | None) -> None:
     git(["update-ref", f"{_HEADS}{branch}", new, expected], cwd=repo)
 
 
+def delete_branch(repo: Path, branch: str, old: str) -> None:
+    """Delete refs/heads/`branch` if it is still at `old`; GitError if it is not."""
+    git(["update-ref", "-d", f"{_HEADS}{branch}", old], cwd=repo)
+
+
 def branch_tip(repo: Path, branch: str) -> str | None:
     ref = _open(repo).references.get(f"{_HEADS}{branch}")
     if ref is None:

@@ -67,6 +67,39 @@ class RemoteClone:
         )
         return bool(listed.strip())
 
+    def branches(self, url: str, prefix: str) -> dict[str, str]:
+        """The branches of `url` under `prefix` now, and their tips."""
+        listed = git_text(
+            ["ls-remote", "--", _url(url), f"refs/heads/{prefix}*"],
+            cwd=self.path,
+            env=self._env_for(url),
+            timeout=self._timeout,
+        )
+        tips = {}
+        for line in listed.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref.startswith(f"refs/heads/{prefix}"):
+                tips[ref.removeprefix("refs/heads/")] = sha
+        return tips
+
+    def delete(self, url: str, branch: str, expected: str) -> bool:
+        """Delete refs/heads/`branch` of `url` if it is still at `expected`. False if someone
+        moved it meanwhile; GitError for any other failure."""
+        lease = f"--force-with-lease=refs/heads/{branch}:{expected}"
+        proc = git(
+            ["push", "--porcelain", lease, "--", _url(url), f":refs/heads/{branch}"],
+            cwd=self.path,
+            env=self._env_for(url),
+            timeout=self._timeout,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return True
+        output = redact((proc.stdout + proc.stderr).decode("utf-8", "replace")).strip()
+        if _LEASE_LOST.search(output):
+            return False
+        raise GitError(f"git push {redact(url)} :{branch}: {output}")
+
     def committers(self, tip: str, since: str) -> list[tuple[str, str]]:
         """(commit, committer email) of the commits in `tip` and not in `since`."""
         lines = git_text(["log", "--format=%H %ce", tip, "--not", since], cwd=self.path)
