@@ -85,20 +85,7 @@ class RemoteClone:
     def delete(self, url: str, branch: str, expected: str) -> bool:
         """Delete refs/heads/`branch` of `url` if it is still at `expected`. False if someone
         moved it meanwhile; GitError for any other failure."""
-        lease = f"--force-with-lease=refs/heads/{branch}:{expected}"
-        proc = git(
-            ["push", "--porcelain", lease, "--", _url(url), f":refs/heads/{branch}"],
-            cwd=self.path,
-            env=self._env_for(url),
-            timeout=self._timeout,
-            check=False,
-        )
-        if proc.returncode == 0:
-            return True
-        output = redact((proc.stdout + proc.stderr).decode("utf-8", "replace")).strip()
-        if _LEASE_LOST.search(output):
-            return False
-        raise GitError(f"git push {redact(url)} :{branch}: {output}")
+        return self._leased_push(url, branch, "", expected)
 
     def committers(self, tip: str, since: str) -> list[tuple[str, str]]:
         """(commit, committer email) of the commits in `tip` and not in `since`."""
@@ -110,6 +97,11 @@ class RemoteClone:
     def push(self, url: str, branch: str, new: str, expected: str | None) -> bool:
         """Point refs/heads/`branch` of `url` at `new` if it is still at `expected` (None: must
         not exist). False if someone moved it meanwhile; GitError for any other failure."""
+        return self._leased_push(url, branch, new, expected)
+
+    def _leased_push(self, url: str, branch: str, new: str, expected: str | None) -> bool:
+        """`git push` of `new` (empty: a deletion) to refs/heads/`branch`, leased on
+        `expected`; False when the lease is lost."""
         lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
         proc = git(
             ["push", "--porcelain", lease, "--", _url(url), f"{new}:refs/heads/{branch}"],
@@ -123,4 +115,4 @@ class RemoteClone:
         output = redact((proc.stdout + proc.stderr).decode("utf-8", "replace")).strip()
         if _LEASE_LOST.search(output):
             return False
-        raise GitError(f"git push {redact(url)} {branch}: {output}")
+        raise GitError(f"git push {redact(url)} {new}:{branch}: {output}")
