@@ -25,7 +25,6 @@ from bot.core.ports import Check, CheckVerdict
 from bot.core.prereqs import DEFAULT_LIMITS, Candidate, FinderResult, Limits
 from bot.errors import UsageError
 from bot.git import Repository
-from bot.git.blame import SourceFiles
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
 from bot.git.pickaxe import commits_adding_file, commits_adding_identifier
@@ -180,9 +179,7 @@ class _Search:
         found = tree is not None
         faithful = False
         if found:
-            files = SourceFiles(self.repo)
-            commits = source_log(self.repo).commits
-            trial = TreeTrials(self.store, self.merger, files, commits, self.ours_tree, self.fixes)
+            trial = TreeTrials(self.store, self.merger, self.ours_tree, self.fixes)
             faithful = trial.trial(chosen).faithful
             self.trials += 1
         shown = [*self.considered, *(s for s in self.reasons if s not in self.considered)]

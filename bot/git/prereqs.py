@@ -278,7 +278,7 @@ def find_prerequisites(
     }
     slots, placed = _placement(chain, fixes_ids, [f for f in fix_commits if f in fixes_ids])
     pool = _Pool(repo, log, files, chain, fixes, ours_tree, reader, on_branch, blocked, placed)
-    port = TreeTrials(store, merger, files, log.commits, ours_tree, fixes_ids, slots)
+    port = TreeTrials(store, merger, ours_tree, fixes_ids, slots)
     stages = [
         Stage("narrow", pool.narrow),
         Stage("files", pool.files_stage),

@@ -20,11 +20,9 @@ from dataclasses import dataclass
 import pygit2
 
 from bot.core.prereqs import Trial
-from bot.git.blame import SourceFiles
 from bot.git.faithful import pick_check
 from bot.git.objects import ObjectStore
 from bot.git.pick import TreeMerger
-from bot.git.sourcelog import SourceCommit
 from bot.git.trees import parse_tree_ids
 
 
@@ -97,16 +95,12 @@ class TreeTrials:
         self,
         store: ObjectStore,
         merger: TreeMerger,
-        files: SourceFiles,
-        commits: dict[str, SourceCommit],
         ours_tree: str,
         fixes: Sequence[str],
         slots: Mapping[str, int] | None = None,
     ) -> None:
         self.store = store
         self.merger = merger
-        self.files = files
-        self.commits = commits
         self.fixes = list(fixes)
         self.slots = slots or {}
         self.check = pick_check(store)
