@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
+from bot.core.outcome import DOES_NOT_BUILD, PARTIAL, Blocked, BuildResult, XsaOutcome
 from bot.core.ports import NoProgress, Progress
 from bot.core.prereqs import DEFAULT_LIMITS, FinderResult, Limits
 from bot.core.proposals import explain_blocked
@@ -30,7 +30,7 @@ from bot.git.workrepo import WorkRepo
 from bot.manifest.model import Manifest, Prerequisite
 
 log = logging.getLogger(__name__)
-SEARCHED = ("conflict", "partial")  # reasons the apply-level search can help with
+SEARCHED = ("conflict", PARTIAL)  # reasons the apply-level search can help with
 # The check's own search, for an XSA the gate held back: (XSA, why, its picks in order, the
 # source commits on the branch before it) in, its result out; None when it cannot search.
 BuildSearch = Callable[[int, Blocked, Sequence[str], Sequence[str]], FinderResult | None]
