@@ -173,3 +173,63 @@ def test_a_check_that_times_out_stops_only_its_branch_and_is_tried_again(
     assert main(argv) == 0  # the next pass checks again, and publishes
     [branch] = json.loads(capsys.readouterr().out)["branches"]
     assert branch["published"] is True and branch["applied"] == [1, 2, 3]
+
+
+def test_an_xsa_that_applies_only_with_a_held_back_one_gets_its_build_set_in_the_same_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """XSA-4 changes the line XSA-1 changed (it conflicts while XSA-1 is held back) and uses
+    util_sq(), which a non-XSA commit declares. One pass proposes both sets: XSA-1's, and
+    XSA-4's as if XSA-1's were merged. Once both are merged, the next pass publishes every
+    XSA and runs no check at all: the first pass checked that very tree."""
+    project = make_project(tmp_path / "upstream")
+    b = project.upstream
+    sq = b.commit(
+        "util: add util_sq()\n",
+        {
+            "util.h": b.read("util.h").replace(
+                "int util_clamp(int v, int hi);",
+                "int util_clamp(int v, int hi);\nstatic inline int util_sq(int v) { return v * v; }",
+            )
+        },
+    )
+    xsa4 = b.commit(
+        "main: square it\n\nThis is XSA-4.\n",
+        {
+            "main.c": b.read("main.c").replace(
+                "util_clamp(util_add(1, 2), 3)", "util_clamp(util_sq(1), 3) + 2"
+            )
+        },
+    )
+    repo = RepoBuilder(tmp_path / "manifests-repo")
+    text = (
+        "base: RELEASE-1.0\nsource: stable-1.0\nbranch: xsa/1.0\nxsas:\n"
+        f"  - xsa: 1\n    commits: [{project.shas['xsa1']}]\n"
+        f"  - xsa: 2\n    commits: [{project.shas['xsa2']}]\n"
+        f"  - xsa: 4\n    commits: [{xsa4}]\n"
+    )
+    repo.commit("add 1.0\n", {"manifests/1.0.yaml": text})
+    manifests = repo.path / "manifests"
+
+    first = _reconcile(tmp_path, project, manifests, capsys)
+    [branch] = first["branches"]
+    assert branch["published"] is True and branch["applied"] == [2]
+    assert branch["check"]["held_back"] == [1]
+    by_xsa = {p["xsa"]: p for p in first["proposals"]}
+    assert sorted(by_xsa) == [1, 4], first["proposals"]
+    assert f"commit: {project.shas['clamp']}" in repo.repo.git.show(
+        "xsabot/1.0/xsa-1:manifests/1.0.yaml"
+    )
+    four = repo.repo.git.show("xsabot/1.0/xsa-4:manifests/1.0.yaml")
+    assert f"commit: {sq}" in four and project.shas["clamp"] not in four
+
+    results = tmp_path / "state" / "checks" / "results"
+    checked = sorted(results.iterdir())
+    for p in first["proposals"]:
+        repo.repo.git.merge(p["branch"])
+    last = _reconcile(tmp_path, project, manifests, capsys)
+    [branch] = last["branches"]
+    assert last["status"] == 0, last
+    assert branch["applied"] == [1, 2, 4] and branch["blocked"] == []
+    assert branch["check"]["passed"] is True and branch["check"]["checks_run"] == 0
+    assert sorted(results.iterdir()) == checked

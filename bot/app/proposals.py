@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.app.pass_ import PassOutcome, TreePass
-from bot.app.searches import Searcher, explained
+from bot.app.searches import Searched, Searcher, explained
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config, Identity
 from bot.core.outcome import DOES_NOT_BUILD, Blocked, BuildResult, XsaOutcome
@@ -52,6 +52,7 @@ from bot.errors import ForgeError, SetupError, XsabotError
 from bot.git.publish import read_record
 from bot.manifest import edit
 from bot.manifest.load import LoadedManifest
+from bot.manifest.model import Manifest
 
 log = logging.getLogger(__name__)
 Wanted = dict[str, tuple[ManifestFile, int, Proposal]]
@@ -382,8 +383,9 @@ def _derive(
                 result = _rebuild(config, state.tree_pass, state.loaded, state.record)
     found: dict[tuple[str, int], FinderResult] = {}
     if any(o.state == "blocked" for o in result.outcomes):
-        for xsa, finder in _search(config, state.tree_pass, state.loaded, result, progress):
-            found[(name, xsa)] = finder
+        searched = _search(config, state.tree_pass, state.loaded, result, progress)
+        result = explained(result, searched)
+        found = {(name, xsa): finder for xsa, finder in sorted(searched.found.items())}
     wanted = desired_proposals([file], {name: result}, found, bot=bot)
     return Derived(file, result, found, wanted, proposals_basis(file, bot=bot))
 
@@ -449,16 +451,19 @@ def _search(
     loaded: LoadedManifest,
     result: BuildResult,
     progress: Progress,
-) -> list[tuple[int, FinderResult]]:
+) -> Searched:
     """The prerequisite searches of one manifest's blocked XSAs, in manifest order: the pass's
-    own (`bot/app/searches.py`), and the check's for the XSAs the gate held back.
+    own (`bot/app/searches.py`), and the check's for the XSAs the gate held back, then for
+    those the check holds back once the sets found are merged (`Regate`).
 
     Each search assumes the sets found for the XSAs before it are merged (a hypothetical
     build, in memory): two proposals never add the same commit, and an XSA that only needed
     an earlier XSA's set gets no proposal of its own. Searches whose assumptions are those
     of the pass are not made twice.
     """
+    from bot.check.gate import BuilderGate
     from bot.check.prereqs import find_build_prerequisites
+    from bot.core.gate import gate
 
     def build_search(
         xsa: int, blocked: Blocked, picks: Sequence[str], on_branch: Sequence[str]
@@ -479,14 +484,31 @@ def _search(
             xsa_commits=picks,
         ).finder
 
+    def regate(manifest: Manifest, held: Mapping[int, Blocked]) -> BuildResult:
+        runner = tree_pass.check
+        assert runner is not None  # a build search ran: the check is there
+        port = BuilderGate(
+            tree_pass.builder,
+            runner,
+            manifest,
+            manifests_root=config.manifests,
+            base_commit=result.base_commit,
+            source_commit=result.source_commit,
+        )
+        return port.gated_result(gate(port, held_back=frozenset(held)))
+
     previous = tree_pass.searched.get(loaded.name)
     gated = any(b.reason == DOES_NOT_BUILD for b in result.blocked)
     if previous is not None and not gated:
-        return sorted(previous.found.items())
+        return previous
     searcher = Searcher(
         tree_pass.work, tree_pass.store, tree_pass.builder, config.manifests, progress=progress
     )
-    searched = searcher.search(
-        loaded.name, loaded.manifest, result, build_search=build_search, previous=previous
+    return searcher.search(
+        loaded.name,
+        loaded.manifest,
+        result,
+        build_search=build_search,
+        regate=regate,
+        previous=previous,
     )
-    return sorted(searched.found.items())

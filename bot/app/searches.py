@@ -10,6 +10,13 @@ hypothetical build, in memory, of the manifest with those sets placed as the pro
 them): two proposals never add the same commit, and what one pass proposes is what the next
 pass, after the merges, would find. An XSA that applies once the sets before it are merged
 waits for those XSAs (the fewest that do it) and gets no proposal of its own.
+
+With the check (`reconcile`'s proposal step), the XSAs the gate held back are searched too,
+and then the build with every set found merged is checked as the next pass would check it
+(`Regate`): an XSA that applies only once a held-back XSA's set is merged and then breaks the
+build gets a build search of its own, assuming those sets, and so on until the check passes.
+Every proposal the gate needs comes out of one pass, and the pass after the merges finds its
+checks' verdicts cached.
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ SEARCHED = ("conflict", PARTIAL)  # reasons the apply-level search can help with
 # The check's own search, for an XSA the gate held back: (XSA, why, its picks in order, the
 # source commits on the branch before it) in, its result out; None when it cannot search.
 BuildSearch = Callable[[int, Blocked, Sequence[str], Sequence[str]], FinderResult | None]
+# The check gate again over a hypothetical build (the manifest with the sets found merged,
+# the XSAs given left out as held back): the gated result, where each XSA the check now holds
+# back is blocked `does-not-build` with the compiler's words.
+Regate = Callable[[Manifest, Mapping[int, Blocked]], BuildResult]
 _Assumed = dict[int, tuple[Prerequisite, ...]]
 
 
@@ -43,6 +54,9 @@ class Searched:
 
     found: dict[int, FinderResult] = field(default_factory=dict)
     waits: dict[int, tuple[int, ...]] = field(default_factory=dict)  # the XSAs each waits for
+    # XSAs that apply once the sets are merged and then break the check (`Regate`): blocked
+    # as the check says, and searched for what makes them build.
+    blocks: dict[int, Blocked] = field(default_factory=dict)
     # Searches already made, by XSA and the sets assumed merged: `reconcile` searches again
     # with the check's sets too, and reuses every search whose assumptions did not change.
     memo: dict[tuple[int, tuple[tuple[int, tuple[Prerequisite, ...]], ...]], FinderResult] = field(
@@ -68,10 +82,12 @@ class Searcher:
         result: BuildResult,
         *,
         build_search: BuildSearch | None = None,
+        regate: Regate | None = None,
         previous: Searched | None = None,
     ) -> Searched:
         """Search every blocked XSA of `result` that a set of commits may unblock: a conflict
-        (or a partial pick) by trial picks; one the check held back only with `build_search`."""
+        (or a partial pick) by trial picks; one the check held back only with `build_search`,
+        and with `regate` too, every XSA the check holds back once those sets are merged."""
         run = _Run(self, name, manifest, result, build_search)
         out = Searched(memo=dict(previous.memo) if previous else {})
         assumed: _Assumed = {}
@@ -100,18 +116,34 @@ class Searcher:
                     continue
                 out.memo[key] = finder
             out.found[o.xsa] = finder
-            if finder.waits_for:
-                out.waits[o.xsa] = finder.waits_for
-            elif finder.found and finder.chosen:
-                assumed[o.xsa] = tuple(
-                    Prerequisite(commit=c.sha, why=c.subject, before=c.before)
-                    for c in finder.chosen
-                )
+            _take(out, o.xsa, finder, assumed)
+        if regate is not None and build_search is not None:
+            run.regate(out, assumed, regate)
         return out
+
+
+def _take(out: Searched, xsa: int, finder: FinderResult, assumed: _Assumed) -> None:
+    """Note what `xsa`'s search found: what it waits for, or its set, assumed merged from
+    now on."""
+    out.found[xsa] = finder
+    if finder.waits_for:
+        out.waits[xsa] = finder.waits_for
+    elif finder.found and finder.chosen:
+        assumed[xsa] = tuple(
+            Prerequisite(commit=c.sha, why=c.subject, before=c.before) for c in finder.chosen
+        )
 
 
 def explained(result: BuildResult, searched: Searched) -> BuildResult:
     """`result` as the reports and the build record show it (`explain_blocked`)."""
+    if searched.blocks:
+        result = replace(
+            result,
+            outcomes=tuple(
+                replace(o, blocked=searched.blocks[o.xsa]) if o.xsa in searched.blocks else o
+                for o in result.outcomes
+            ),
+        )
     return explain_blocked(result, searched.found, searched.waits)
 
 
@@ -162,6 +194,63 @@ class _Run:
                 leave_out=held,
             )
         return found
+
+    def regate(self, out: Searched, assumed: _Assumed, regate: Regate) -> None:
+        """Check the build with every set found merged, as the pass after the merges will,
+        and search each blocked XSA the check holds back there (one that applies only with
+        those sets), assuming them; again with each new set, until the check passes or no
+        new set is found. An XSA applied in this pass's build that breaks only with the sets
+        is left to the next pass's gate (it is published now, and held back there)."""
+        blocked = {o.xsa for o in self.result.outcomes if o.blocked is not None}
+        held_by_gate = {
+            o.xsa: o.blocked
+            for o in self.result.outcomes
+            if o.blocked is not None and o.blocked.reason == DOES_NOT_BUILD
+        }
+        while assumed.keys() & held_by_gate.keys():
+            held = {x: b for x, b in (held_by_gate | out.blocks).items() if x not in assumed}
+            try:
+                gated = regate(self.manifest.with_prerequisites(assumed), held)
+            except XsabotError as exc:  # no verdict: the next pass's gate checks it
+                log.warning("%s: the build with the sets found was not checked: %s", self.name, exc)
+                return
+            new = [
+                o
+                for o in gated.outcomes
+                if o.blocked is not None
+                and o.blocked.reason == DOES_NOT_BUILD
+                and o.xsa not in held
+                and o.xsa not in out.blocks
+            ]
+            for o in new:
+                if o.xsa not in blocked:
+                    log.warning(
+                        "%s XSA-%d: applied now, breaks the check once the sets found are merged",
+                        self.name,
+                        o.xsa,
+                    )
+            new = [o for o in new if o.xsa in blocked]
+            grew = False
+            for o in new:
+                assert o.blocked is not None
+                out.blocks[o.xsa] = o.blocked
+                out.waits.pop(o.xsa, None)
+                key = (o.xsa, _key(assumed))
+                finder = out.memo.get(key)
+                if finder is None:
+                    try:
+                        finder = self.find(o, gated, assumed)
+                    except XsabotError as exc:
+                        log.warning("%s XSA-%d: no build search: %s", self.name, o.xsa, exc)
+                        finder = None
+                    if finder is None:
+                        continue
+                    out.memo[key] = finder
+                had = len(assumed)
+                _take(out, o.xsa, finder, assumed)
+                grew = grew or len(assumed) > had
+            if not grew:
+                return
 
     def needed(self, xsa: int, assumed: _Assumed) -> tuple[int, ...]:
         """The fewest of the XSAs in `assumed` whose sets, merged, make `xsa` apply: each is
