@@ -321,6 +321,12 @@ def scenario_run(
         shutil.rmtree(scenario)
     (scenario / "state").mkdir(parents=True)
     (scenario / "state" / "checks").symlink_to(shared_checks.resolve())
+    # Read by the bot from its working directory. The same sandbox for every bot measured: a
+    # bot before issue 16 cannot run its check in bwrap through that symlink (bwrap: "Can't
+    # mkdir parents for ."), and a sandbox changes nothing a build costs.
+    (scenario / "xsabot.yaml").write_text(
+        f"trees:\n  xen:\n    upstream: {repo}\n    check_sandbox: {args.sandbox}\n"
+    )
     text, xsas = manifest_text(repo, base, args.upto, source)
     manifests_repo = scenario / "manifests-repo"
     manifests_repo.mkdir()
@@ -429,6 +435,7 @@ def outcome(report: dict[str, Any]) -> dict[str, Any]:
     checked = [p for p in report["passes"] if p["check"]]
     return {
         "check_passes": len(checked),
+        "finding_passes": sum(1 for p in checked if p["check"]["held_back"] or p["proposals"]),
         "builds": sum(p["builds_all"] for p in report["passes"]),
         "checks_run": sum(p["check_runs"] or p["check"]["checks_run"] for p in checked),
         "build_seconds": round(sum(p["build_seconds"] for p in report["passes"]), 1),
@@ -446,14 +453,16 @@ def outcome(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> None:
-    print("\nbase           bot     passes builds checks  build s   wall s  held back")
+    """The table of issue 16. `finding`: the check passes that held an XSA back or proposed
+    something (the rest only publish); `passes`: all check passes, the last one publishing."""
+    print("\nbase           bot     finding passes builds checks  build s   wall s  held back")
     for b, a in zip(before, after, strict=True):
         for label, r in (("before", b), ("after", a)):
             o = outcome(r)
             print(
-                f"{r['base']:<14} {label:<7} {o['check_passes']:>6} {o['builds']:>6} "
-                f"{o['checks_run']:>6} {o['build_seconds']:>8.0f} {o['wall_seconds']:>8.0f}  "
-                f"{o['held_back']}"
+                f"{r['base']:<14} {label:<7} {o['finding_passes']:>7} {o['check_passes']:>6} "
+                f"{o['builds']:>6} {o['checks_run']:>6} {o['build_seconds']:>8.0f} "
+                f"{o['wall_seconds']:>8.0f}  {o['held_back']}"
             )
         ob, oa = outcome(b), outcome(a)
         same = all(ob[k] == oa[k] for k in ("held_back", "proposals", "final"))
@@ -486,6 +495,18 @@ def main() -> int:
         "one breaking XSA per pass), each with a check cache of its own, and compare",
     )
     ap.add_argument(
+        "--compare",
+        metavar="STATE",
+        help="compare with the reports of an earlier run (its --state): the bot before, run "
+        "on its own beforehand with --bot COMMIT",
+    )
+    ap.add_argument(
+        "--sandbox",
+        default="none",
+        choices=("none", "bwrap", "unshare", "auto"),
+        help="check_sandbox for every bot run (default none: see scenario_run)",
+    )
+    ap.add_argument(
         "--bot",
         default="HEAD",
         help="run the bot as of this commit of the checkout (default HEAD), or "
@@ -515,7 +536,12 @@ def main() -> int:
         BOT = after_bot
         print("after: the bot as above")
     reports = [scenario_run(args, b, shared) for b in bases]
-    if args.before:
+    if args.compare:
+        before = [
+            json.loads((Path(args.compare) / f"{b}..{args.upto}" / "report.json").read_text())
+            for b in bases
+        ]
+    if args.before or args.compare:
         compare(before, reports)
     total = sum(p["builds_all"] for r in reports for p in r["passes"])
     print(

@@ -215,6 +215,35 @@ def test_stale_state_in_the_build_directory_never_holds_an_xsa_back(
     assert [r.incremental for r in runner_of(again).history] == [False]
 
 
+@pytest.mark.skipif(
+    shutil.which("ccache") is None or not Path("/usr/lib/ccache").is_dir(),
+    reason="needs ccache (apt-get install ccache)",
+)
+def test_with_ccache_a_clean_confirmation_reuses_what_the_build_directory_compiled(
+    world: World, tmp_path: Path
+) -> None:
+    """With debug info (-g, as Xen builds), ccache would hash the working directory, and the
+    clean export would miss every object the build directory compiled."""
+    state = tmp_path / "state"
+    command = "make -s CFLAGS='-Wall -Werror -O0 -g'"
+    assert gate(port(world, state, (1,), command)).passed  # the line compiles main.o, util.o
+    p = port(world, state, (1, 4), command)
+    outcome = gate(p)  # XSA-4 breaks util.c: its failure is confirmed on a clean export
+    assert [b.xsa for b in outcome.blocked] == [4]
+    runs = runner_of(p).history
+    assert [(r.incremental, r.passed) for r in runs] == [(True, False), (False, False)]
+    stats = subprocess.run(
+        ["ccache", "--print-stats"],
+        env={**os.environ, "CCACHE_DIR": str(state / "checks" / "ccache")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    counts = dict(line.split("\t") for line in stats.splitlines() if "\t" in line)
+    hits = int(counts["direct_cache_hit"]) + int(counts["preprocessed_cache_hit"])
+    assert hits == 1, stats  # main.o: compiled in the build directory, not again on the export
+
+
 def test_the_pass_report_record_and_status_say_what_was_not_compiled_and_the_cost(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

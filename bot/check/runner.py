@@ -464,7 +464,8 @@ def _environment(
     compiler settings of whoever started the bot (unless `passed` names them), a home and a
     temporary directory of its own, and the C locale so compiler messages parse the same
     everywhere. With `ccache` (its directory), the compiler runs through ccache's links, with
-    paths under `basedir` hashed as relative ones (hits across build directories)."""
+    paths under `basedir` hashed as relative ones and the working directory not hashed (hits
+    across build directories)."""
     path = os.environ.get("PATH") or _DEFAULT_PATH
     env = {
         "PATH": path,
@@ -479,6 +480,10 @@ def _environment(
         env["CCACHE_DIR"] = str(ccache)
         if basedir is not None:
             env["CCACHE_BASEDIR"] = str(basedir)
+        # With -g, ccache hashes the working directory too: a clean confirmation (another
+        # directory) would miss every object the build directory compiled. Debug info then
+        # names the directory that compiled an object first; no check reads it.
+        env["CCACHE_NOHASHDIR"] = "1"
     for name in passed:
         value = os.environ.get(name)
         if value is not None:
