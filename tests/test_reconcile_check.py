@@ -222,6 +222,8 @@ def test_an_xsa_that_applies_only_with_a_held_back_one_gets_its_build_set_in_the
     )
     four = repo.repo.git.show("xsabot/1.0/xsa-4:manifests/1.0.yaml")
     assert f"commit: {sq}" in four and project.shas["clamp"] not in four
+    body = json.loads(Path(by_xsa[4]["url"].removeprefix("file://")).read_text())["body"]
+    assert "proposals for XSA-1 (opened in the same pass) as merged: merge it first" in body
 
     results = tmp_path / "state" / "checks" / "results"
     checked = sorted(results.iterdir())
