@@ -238,15 +238,21 @@ def run_pass(
     wall = time.monotonic() - started
     new = sorted(snapshot(scenario) - before)
     build_seconds = 0.0
+    steps: dict[str, list[float]] = {"incremental": [], "clean": [], "confirmed": []}
     for name in new:
         r = result_of(scenario, name.removesuffix(".json"), check or "")
-        build_seconds += float(r["seconds"]) if r else 0.0
+        if r is None:
+            continue
+        # A clean run that confirmed an incremental failure keeps that run's time beside its
+        # own (`confirmed`; a bot before issue 16 runs every check clean).
+        build_seconds += float(r["seconds"]) + float(r.get("confirmed") or 0)
+        if r.get("confirmed"):
+            steps["confirmed"].append(float(r["seconds"]))
+            steps["incremental"].append(float(r["confirmed"]))
+        else:
+            steps["incremental" if r.get("incremental") else "clean"].append(float(r["seconds"]))
     [branch] = data["branches"]
-    # An incremental failure is confirmed on a clean export, whose verdict is the one kept:
-    # the incremental attempt's time is only in the report's runs (a bot before issue 16 has
-    # none).
     runs = (branch["check"] or {}).get("runs", [])
-    build_seconds += sum(r["seconds"] for r in runs if r["incremental"] and not r["passed"])
     info = {
         "label": label,
         "wall_seconds": round(wall, 1),
@@ -260,8 +266,11 @@ def run_pass(
         "problems": branch["problems"],
         "check": branch["check"],
         "check_runs": len(runs),
-        "incremental_runs": [r["seconds"] for r in runs if r["incremental"]],
-        "clean_runs": [r["seconds"] for r in runs if not r["incremental"]],
+        # Every check of the pass (the gate's and the searches'), by how it ran: moved build
+        # directory, clean export, clean export confirming an incremental failure.
+        "incremental_runs": steps["incremental"],
+        "clean_runs": steps["clean"],
+        "confirm_runs": steps["confirmed"],
         "proposals": data.get("proposals", []),
         "errors": data.get("errors", []),
     }
@@ -283,11 +292,12 @@ def show_pass(p: dict[str, Any]) -> None:
             f"    check passed={c['passed']} base_fails={c['base_fails']} "
             f"held back={c['held_back']}"
         )
-    if p["check_runs"]:
-        inc, clean = p["incremental_runs"], p["clean_runs"]
+    inc, clean, confirm = p["incremental_runs"], p["clean_runs"], p["confirm_runs"]
+    if inc or clean:
         print(
-            f"    checks run {p['check_runs']}: {len(inc)} incremental ({_mean(inc)} s each), "
-            f"{len(clean)} on a clean export ({_mean(clean)} s each)"
+            f"    checks: {len(inc)} incremental ({_mean(inc)} s each), {len(clean)} on a "
+            f"clean export ({_mean(clean)} s each), {len(confirm)} confirmations of an "
+            f"incremental failure ({_mean(confirm)} s each)"
         )
     for b in p["blocked"]:
         print(
@@ -437,7 +447,11 @@ def outcome(report: dict[str, Any]) -> dict[str, Any]:
         "check_passes": len(checked),
         "finding_passes": sum(1 for p in checked if p["check"]["held_back"] or p["proposals"]),
         "builds": sum(p["builds_all"] for p in report["passes"]),
-        "checks_run": sum(p["check_runs"] or p["check"]["checks_run"] for p in checked),
+        # A bot before issue 16 runs every check clean, and its report has no step lists.
+        "checks_run": sum(
+            len(p.get("incremental_runs", [])) + len(p.get("clean_runs", [])) or p["builds_all"]
+            for p in checked
+        ),
         "build_seconds": round(sum(p["build_seconds"] for p in report["passes"]), 1),
         "wall_seconds": report["wall_seconds"],
         "held_back": sorted({x for p in checked for x in p["check"]["held_back"]}),
@@ -452,7 +466,18 @@ def outcome(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def compare(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> None:
+def full_builds(state: Path) -> list[float]:
+    """The seconds of every check that built a whole tree from a clean export and passed
+    (a failing build stops at its first error): what a clean build costs on this machine."""
+    out = []
+    for path in (state / "checks" / "results").glob("*.json"):
+        r = json.loads(path.read_text())
+        if r.get("status") == "passed" and not r.get("incremental"):
+            out.append(float(r["seconds"]))
+    return out
+
+
+def compare(before: list[dict[str, Any]], after: list[dict[str, Any]], clean: list[float]) -> None:
     """The table of issue 16. `finding`: the check passes that held an XSA back or proposed
     something (the rest only publish); `passes`: all check passes, the last one publishing."""
     print("\nbase           bot     finding passes builds checks  build s   wall s  held back")
@@ -467,6 +492,30 @@ def compare(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> None:
         ob, oa = outcome(b), outcome(a)
         same = all(ob[k] == oa[k] for k in ("held_back", "proposals", "final"))
         print(f"{'':<14} same held-back XSAs, proposals and final state: {same}")
+    total_b = sum(outcome(r)["build_seconds"] for r in before)
+    total_a = sum(outcome(r)["build_seconds"] for r in after)
+    print(
+        f"check time in all: before {total_b:.0f} s, after {total_a:.0f} s: "
+        f"{total_a / total_b:.2f} of before"
+        if total_b
+        else ""
+    )
+    steps = sorted(_runs(after, "incremental_runs"))
+    if clean and steps:
+        mean_clean = sum(clean) / len(clean)
+        median = steps[len(steps) // 2]
+        print(
+            f"a clean build that passes: {mean_clean:.0f} s (mean of {len(clean)}); an "
+            f"incremental step: "
+            f"median {median:.0f} s ({median / mean_clean:.0%}), mean "
+            f"{sum(steps) / len(steps):.0f} s ({sum(steps) / len(steps) / mean_clean:.0%}), "
+            f"max {steps[-1]:.0f} s, {sum(1 for x in steps if x <= 0.2 * mean_clean)} of "
+            f"{len(steps)} at most 20%"
+        )
+
+
+def _runs(reports: list[dict[str, Any]], kind: str) -> list[float]:
+    return [x for r in reports for p in r["passes"] for x in p.get(kind, [])]
 
 
 def main() -> int:
@@ -537,12 +586,12 @@ def main() -> int:
         print("after: the bot as above")
     reports = [scenario_run(args, b, shared) for b in bases]
     if args.compare:
+        old_state = Path(args.compare)
         before = [
-            json.loads((Path(args.compare) / f"{b}..{args.upto}" / "report.json").read_text())
-            for b in bases
+            json.loads((old_state / f"{b}..{args.upto}" / "report.json").read_text()) for b in bases
         ]
     if args.before or args.compare:
-        compare(before, reports)
+        compare(before, reports, full_builds(old_state) + full_builds(Path(args.state)))
     total = sum(p["builds_all"] for r in reports for p in r["passes"])
     print(
         f"\n{len(reports)} scenario(s), {total} hypervisor builds, "

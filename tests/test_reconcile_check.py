@@ -76,6 +76,12 @@ def test_gate_publishes_what_builds_and_proposes_the_missing_commits(
     assert sorted(by_xsa) == [1, 3]
     edit = repo.repo.git.show("xsabot/1.0/xsa-1:manifests/1.0.yaml")
     assert f"commit: {project.shas['clamp']}" in edit
+    # The searches' verification checks move the line's build directory, a few commits
+    # from the gate's trees, rather than export and build from scratch.
+    results = tmp_path / "state" / "checks" / "results"
+    gate_trees = set(branch["check"]["trees_checked"])
+    verified = [json.loads(p.read_text()) for p in results.iterdir() if p.stem not in gate_trees]
+    assert [r["incremental"] for r in verified if r["status"] == "passed"] == [True, True]
 
     # Unchanged inputs: no build, and above all no check is run again.
     checks = sorted((tmp_path / "state" / "checks" / "results").iterdir())

@@ -482,6 +482,7 @@ def _search(
             errors=blocked.detail,
             on_branch=on_branch,
             xsa_commits=picks,
+            line=loaded.manifest.branch,
         ).finder
 
     def regate(manifest: Manifest, held: Mapping[int, Blocked]) -> BuildResult:

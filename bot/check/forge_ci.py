@@ -99,9 +99,10 @@ class ForgeCiRunner:
         """The recorded verdict of the forge on `tree`, if there is one; asks nothing."""
         return read_verdict(self.results, self.logs, tree, self.command)
 
-    def check(self, tree: str) -> CheckResult:
+    def check(self, tree: str, *, line: str | None = None) -> CheckResult:
         """Push the candidate with `tree` (already in the work repository: the gate flushes
-        it) and wait for the forge's verdict on it."""
+        it) and wait for the forge's verdict on it (the forge keeps no build state for us,
+        so `line` changes nothing)."""
         if not _TREE_ID.fullmatch(tree):  # it names files under the state dir
             raise ValueError(f"not a tree ID: {tree!r}")
         found = self.cached(tree)

@@ -22,11 +22,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from bot.check.runner import CheckRunner, CheckTimedOut
+from bot.check.runner import CheckTimedOut
 from bot.core.compiler import evidence, parse_errors
 from bot.core.gate import GateBuild, GateResult
 from bot.core.outcome import DOES_NOT_BUILD, WAITS_FOR, Blocked, BuildResult, XsaOutcome
-from bot.core.ports import Check, CheckVerdict
+from bot.core.ports import Check
 from bot.git.build import Builder
 from bot.git.commits import parse_commit
 from bot.git.export import changed_files
@@ -88,11 +88,7 @@ class BuilderGate:
         """Whether `tree` passes the check; raises `CheckTimedOut` when there is no verdict."""
         # The check exports the tree with git; forge CI pushes the commit, so flush that.
         self.builder.store.flush([self.commits.get(tree, tree)])
-        result: CheckVerdict
-        if isinstance(self.runner, CheckRunner):  # incremental, in the line's build directory
-            result = self.runner.check(tree, line=self.manifest.branch)
-        else:
-            result = self.runner.check(tree)
+        result = self.runner.check(tree, line=self.manifest.branch)
         if result.status == "timeout":
             raise CheckTimedOut(tree, self.runner.timeout, self.runner.command)
         return result.passed

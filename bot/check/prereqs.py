@@ -75,11 +75,14 @@ def find_build_prerequisites(
     xsa_commits: Sequence[str] = (),
     limits: BuildLimits = DEFAULT_BUILD_LIMITS,
     merger: TreeMerger | None = None,
+    line: str | None = None,
 ) -> BuildFinderResult:
     """The source commits that make the XSA build on `ours_tree`, the branch before the XSA.
 
     `errors` is the failing check's output on the branch with the XSA; `on_branch` the source
-    commits already picked; `xsa_commits` all of the XSA's commits, in order (default: `fix`).
+    commits already picked; `xsa_commits` all of the XSA's commits, in order (default: `fix`);
+    `line`: the branch whose build directory the verification checks move (a few commits
+    from the trees the gate checked there), instead of a clean export each.
     """
     search = _Search(
         repo,
@@ -91,6 +94,7 @@ def find_build_prerequisites(
         ours_tree=ours_tree,
         on_branch=set(on_branch),
         limits=limits,
+        line=line,
     )
     return search.run(xsa, fix, errors)
 
@@ -106,6 +110,7 @@ class _Search:
     ours_tree: str
     on_branch: set[str]
     limits: BuildLimits
+    line: str | None = None
     chain: list[SourceCommit] = field(default_factory=list)
     place: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, list[str]] = field(default_factory=dict)
@@ -152,7 +157,7 @@ class _Search:
                 bound, detail = "checks", "out of verification checks"
                 break
             self.store.flush([picked])  # the check exports the tree with git
-            result = self.runner.check(picked)
+            result = self.runner.check(picked, line=self.line)
             self.checks.append(result)
             if result.passed:
                 tree = picked

@@ -55,7 +55,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -122,6 +122,8 @@ class CheckResult:
     # The C files (paths in the tree) that have an object at least as new as them in the build
     # directory after a passing check: what it compiled. None: not known (an older record).
     compiled: frozenset[str] | None = None
+    # A clean run that confirmed an incremental failure: how long that failing run took.
+    confirmed: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -249,7 +251,7 @@ class CheckRunner:
                 result = self._incremental(tree, line)
                 if result.status == "failed" and result.incremental:
                     # The confirmation, which only failures pay for: the clean verdict is kept.
-                    result = self._clean(tree)
+                    result = replace(self._clean(tree), confirmed=result.seconds)
                     if result.passed:  # the build directory's state was wrong: start afresh
                         self._reset(line)
             if result.status in _FINAL:
@@ -447,6 +449,8 @@ class CheckRunner:
             "seconds": round(result.seconds, 3),
             "exit_status": result.exit_status,
             "timeout": self.timeout,
+            "incremental": result.incremental,
+            "confirmed": round(result.confirmed, 3),
             "tail": result.tail,
         }
         if result.compiled is not None:
@@ -763,6 +767,7 @@ def read_verdict(
         log=logs / f"{tree}.log",
         cached=True,
         exit_status=data.get("exit_status"),
+        incremental=data.get("incremental") is True,
         compiled=frozenset(map(str, data["compiled"]))
         if isinstance(data.get("compiled"), list)
         else None,

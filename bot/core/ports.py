@@ -225,8 +225,9 @@ class Check(Protocol):
         """The recorded verdict on `tree`, if any; runs nothing."""
         ...
 
-    def check(self, tree: str) -> CheckVerdict:
-        """The verdict on `tree`, running the check unless it is recorded already."""
+    def check(self, tree: str, *, line: str | None = None) -> CheckVerdict:
+        """The verdict on `tree`, running the check unless it is recorded already; `line`
+        (a branch): where a check that builds incrementally keeps its build state."""
         ...
 
 
