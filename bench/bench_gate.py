@@ -1,21 +1,31 @@
 """The check gate on real Xen history: the hypervisor build as the check, end to end.
 
-Run by hand, never in CI (each hypervisor build takes about 40-70 s on 2 cores):
+Run by hand, never in CI (each clean hypervisor build takes about 45 s on 2 idle cores):
 
     python3 bench/bench_gate.py [--repo PATH_TO_XEN] [--base RELEASE-4.18.1[,RELEASE-4.18.3...]]
                                 [--upto RELEASE-4.18.2 | stable-4.18] [--state bench/out/gate]
-                                [--before COMMIT]
+                                [--before COMMIT | --compare STATE] [--sandbox none]
 
-Issue 16, before and after in one run (hours on 2 busy cores):
+Issue 16, before and after (about an hour on 2 cores):
 
     python3 bench/bench_gate.py --base RELEASE-4.18.0,RELEASE-4.18.3 --upto stable-4.18 \
-        --before 620c6a5
+        --before e9e9d8f
 
-runs every base with the bot as of COMMIT first (its own check cache under `<state>/before`),
-then with HEAD, and prints per base and bot: check passes, builds, checks run, seconds of
-building, wall time and the held-back XSAs, and whether held-back XSAs, proposals and the final
-state are the same. Per pass it prints the checks run incrementally and on a clean export,
-with their mean time.
+runs every base with the bot as of COMMIT first (e9e9d8f: the last commit before issue 16;
+its own check cache under `<state>/before`), then with HEAD, and prints per base and bot:
+the check passes that found something (held an XSA back or proposed) and all check passes,
+builds, checks run, seconds of building, wall time and the held-back XSAs, and whether the
+held-back XSAs, proposals and final state are the same; then the check time in all, after
+against before, and the incremental steps against a clean build that passes (median, mean,
+max, how many are at most 20%). The same in two runs, the bot before first:
+
+    python3 bench/bench_gate.py ... --bot e9e9d8f --state /tmp/gate-before
+    python3 bench/bench_gate.py ... --state /tmp/gate-after --compare /tmp/gate-before
+
+Each scenario's `xsabot.yaml` gives every bot the same `check_sandbox` (`--sandbox`, default
+none: the bot before issue 16 cannot run bwrap through the shared cache's symlink). With
+ccache installed, the bot after issue 16 compiles through it (`<state>/checks/ccache`, new
+for each --state); the bot before never does.
 
 Needs gcc, make, flex, bison and python3 for the hypervisor build; on a bare Debian image
 `apt-get install -y flex bison` first (fine for this by-hand benchmark; the bot itself reports

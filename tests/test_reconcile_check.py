@@ -228,6 +228,11 @@ def test_an_xsa_that_applies_only_with_a_held_back_one_gets_its_build_set_in_the
     )
     four = repo.repo.git.show("xsabot/1.0/xsa-4:manifests/1.0.yaml")
     assert f"commit: {sq}" in four and project.shas["clamp"] not in four
+    # The proposal step's checks are in the report: XSA-1's and XSA-4's verification builds,
+    # and the branch with both sets merged.
+    searched = first["search_checks"]
+    assert len(searched) >= 3 and all(r["seconds"] >= 0 for r in searched)
+    assert searched[-1]["passed"] is True
     body = json.loads(Path(by_xsa[4]["url"].removeprefix("file://")).read_text())["body"]
     assert "proposals for XSA-1 (opened in the same pass) as merged: merge it first" in body
 

@@ -39,7 +39,14 @@ from bot.core.record import (
     note_text,
 )
 from bot.core.refs import UPSTREAM_COPIES, WritableRefs, upstream_copy_ref
-from bot.core.reports import BranchReport, CheckReport, PassReport, WouldWithdraw, from_record
+from bot.core.reports import (
+    BranchReport,
+    CheckReport,
+    CheckRun,
+    PassReport,
+    WouldWithdraw,
+    from_record,
+)
 from bot.errors import Problem, SetupError, XsabotError
 from bot.git.build import ENGINE, Builder
 from bot.git.commits import parse_commit
@@ -462,7 +469,6 @@ def _gated_build(
     from bot.check.gate import BuilderGate
     from bot.check.runner import CheckRunner
     from bot.core.gate import gate
-    from bot.core.reports import CheckRun
 
     runner = tree_pass.check_for(config, m.tree)
     port = BuilderGate(
@@ -474,15 +480,9 @@ def _gated_build(
         source_commit=source_commit,
     )
     started = runner.runs
-    history = runner.history if isinstance(runner, CheckRunner) else []
-    first = len(history)
+    first = len(runner.history) if isinstance(runner, CheckRunner) else 0
     outcome = gate(port)
-    runs = tuple(
-        CheckRun(
-            tree=r.tree, seconds=round(r.seconds, 3), incremental=r.incremental, passed=r.passed
-        )
-        for r in history[first:]
-    )
+    runs = check_runs(runner, since=first)
     report = CheckReport(
         command=runner.command,
         passed=outcome.passed,
@@ -494,6 +494,21 @@ def _gated_build(
         trees_checked=tuple(outcome.trees_checked),
     )
     return port.gated_result(outcome), report
+
+
+def check_runs(runner: Check | None, *, since: int = 0) -> tuple[CheckRun, ...]:
+    """The checks `runner` ran after its first `since`, as reported (the bot's own runner
+    keeps them; forge CI's runs are the forge's)."""
+    from bot.check.runner import CheckRunner
+
+    if not isinstance(runner, CheckRunner):
+        return ()
+    return tuple(
+        CheckRun(
+            tree=r.tree, seconds=round(r.seconds, 3), incremental=r.incremental, passed=r.passed
+        )
+        for r in runner.history[since:]
+    )
 
 
 def _extends(work: WorkRepo, store: ObjectStore, result: BuildResult, published: str) -> bool:

@@ -15,14 +15,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from bot.app.notify import Notifier
-from bot.app.pass_ import PassOutcome, TreePass, run_pass
+from bot.app.pass_ import PassOutcome, TreePass, check_runs, run_pass
 from bot.app.proposals import converge
 from bot.app.wiring import DEFAULT, Adapters
 from bot.config import Config
 from bot.core.ports import NoProgress, Progress
 from bot.core.record import BuildRecord, note_text
 from bot.core.refs import WritableRefs
-from bot.core.reports import NotificationsReport, PassReport, ProposalAction
+from bot.core.reports import CheckRun, NotificationsReport, PassReport, ProposalAction
 from bot.errors import XsabotError
 from bot.git.publish import RefUpdate, notes_commit, read_note
 from bot.git.workrepo import NOTES
@@ -36,6 +36,7 @@ class Reconciled:
     proposals: list[ProposalAction]
     errors: list[str]  # what kept proposals from being made; the branches are published
     notifications: NotificationsReport | None = None  # with `notify:` channels only
+    search_checks: tuple[CheckRun, ...] = ()  # the checks the proposal step ran
 
     @property
     def report(self) -> PassReport:
@@ -45,6 +46,7 @@ class Reconciled:
         update: dict[str, object] = {
             "proposals": tuple(self.proposals),
             "errors": (*report.errors, *self.errors),
+            "search_checks": self.search_checks,
         }
         if self.notifications is not None:
             update["notifications"] = self.notifications
@@ -61,6 +63,7 @@ def reconcile(
     outcome = run_pass(config, publish=True, progress=progress, adapters=adapters, stage=stage)
     actions: list[ProposalAction] = []
     errors: list[str] = []
+    gated = {tree: len(check_runs(t.check)) for tree, t in outcome.trees.items()}
     try:
         converged = converge(config, outcome, progress, adapters)
     except XsabotError as exc:  # no forge: branches are published, proposals are not
@@ -76,7 +79,12 @@ def reconcile(
     if notifier is not None:
         notifier.observe(outcome)
         counts = notifier.deliver(actions)
-    return Reconciled(outcome, actions, errors, counts)
+    searches = tuple(
+        run
+        for tree, t in sorted(outcome.trees.items())
+        for run in check_runs(t.check, since=gated[tree])
+    )
+    return Reconciled(outcome, actions, errors, counts, searches)
 
 
 def _record_proposals(

@@ -221,18 +221,18 @@ class _Run:
                 and o.blocked.reason == DOES_NOT_BUILD
                 and o.xsa not in held
                 and o.xsa not in out.blocks
+                and o.xsa not in assumed  # its own set is found: what more it needs, next pass
             ]
+            grew = False
             for o in new:
+                assert o.blocked is not None
                 if o.xsa not in blocked:
                     log.warning(
                         "%s XSA-%d: applied now, breaks the check once the sets found are merged",
                         self.name,
                         o.xsa,
                     )
-            new = [o for o in new if o.xsa in blocked]
-            grew = False
-            for o in new:
-                assert o.blocked is not None
+                    continue
                 out.blocks[o.xsa] = o.blocked
                 out.waits.pop(o.xsa, None)
                 key = (o.xsa, _key(assumed))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.cli.hints import explain
-from bot.core.reports import BlockedXsa, BranchReport, PassReport, StatusReport
+from bot.core.reports import BlockedXsa, BranchReport, CheckRun, PassReport, StatusReport
 
 
 def escape(text: str) -> str:
@@ -71,14 +71,23 @@ def branch_lines(
     for n in report.not_compiled:
         lines.append(f"  NOT COMPILED by the check, XSA-{n.xsa}: {', '.join(n.files)}")
     if report.check is not None and report.check.runs:
-        runs = report.check.runs
-        incremental = sum(r.incremental for r in runs)
-        lines.append(
-            f"  checks: {len(runs)} in {report.check.seconds:.0f} s"
-            f" ({incremental} incremental, {len(runs) - incremental} on a clean export)"
-        )
+        lines.append(f"  checks: {_cost(report.check.runs)}")
     lines += [f"  problem: {p}" for p in report.problems if p not in shown_elsewhere]
     return lines
+
+
+def _cost(runs: Sequence[CheckRun]) -> str:
+    incremental = sum(r.incremental for r in runs)
+    seconds = sum(r.seconds for r in runs)
+    return (
+        f"{len(runs)} in {seconds:.0f} s"
+        f" ({incremental} incremental, {len(runs) - incremental} on a clean export)"
+    )
+
+
+def search_lines(runs: Sequence[CheckRun]) -> list[str]:
+    """What the proposal step's checks cost (the build-aware searches)."""
+    return [f"checks for the proposals: {_cost(runs)}"] if runs else []
 
 
 def _reason(b: BlockedXsa) -> str:

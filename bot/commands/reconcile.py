@@ -6,7 +6,7 @@ import argparse
 
 from bot.cli.main import Context
 from bot.cli.progress import Progress
-from bot.cli.render import dump_json, pass_text, proposal_lines
+from bot.cli.render import dump_json, pass_text, proposal_lines, search_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(dump_json(report.to_json()))
     else:
         print(pass_text(done.outcome.report, done=True))
-        for line in [*proposal_lines(done.proposals), *done.errors]:
+        lines = [*proposal_lines(done.proposals), *search_lines(done.search_checks)]
+        for line in [*lines, *done.errors]:
             print(line)
     return report.exit_status

@@ -226,13 +226,18 @@ class PassReport(Report):
     """A pass: `plan` and `reconcile`; only `reconcile` has `proposals` (maybe empty), and
     `notifications` (per channel) when the config has `notify:` channels."""
 
-    _omit_unset: ClassVar[frozenset[str]] = frozenset({"proposals", "notifications"})
-    _last: ClassVar[tuple[str, ...]] = ("proposals", "notifications")
+    _omit_unset: ClassVar[frozenset[str]] = frozenset(
+        {"proposals", "search_checks", "notifications"}
+    )
+    _last: ClassVar[tuple[str, ...]] = ("proposals", "search_checks", "notifications")
     branches: tuple[BranchReport, ...] = ()
     errors: tuple[str, ...] = ()
     # A tree could not be reached at all (exit 2, not 1); in the JSON, its branches say why.
     environment_failed: bool = Field(default=False, exclude=True)
     proposals: tuple[ProposalAction, ...] = ()
+    # The checks the proposal step ran: the build-aware searches' verification builds, and
+    # the check of each branch with the sets found merged (a branch's `check` has the gate's).
+    search_checks: tuple[CheckRun, ...] = ()
     notifications: NotificationsReport | None = None
 
     @property
