@@ -246,3 +246,39 @@ def test_an_xsa_that_applies_only_with_a_held_back_one_gets_its_build_set_in_the
     assert branch["applied"] == [1, 2, 4] and branch["blocked"] == []
     assert branch["check"]["passed"] is True and branch["check"]["checks_run"] == 0
     assert sorted(results.iterdir()) == checked
+
+
+def test_an_xsa_that_breaks_the_build_with_the_sets_merged_and_has_no_set_is_said_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """XSA-4 applies only with XSA-1 and then calls a function no commit adds: the proposal
+    step says it does not build even then, and why, and proposes XSA-1's set alone."""
+    project = make_project(tmp_path / "upstream")
+    b = project.upstream
+    xsa4 = b.commit(
+        "main: call what nobody wrote\n\nThis is XSA-4.\n",
+        {
+            "main.c": b.read("main.c").replace(
+                "util_clamp(util_add(1, 2), 3)", "util_clamp(util_nowhere(1), 3) + 2"
+            )
+        },
+    )
+    repo = RepoBuilder(tmp_path / "manifests-repo")
+    text = (
+        "base: RELEASE-1.0\nsource: stable-1.0\nbranch: xsa/1.0\nxsas:\n"
+        f"  - xsa: 1\n    commits: [{project.shas['xsa1']}]\n"
+        f"  - xsa: 4\n    commits: [{xsa4}]\n"
+    )
+    repo.commit("add 1.0\n", {"manifests/1.0.yaml": text})
+    first = _reconcile(tmp_path, project, repo.path / "manifests", capsys)
+    [branch] = first["branches"]
+    assert branch["check"]["held_back"] == [1]
+    proposals = {p["xsa"]: p for p in first["proposals"]}
+    assert proposals[1]["draft"] is False and "XSA-1 builds" in proposals[1]["title"]
+    assert proposals[4]["draft"] is True and "mark XSA-4 blocked" in proposals[4]["title"]
+    body = json.loads(Path(proposals[4]["url"].removeprefix("file://")).read_text())["body"]
+    assert "implicit declaration of function 'util_nowhere'" in body
+    assert "proposals for XSA-1 (opened in the same pass) as merged: this is what" in body
+    assert f"commit: {project.shas['clamp']}" not in repo.repo.git.show(
+        "xsabot/1.0/xsa-4:manifests/1.0.yaml"
+    )

@@ -442,16 +442,17 @@ def _placement(c: Candidate) -> str:
     return f"`{c.before[:12]}`" if c.before else "the first commit"
 
 
-def _assumed_lines(finder: FinderResult) -> list[str]:
+def _assumed_lines(finder: FinderResult, *, found: bool = True) -> list[str]:
     """Which other proposals of the same pass the search took as merged: this one is meant
-    to be merged after them."""
+    to be merged after them (or, found nothing, says what it is blocked on top of)."""
     if not finder.assumes:
         return []
     names = " and ".join(f"XSA-{n}" for n in finder.assumes)
     them = "it" if len(finder.assumes) == 1 else "them"
+    tail = f"merge {them} first." if found else f"this is what is blocked with {them} merged."
     return [
         f"The search took the bot's proposals for {names} (opened in the same pass) as "
-        f"merged: merge {them} first.",
+        f"merged: {tail}",
         "",
     ]
 
@@ -463,6 +464,7 @@ def not_found_body(m: ManifestFile, outcome: XsaOutcome, finder: FinderResult, b
         [
             _blocked_lines(m, outcome, finder),
             "",
+            *_assumed_lines(finder, found=False),
             f"No set of prerequisites from `{m.manifest.source}` makes it {makes_it}, so this "
             f"draft marks XSA-{xsa} `status: blocked` in `{m.path}`.{_covered(outcome)}",
             "",
