@@ -337,6 +337,9 @@ class BuilderGate:
         found = self.runner.cached(tree)
         return None if found is None else found.passed
 
+    def suspects(self, build: GateBuild, failing: int) -> tuple[int, ...]:
+        return ()  # plain bisection
+
 
 def test_the_gate_publishes_what_builds_and_the_finder_unblocks_the_rest(
     project: Project, tmp_path: Path

@@ -35,6 +35,28 @@ def test_bisection_starts_after_the_known_good_prefix() -> None:
     assert min(asked) > 36
 
 
+@pytest.mark.parametrize("count", [2, 5, 13, 48])
+def test_suspects_never_change_the_answer_and_a_right_one_costs_at_most_two_checks(
+    count: int,
+) -> None:
+    for first in range(1, count + 1):
+        for suspects in ([first], [count, first], [1, count // 2, first], [count + 5, 0]):
+            asked: list[int] = []
+
+            def passes(i: int, first: int = first, asked: list[int] = asked) -> bool:
+                assert i not in asked, f"prefix {i} checked twice"
+                asked.append(i)
+                return i < first
+
+            found = first_failing(count, passes, suspects=suspects)
+            assert found.index == first and found.checks == len(asked)
+            assert count not in asked and 0 not in asked
+            if suspects == [first]:
+                assert found.checks <= 2  # the prefix before it passes, and it fails
+            bound = math.ceil(math.log2(count)) + 2 * len(suspects)
+            assert found.checks <= bound
+
+
 def test_bisection_needs_a_failing_end_after_the_good_one() -> None:
     with pytest.raises(ValueError):
         first_failing(3, lambda i: True, known_good=3)
@@ -52,6 +74,7 @@ class FakeBranch:
     breaks: set[int]
     needs: dict[int, int] = field(default_factory=dict)
     base_builds: bool = True
+    points: bool = False  # the errors name files only the breaking XSAs change
     cache: dict[str, bool] = field(default_factory=dict)
     runs: list[str] = field(default_factory=list)
     builds: int = 0
@@ -77,6 +100,13 @@ class FakeBranch:
     def known(self, tree: str) -> bool | None:
         return self.cache.get(tree)
 
+    def suspects(self, build: GateBuild, failing: int) -> tuple[int, ...]:
+        """What the compiler's errors would point at: the breaking XSAs in the failing tree
+        (when `points` is set)."""
+        if not self.points:
+            return ()
+        return tuple(i for i in range(failing, 0, -1) if build.xsas[i - 1] in self.breaks)
+
 
 def test_a_passing_tip_costs_one_check() -> None:
     branch = FakeBranch(list(range(1, 21)), breaks=set())
@@ -98,6 +128,18 @@ def test_the_breaking_xsa_is_held_back_and_the_rest_published() -> None:
     assert block.checks <= 5  # log2(32)
     # tip, bisection, new tip: no tree twice (FakeBranch asserts it) and far fewer than 32
     assert result.checks == len(branch.runs) == 1 + block.checks + 1
+
+
+def test_errors_that_point_at_the_breaking_xsa_cost_two_checks_instead_of_a_bisection() -> None:
+    plain = FakeBranch(list(range(1, 49)), breaks={19, 40})
+    pointed = FakeBranch(list(range(1, 49)), breaks={19, 40}, points=True)
+    a, b = gate(plain), gate(pointed)
+    assert [x.xsa for x in a.blocked] == [x.xsa for x in b.blocked] == [19, 40]
+    assert a.build == b.build and a.passed and b.passed
+    # both are suspects at first, the latest tried first: its prefix before fails (it has
+    # XSA-19), XSA-19's passes, XSA-19's fails; then XSA-40 alone: two checks
+    assert [x.checks for x in b.blocked] == [3, 2]
+    assert b.checks < a.checks
 
 
 def test_two_breaking_xsas_the_second_bisected_from_the_first_good_tree() -> None:

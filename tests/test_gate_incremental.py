@@ -154,6 +154,21 @@ def test_every_breaking_xsa_in_one_pass_and_the_one_that_needs_a_held_back_xsa_w
     assert "nope" in next(b.detail for b in result.blocked if b.xsa == 4)
 
 
+def test_the_compiler_s_errors_point_the_bisection_at_the_xsa_that_changed_their_file(
+    world: World, tmp_path: Path
+) -> None:
+    """XSA-4's util.c does not compile; XSA-1 changed util.c too, XSA-3 and XSA-6 did not.
+    The suspects are XSA-4 then XSA-1; XSA-4, the tip's last, is confirmed by one check (the
+    prefix before it passes), where bisecting the four XSAs takes two."""
+    p = port(world, tmp_path / "state", (1, 3, 6, 4))
+    build = p.build(frozenset())
+    assert not p.passes(build.tip)
+    assert p.suspects(build, 4) == (4, 1)  # prefixes: XSA-4 is the fourth, XSA-1 the first
+    outcome = gate(p)
+    assert [(b.xsa, b.checks) for b in outcome.blocked] == [(4, 1)]
+    assert outcome.passed and outcome.build.xsas == (1, 3, 6)
+
+
 def test_an_xsa_changing_a_file_the_check_does_not_compile_is_named(
     world: World, tmp_path: Path
 ) -> None:
@@ -317,3 +332,26 @@ def test_a_tree_s_check_may_be_a_list_of_commands_all_in_the_digest(tmp_path: Pa
     )
     with pytest.raises(UsageError, match="check"):
         load_config(path)
+
+
+def test_the_files_the_errors_name_are_read_from_compiler_and_linker_lines() -> None:
+    from bot.check.gate import _error_files
+
+    output = "\n".join(
+        [
+            "make[2]: Entering directory 'xen'",
+            "arch/x86/spec_ctrl.c:123:5: error: 'X86_BUG_FOO' undeclared (first use here)",
+            "common/livepatch.c:88: error: 'rc' undeclared",
+            "./arch/x86/cpu/microcode/amd.c:12:10: fatal error: xen/sha2.h: No such file",
+            "ld: prelink.o: in function `f':",
+            "common/x.c:7: undefined reference to `g'",
+            "arch/x86/setup.c:9:1: warning: unused variable 'z'",
+            "make[2]: *** [Rules.mk:256: arch/x86/spec_ctrl.o] Error 1",
+        ]
+    )
+    assert _error_files(output) == {
+        "arch/x86/spec_ctrl.c",
+        "common/livepatch.c",
+        "arch/x86/cpu/microcode/amd.c",
+        "common/x.c",
+    }

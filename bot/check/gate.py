@@ -19,6 +19,7 @@ do not change after that, the XSA would never be checked again.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -98,6 +99,27 @@ class BuilderGate:
         # The runners cache no timeout; were one read, it would still be no verdict.
         return None if found is None or found.status == "timeout" else found.passed
 
+    def suspects(self, build: GateBuild, failing: int) -> tuple[int, ...]:
+        """The XSAs (as 1-based prefixes of `build`) that change a file the failing check's
+        errors name, the latest first, at most `SUSPECTS`: where a compiler error is, the
+        change that broke it usually is too (an error in a file no XSA changes, from a header
+        one does, names none, and the gate bisects as before)."""
+        found = self.runner.cached(build.trees[failing])
+        named = _error_files(found.output()) if found is not None else set()
+        if not named:
+            return ()
+        trees = build.trees[: failing + 1]
+        self.builder.store.flush([self.commits.get(t, t) for t in trees])
+        repo = Path(self.builder.repo.path)
+        out: list[int] = []
+        for i in range(failing, 0, -1):
+            changed = changed_files(repo, trees[i - 1], trees[i])
+            if any(path == f or path.endswith("/" + f) for path in changed for f in named):
+                out.append(i)
+                if len(out) == SUSPECTS:
+                    break
+        return tuple(out)
+
     def not_compiled(self, gate: GateResult) -> dict[int, tuple[str, ...]]:
         """Per applied XSA, the C files it changes that the passing tip's check did not
         compile (none known when the check says nothing of what it compiled)."""
@@ -147,3 +169,22 @@ class BuilderGate:
                 )
             outcomes.append(o)
         return replace(self.last, outcomes=tuple(outcomes))
+
+
+SUSPECTS = 3  # XSAs tried before bisecting: two checks each, which narrow the range anyway
+# A compiler's `file:line[:col]: [fatal] error:` (gcc, clang), and a linker's undefined
+# reference at `file:line:` of the object's source.
+_ERROR = re.compile(
+    r"^(?:[^\s:]+: )?(?P<file>[\w./+-]+):\d+(?::\d+)?: (?:fatal )?error:"
+    r"|(?P<ref>[\w./+-]+\.[A-Za-z]+):\d+: undefined reference",
+    re.MULTILINE,
+)
+
+
+def _error_files(output: str) -> set[str]:
+    """The files a check's errors are in, as printed (relative to where make ran)."""
+    return {
+        (m["file"] or m["ref"]).removeprefix("./")
+        for m in _ERROR.finditer(output)
+        if (m["file"] or m["ref"])
+    }

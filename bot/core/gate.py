@@ -3,7 +3,10 @@
 Pure: the git side builds the branch (with some XSAs held back) and runs the check through a
 `GatePort`; this module only decides which trees to check. A check costs minutes on Xen (about
 40 s for the hypervisor alone), so the first failing XSA is found by bisection over the XSAs
-added since the last tree known to pass, not by one check per XSA.
+added since the last tree known to pass, not by one check per XSA. The bisection tries the
+port's suspects first (the XSAs that change a file the compiler's errors name): a right
+guess costs two checks (the tree before the XSA passes, the tree with it fails), one step
+apart, which an incremental build makes cheap; a wrong one narrows the range all the same.
 
 Bisection assumes the breakage stays once it is in (a later XSA does not repair what an
 earlier one broke); where that does not hold it still finds an XSA after which the check
@@ -12,7 +15,7 @@ starts failing, and the gate loop goes on until the tip passes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,12 +26,35 @@ class Bisection:
     checks: int  # how many times `passes` was called
 
 
-def first_failing(count: int, passes: Callable[[int], bool], known_good: int = 0) -> Bisection:
-    """The first failing prefix of XSAs 1..count, where prefix `known_good` passes and prefix
-    `count` fails (neither is checked again). At most ceil(log2(count - known_good)) checks."""
+def first_failing(
+    count: int,
+    passes: Callable[[int], bool],
+    known_good: int = 0,
+    suspects: Sequence[int] = (),
+) -> Bisection:
+    """A first failing prefix of XSAs 1..count, where prefix `known_good` passes and prefix
+    `count` fails (neither is checked again): one that fails while the prefix before it
+    passes.
+
+    `suspects`: prefixes guessed to be that one, most likely first. Each still in the range
+    is tried by checking the prefix before it and then itself; every answer narrows the range
+    as a bisection step would. What is left is bisected: at most ceil(log2(count -
+    known_good)) checks, plus two per suspect."""
     if not 0 <= known_good < count:
         raise ValueError(f"need 0 <= known_good < count, got {known_good} and {count}")
     good, bad, checks = known_good, count, 0
+    for guess in suspects:
+        if bad - good <= 1:
+            break
+        for index in (guess - 1, guess):
+            if not good < index < bad:
+                continue
+            checks += 1
+            if passes(index):
+                good = index
+            else:
+                bad = index
+                break
     while bad - good > 1:
         middle = (good + bad) // 2
         checks += 1
@@ -67,6 +93,11 @@ class GatePort(Protocol):
 
     def known(self, tree: str) -> bool | None:
         """The cached result of the check on `tree`, without running anything; None: unknown."""
+        ...
+
+    def suspects(self, build: GateBuild, failing: int) -> Sequence[int]:
+        """The prefixes of `build` up to `failing` (1-based) whose XSA most likely broke the
+        check on `build.trees[failing]`, most likely first; () when nothing points at one."""
         ...
 
 
@@ -124,7 +155,7 @@ def gate(port: GatePort, *, held_back: frozenset[int] = frozenset()) -> GateResu
         if not build.xsas:
             return result(build, False, base_fails=True)
         good, bad, assumed = _bounds(build, seen, port)
-        bisection = _bisect(build.trees, good, bad, passes)
+        bisection = _bisect(build.trees, good, bad, passes, port.suspects(build, bad))
         index = bisection.index
         if index == 1 and assumed and not passes(build.trees[0]):
             return result(build, False, base_fails=True)
@@ -139,9 +170,13 @@ def gate(port: GatePort, *, held_back: frozenset[int] = frozenset()) -> GateResu
 
 
 def _bisect(
-    trees: tuple[str, ...], good: int, bad: int, passes: Callable[[str], bool]
+    trees: tuple[str, ...],
+    good: int,
+    bad: int,
+    passes: Callable[[str], bool],
+    suspects: Sequence[int],
 ) -> Bisection:
-    return first_failing(bad, lambda i: passes(trees[i]), known_good=good)
+    return first_failing(bad, lambda i: passes(trees[i]), known_good=good, suspects=suspects)
 
 
 def _bounds(build: GateBuild, seen: dict[str, bool], port: GatePort) -> tuple[int, int, bool]:
