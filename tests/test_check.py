@@ -467,3 +467,17 @@ def test_a_check_that_times_out_holds_no_xsa_back_and_is_not_kept(
     slow = builder_gate(project, state, (2,), f"test -f SECURITY && sleep 5; {BUILD}", timeout=30)
     outcome = gate(slow)
     assert outcome.passed and outcome.blocked == () and outcome.build.xsas == (2,)
+
+
+def test_a_move_across_more_headers_than_the_bound_builds_afresh_in_the_line_s_directory(
+    project: Project, tmp_path: Path
+) -> None:
+    """Crossing many headers, make redoes most of the tree anyway: a fresh build costs the
+    same, and its failure needs no confirmation. Here the bound is 0: util.h is one too many."""
+    check = runner(project, tmp_path)
+    check.far_headers = 0
+    assert check.check(project.tree("RELEASE-1.0"), line="l").passed
+    assert check.check(project.tree(project.shas["tidy"]), line="l").passed  # util.h differs
+    assert check.check(project.tree(project.shas["docs"]), line="l").passed  # the README only
+    assert [r.incremental for r in check.history] == [False, False, True]
+    assert check.exports == 0  # built in the line's directory each time, no export beside it

@@ -13,8 +13,10 @@ commands (a config matrix), run in turn; all must pass.
 The gate checks a line's candidates incrementally (`check(tree, line=...)`): each line has a
 build directory per command under `<state>/checks/build/<tree>/<line>/`, moved from the tree it
 holds to the next by writing only the files that differ (`bot.git.export.update_tree`), so
-make rebuilds only what they touch. Only a failure there costs a clean export: it is checked
-again on one, and that verdict is the one recorded (stale build state never fails a tree).
+make rebuilds only what they touch; a move across more than `FAR_HEADERS` headers exports the
+tree afresh there instead (a clean build: no cheaper either way, and its failure is final).
+Only a failure after a move costs a clean export: it is checked again on one, and that
+verdict is the one recorded (stale build state never fails a tree).
 After a passing check the runner records which C files it compiled (an object beside the
 source, at least as new), so the gate can name an XSA's files that no command compiled.
 
@@ -68,6 +70,7 @@ logger = logging.getLogger(__name__)
 Status = Literal["passed", "failed", "timeout"]
 _FINAL: tuple[Status, ...] = ("passed", "failed")  # verdicts; a timeout is not one
 TAIL_LINES = 40
+FAR_HEADERS = 8  # see CheckRunner.far_headers
 SHELL = "/bin/sh"
 # sh's own statuses for "command not found" and "found but not executable": the check never
 # ran, which is the environment's fault, not the tree's. The same status from a recipe, as make
@@ -188,6 +191,11 @@ class CheckRunner:
         self.runs = 0  # checks actually run by this runner (not read from the cache)
         self.exports = 0  # clean exports checked (first checks and confirmations of failures)
         self.history: list[CheckRun] = []  # every check run, confirmations included
+        # A move across more headers than this builds afresh in the line's directory: make
+        # would redo most of the tree anyway (on Xen, bisection steps cross 17-49 headers and
+        # cost as much as a clean build), while a fresh build's failure needs no confirmation
+        # and ccache gives it every object already compiled.
+        self.far_headers = FAR_HEADERS
 
     @classmethod
     def for_tree(
@@ -320,9 +328,9 @@ class CheckRunner:
             and workdir.is_dir()
         ):
             try:
-                update_tree(self.repo_path, held["tree"], tree, workdir)
+                update_tree(self.repo_path, held["tree"], tree, workdir, headers=self.far_headers)
                 return True
-            except (XsabotError, ValueError, OSError) as exc:
+            except (XsabotError, ValueError, OSError) as exc:  # TooFar too
                 logger.info("build directory %s exported afresh: %s", workdir, exc)
         _remove(workdir)
         export_tree(self.repo_path, tree, workdir)
