@@ -154,16 +154,16 @@ def test_every_breaking_xsa_in_one_pass_and_the_one_that_needs_a_held_back_xsa_w
     assert "nope" in next(b.detail for b in result.blocked if b.xsa == 4)
 
 
-def test_the_compiler_s_errors_point_the_bisection_at_the_xsa_that_changed_their_file(
+def test_the_compiler_s_errors_point_the_bisection_at_the_xsa_that_wrote_their_line(
     world: World, tmp_path: Path
 ) -> None:
-    """XSA-4's util.c does not compile; XSA-1 changed util.c too, XSA-3 and XSA-6 did not.
-    The suspects are XSA-4 then XSA-1; XSA-4, the tip's last, is confirmed by one check (the
-    prefix before it passes), where bisecting the four XSAs takes two."""
+    """XSA-4 adds a util.c line that does not compile (XSA-1 changed util.c too, elsewhere).
+    The suspect is XSA-4 alone; as the tip's last, one check confirms it (the prefix before
+    it passes), where bisecting the four XSAs takes two."""
     p = port(world, tmp_path / "state", (1, 3, 6, 4))
     build = p.build(frozenset())
     assert not p.passes(build.tip)
-    assert p.suspects(build, 4) == (4, 1)  # prefixes: XSA-4 is the fourth, XSA-1 the first
+    assert p.suspects(build, 4) == (4,)  # the prefix XSA-4 ends
     outcome = gate(p)
     assert [(b.xsa, b.checks) for b in outcome.blocked] == [(4, 1)]
     assert outcome.passed and outcome.build.xsas == (1, 3, 6)
@@ -334,8 +334,8 @@ def test_a_tree_s_check_may_be_a_list_of_commands_all_in_the_digest(tmp_path: Pa
         load_config(path)
 
 
-def test_the_files_the_errors_name_are_read_from_compiler_and_linker_lines() -> None:
-    from bot.check.gate import _error_files
+def test_where_the_errors_are_is_read_from_compiler_and_linker_lines() -> None:
+    from bot.check.gate import _error_lines
 
     output = "\n".join(
         [
@@ -349,9 +349,9 @@ def test_the_files_the_errors_name_are_read_from_compiler_and_linker_lines() -> 
             "make[2]: *** [Rules.mk:256: arch/x86/spec_ctrl.o] Error 1",
         ]
     )
-    assert _error_files(output) == {
-        "arch/x86/spec_ctrl.c",
-        "common/livepatch.c",
-        "arch/x86/cpu/microcode/amd.c",
-        "common/x.c",
-    }
+    assert _error_lines(output) == [
+        ("arch/x86/spec_ctrl.c", 123),
+        ("common/livepatch.c", 88),
+        ("arch/x86/cpu/microcode/amd.c", 12),
+        ("common/x.c", 7),
+    ]

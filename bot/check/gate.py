@@ -31,6 +31,8 @@ from bot.core.ports import Check
 from bot.git.build import Builder
 from bot.git.commits import parse_commit
 from bot.git.export import changed_files
+from bot.git.objects import ObjectStore
+from bot.git.trees import TREE
 from bot.manifest.model import Manifest
 
 
@@ -100,25 +102,41 @@ class BuilderGate:
         return None if found is None or found.status == "timeout" else found.passed
 
     def suspects(self, build: GateBuild, failing: int) -> tuple[int, ...]:
-        """The XSAs (as 1-based prefixes of `build`) that change a file the failing check's
-        errors name, the latest first, at most `SUSPECTS`: where a compiler error is, the
-        change that broke it usually is too (an error in a file no XSA changes, from a header
-        one does, names none, and the gate bisects as before)."""
+        """The XSAs (as 1-based prefixes of `build`) that added the lines the failing check's
+        errors are on, in the order of the errors, at most `SUSPECTS`: where a compiler
+        stops, the change that broke it usually wrote that line (an XSA calling what the
+        branch lacks). An error on a line the base already had names none: the gate bisects."""
         found = self.runner.cached(build.trees[failing])
-        named = _error_files(found.output()) if found is not None else set()
-        if not named:
-            return ()
-        trees = build.trees[: failing + 1]
-        self.builder.store.flush([self.commits.get(t, t) for t in trees])
-        repo = Path(self.builder.repo.path)
         out: list[int] = []
-        for i in range(failing, 0, -1):
-            changed = changed_files(repo, trees[i - 1], trees[i])
-            if any(path == f or path.endswith("/" + f) for path in changed for f in named):
-                out.append(i)
+        for file, line in _error_lines(found.output()) if found is not None else []:
+            index = self._added(build.trees[: failing + 1], file, line)
+            if index is not None and index not in out:
+                out.append(index)
                 if len(out) == SUSPECTS:
                     break
         return tuple(out)
+
+    def _added(self, trees: tuple[str, ...], file: str, line: int) -> int | None:
+        """The last prefix whose XSA added line `line` of `file` (a path relative to where make
+        ran: tried as it is and under each top-level directory) of the last tree."""
+        store = self.builder.store
+        tops = [""] + [
+            name.decode() + "/"
+            for name, (mode, _) in store.tree_entries(bytes.fromhex(trees[-1])).items()
+            if mode == TREE
+        ]
+        for top in tops:
+            last = _blob_at(store, trees[-1], top + file)
+            if last is None:
+                continue
+            lines = last.splitlines()
+            if not 0 < line <= len(lines) or not lines[line - 1].strip():
+                return None
+            text = lines[line - 1]
+            counts = [_count(_blob_at(store, t, top + file), text) for t in trees]
+            grew = [i for i in range(1, len(trees)) if counts[i] > counts[i - 1]]
+            return grew[-1] if grew else None
+        return None
 
     def not_compiled(self, gate: GateResult) -> dict[int, tuple[str, ...]]:
         """Per applied XSA, the C files it changes that the passing tip's check did not
@@ -175,16 +193,35 @@ SUSPECTS = 3  # XSAs tried before bisecting: two checks each, which narrow the r
 # A compiler's `file:line[:col]: [fatal] error:` (gcc, clang), and a linker's undefined
 # reference at `file:line:` of the object's source.
 _ERROR = re.compile(
-    r"^(?:[^\s:]+: )?(?P<file>[\w./+-]+):\d+(?::\d+)?: (?:fatal )?error:"
-    r"|(?P<ref>[\w./+-]+\.[A-Za-z]+):\d+: undefined reference",
+    r"^(?:[^\s:]+: )?(?P<file>[\w./+-]+):(?P<line>\d+)(?::\d+)?: (?:fatal )?error:"
+    r"|(?P<ref>[\w./+-]+\.[A-Za-z]+):(?P<refline>\d+): undefined reference",
     re.MULTILINE,
 )
 
 
-def _error_files(output: str) -> set[str]:
-    """The files a check's errors are in, as printed (relative to where make ran)."""
-    return {
-        (m["file"] or m["ref"]).removeprefix("./")
-        for m in _ERROR.finditer(output)
-        if (m["file"] or m["ref"])
-    }
+def _error_lines(output: str) -> list[tuple[str, int]]:
+    """The (file, line) of each of a check's errors, in order, files as printed (relative to
+    where make ran)."""
+    out: list[tuple[str, int]] = []
+    for m in _ERROR.finditer(output):
+        where = (m["file"].removeprefix("./"), int(m["line"])) if m["file"] else None
+        where = where or (m["ref"].removeprefix("./"), int(m["refline"]))
+        if where not in out:
+            out.append(where)
+    return out
+
+
+def _blob_at(store: ObjectStore, tree: str, path: str) -> bytes | None:
+    """The content of file `path` in `tree`, or None when it has none there."""
+    oid = bytes.fromhex(tree)
+    parts = path.encode().split(b"/")
+    for depth, part in enumerate(parts):
+        entry = store.tree_entries(oid).get(part)
+        if entry is None or (depth < len(parts) - 1) != (entry[0] == TREE):
+            return None
+        oid = entry[1]
+    return store.blob(oid)
+
+
+def _count(data: bytes | None, line: bytes) -> int:
+    return 0 if data is None else data.splitlines().count(line)

@@ -4,8 +4,8 @@ Pure: the git side builds the branch (with some XSAs held back) and runs the che
 `GatePort`; this module only decides which trees to check. A check costs minutes on Xen (about
 40 s for the hypervisor alone), so the first failing XSA is found by bisection over the XSAs
 added since the last tree known to pass, not by one check per XSA. The bisection tries the
-port's suspects first (the XSAs that change a file the compiler's errors name): a right
-guess costs two checks (the tree before the XSA passes, the tree with it fails), one step
+port's suspects first (the XSAs that wrote the lines the compiler's errors are on): a right
+guess costs at most two checks (the tree before the XSA passes, the tree with it fails), one step
 apart, which an incremental build makes cheap; a wrong one narrows the range all the same.
 
 Bisection assumes the breakage stays once it is in (a later XSA does not repair what an
