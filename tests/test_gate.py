@@ -48,13 +48,27 @@ def test_suspects_never_change_the_answer_and_a_right_one_costs_at_most_two_chec
                 asked.append(i)
                 return i < first
 
-            found = first_failing(count, passes, suspects=suspects)
+            found = first_failing(count, passes, suspects=lambda bad, s=suspects: s)
             assert found.index == first and found.checks == len(asked)
             assert count not in asked and 0 not in asked
             if suspects == [first]:
                 assert found.checks <= 2  # the prefix before it passes, and it fails
             bound = math.ceil(math.log2(count)) + 2 * len(suspects)
             assert found.checks <= bound
+
+
+def test_each_failing_prefix_is_asked_for_its_own_suspects() -> None:
+    """The tip's errors point at XSA-40, whose prefix before fails: its errors point at
+    XSA-19, the first to break. Three checks, where bisecting 48 takes six."""
+    asked: list[int] = []
+
+    def passes(i: int) -> bool:
+        asked.append(i)
+        return i < 19
+
+    pointing = {48: [40], 39: [19]}
+    found = first_failing(48, passes, suspects=lambda bad: pointing.get(bad, []))
+    assert found.index == 19 and asked == [39, 18, 19] and found.checks == 3
 
 
 def test_bisection_needs_a_failing_end_after_the_good_one() -> None:

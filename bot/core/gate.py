@@ -30,32 +30,38 @@ def first_failing(
     count: int,
     passes: Callable[[int], bool],
     known_good: int = 0,
-    suspects: Sequence[int] = (),
+    suspects: Callable[[int], Sequence[int]] | None = None,
 ) -> Bisection:
     """A first failing prefix of XSAs 1..count, where prefix `known_good` passes and prefix
     `count` fails (neither is checked again): one that fails while the prefix before it
-    passes.
+    passes. Without `suspects`, by bisection: at most ceil(log2(count - known_good)) checks.
 
-    `suspects`: prefixes guessed to be that one, most likely first. Each still in the range
-    is tried by checking the prefix before it and then itself; every answer narrows the range
-    as a bisection step would. What is left is bisected: at most ceil(log2(count -
-    known_good)) checks, plus two per suspect."""
+    `suspects(bad)`: prefixes guessed to be that one, most likely first, from what the
+    check said of the failing prefix `bad`. Before each bisection step the first guess not
+    tried yet (and within the range) is tried instead: the prefix before it is checked, then
+    itself; every answer narrows the range as a bisection step would, and a new failing
+    prefix is asked for its own suspects. A right guess costs at most two checks."""
     if not 0 <= known_good < count:
         raise ValueError(f"need 0 <= known_good < count, got {known_good} and {count}")
     good, bad, checks = known_good, count, 0
-    for guess in suspects:
-        if bad - good <= 1:
-            break
-        for index in (guess - 1, guess):
-            if not good < index < bad:
-                continue
-            checks += 1
-            if passes(index):
-                good = index
-            else:
-                bad = index
-                break
+    tried: set[int] = set()
     while bad - good > 1:
+        guess = next(
+            (g for g in (suspects(bad) if suspects else ()) if good < g <= bad and g not in tried),
+            None,
+        )
+        if guess is not None:
+            tried.add(guess)
+            for index in (guess - 1, guess):
+                if not good < index < bad:
+                    continue
+                checks += 1
+                if passes(index):
+                    good = index
+                else:
+                    bad = index
+                    break
+            continue
         middle = (good + bad) // 2
         checks += 1
         if passes(middle):
@@ -155,7 +161,7 @@ def gate(port: GatePort, *, held_back: frozenset[int] = frozenset()) -> GateResu
         if not build.xsas:
             return result(build, False, base_fails=True)
         good, bad, assumed = _bounds(build, seen, port)
-        bisection = _bisect(build.trees, good, bad, passes, port.suspects(build, bad))
+        bisection = _bisect(build, good, bad, passes, port)
         index = bisection.index
         if index == 1 and assumed and not passes(build.trees[0]):
             return result(build, False, base_fails=True)
@@ -170,13 +176,15 @@ def gate(port: GatePort, *, held_back: frozenset[int] = frozenset()) -> GateResu
 
 
 def _bisect(
-    trees: tuple[str, ...],
-    good: int,
-    bad: int,
-    passes: Callable[[str], bool],
-    suspects: Sequence[int],
+    build: GateBuild, good: int, bad: int, passes: Callable[[str], bool], port: GatePort
 ) -> Bisection:
-    return first_failing(bad, lambda i: passes(trees[i]), known_good=good, suspects=suspects)
+    """The first failing prefix of `build` between `good` and `bad`, following the errors."""
+    return first_failing(
+        bad,
+        lambda i: passes(build.trees[i]),
+        known_good=good,
+        suspects=lambda failing: port.suspects(build, failing),
+    )
 
 
 def _bounds(build: GateBuild, seen: dict[str, bool], port: GatePort) -> tuple[int, int, bool]:
