@@ -385,7 +385,9 @@ def test_the_check_gets_an_environment_built_from_nothing(
     env = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
     # With ccache installed, the compiler cache the bot keeps under its state dir.
     ccache = shutil.which("ccache") and any(d.is_dir() for d in check_runner._CCACHE_LINKS)
-    cache = {"CCACHE_DIR", "CCACHE_BASEDIR", "CCACHE_NOHASHDIR"} if ccache else set()
+    cache = (
+        {"CCACHE_DIR", "CCACHE_BASEDIR", "CCACHE_NOHASHDIR", "CCACHE_DEPEND"} if ccache else set()
+    )
     assert set(env) - {"PWD", "OLDPWD", "SHLVL", "_"} == {
         "PATH",
         "HOME",

@@ -496,6 +496,10 @@ def _environment(
         # directory) would miss every object the build directory compiled. Debug info then
         # names the directory that compiled an object first; no check reads it.
         env["CCACHE_NOHASHDIR"] = "1"
+        # A miss then costs no second run of the preprocessor where the build writes its
+        # dependencies (-MD, as Xen's does): a cold Xen build took 50 s through ccache this
+        # way, 57 s in ccache's default mode, 46 s without it; warm, 18 s either way.
+        env["CCACHE_DEPEND"] = "1"
     for name in passed:
         value = os.environ.get(name)
         if value is not None:
