@@ -8,6 +8,7 @@ fails to compile, with gcc's own error.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -481,3 +482,23 @@ def test_a_move_across_more_headers_than_the_bound_builds_afresh_in_the_line_s_d
     assert check.check(project.tree(project.shas["docs"]), line="l").passed  # the README only
     assert [r.incremental for r in check.history] == [False, False, True]
     assert check.exports == 0  # built in the line's directory each time, no export beside it
+
+
+def test_a_far_build_goes_to_the_other_directory_and_each_keeps_what_is_near_it(
+    project: Project, tmp_path: Path
+) -> None:
+    """Two directories per line: a far tree is built fresh in the one built least recently,
+    and a later tree moves the one holding the tree nearest it. util.h differs between A,
+    {tidy, docs} and {clamp, xsa1} (bound 0: one header is too far)."""
+    check = runner(project, tmp_path)
+    check.far_headers = 0
+    s = project.shas
+    order = ["root", "tidy", "clamp", "docs", "xsa1"]
+    for name in order:
+        assert check.check(project.tree(s[name]), line="l").passed
+    assert [r.incremental for r in check.history] == [False, False, False, True, True]
+    marks = (tmp_path / "state" / "checks" / "build").glob("*/l/*.tree")
+    held = {p.name: json.loads(p.read_text())["tree"] for p in marks}
+    # the first directory: root, then clamp (fresh), then moved to xsa1; the second: tidy,
+    # then moved to docs
+    assert held == {"0.tree": project.tree(s["xsa1"]), "0.1.tree": project.tree(s["docs"])}

@@ -10,11 +10,12 @@ operator owns it, the manifests never carry one) in its own process group with a
 stdin closed; its whole output goes to `<state>/checks/logs/<tree>.log`. A check may be several
 commands (a config matrix), run in turn; all must pass.
 
-The gate checks a line's candidates incrementally (`check(tree, line=...)`): each line has a
-build directory per command under `<state>/checks/build/<tree>/<line>/`, moved from the tree it
-holds to the next by writing only the files that differ (`bot.git.export.update_tree`), so
-make rebuilds only what they touch; a move across more than `FAR_HEADERS` headers exports the
-tree afresh there instead (a clean build: no cheaper either way, and its failure is final).
+The gate checks a line's candidates incrementally (`check(tree, line=...)`): each line has
+`SLOTS` build directories per command under `<state>/checks/build/<tree>/<line>/`; the one
+holding the tree nearest the next is moved to it by writing only the files that differ
+(`bot.git.export.update_tree`), so make rebuilds only what they touch. When even that one is
+more than `FAR_HEADERS` headers away, the tree is exported afresh into the one built least
+recently instead (a clean build: no cheaper either way, and its failure is final).
 Only a failure after a move costs a clean export: it is checked again on one, and that
 verdict is the one recorded (stale build state never fails a tree).
 After a passing check the runner records which C files it compiled (an object beside the
@@ -63,7 +64,7 @@ from typing import Any, Literal
 
 from bot.config import Config
 from bot.errors import SetupError, XsabotError
-from bot.git.export import export_tree, update_tree
+from bot.git.export import export_tree, headers_between, update_tree
 from bot.redact import has_secrets, redact, secret_files
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ Status = Literal["passed", "failed", "timeout"]
 _FINAL: tuple[Status, ...] = ("passed", "failed")  # verdicts; a timeout is not one
 TAIL_LINES = 40
 FAR_HEADERS = 8  # see CheckRunner.far_headers
+SLOTS = 2  # build directories per line and command (CheckRunner._slot)
 SHELL = "/bin/sh"
 # sh's own statuses for "command not found" and "found but not executable": the check never
 # ran, which is the environment's fault, not the tree's. The same status from a recipe, as make
@@ -290,7 +292,7 @@ class CheckRunner:
             fcntl.flock(lock, fcntl.LOCK_EX)
             dirs, moved = [], []
             for i, command in enumerate(self.commands):
-                workdir = (base / str(i)).absolute()
+                workdir = self._slot(base, i, tree, command)
                 moved.append(self._move(workdir, tree, command))
                 dirs.append(workdir)
             result = self._run_all(tree, dirs, incremental=any(moved))
@@ -309,26 +311,34 @@ class CheckRunner:
             fcntl.flock(lock, fcntl.LOCK_EX)
             _remove(base)
 
+    def _slot(self, base: Path, index: int, tree: str, command: str) -> Path:
+        """Of command `index`'s build directories (`SLOTS` of them), the one holding the tree
+        nearest `tree` (the fewest headers between them), when it is near enough to move;
+        else an empty one, or the one built least recently. So a fresh build far away keeps
+        the other directory's tree for the steps near it: a suspect's second check, the
+        searches' verifications a few commits from the gate's trees."""
+        slots = [(base / (f"{index}.{k}" if k else str(index))).absolute() for k in range(SLOTS)]
+        held = {slot: _held(slot, command) for slot in slots}
+        near = [
+            (headers_between(self.repo_path, old, tree), n, slot)
+            for n, (slot, old) in enumerate(held.items())
+            if old is not None
+        ]
+        if near and min(near)[0] <= self.far_headers:
+            return min(near)[2]
+        empty = [slot for slot, old in held.items() if old is None]
+        return empty[0] if empty else min(slots, key=lambda slot: _mark(slot).stat().st_mtime)
+
     def _move(self, workdir: Path, tree: str, command: str) -> bool:
         """Bring `workdir` to `tree`: True when moved from the tree it held, False when
         exported afresh (nothing there yet, another command's, or it cannot be moved)."""
-        mark = _mark(workdir)
-        try:
-            held = json.loads(mark.read_text())
-        except (OSError, ValueError):
-            held = None
-        mark.unlink(missing_ok=True)  # while it moves, it holds no known tree
+        held = _held(workdir, command)
+        _mark(workdir).unlink(missing_ok=True)  # while it moves, it holds no known tree
         for path in (workdir.with_name(f"{workdir.name}{s}") for s in _SCRATCH):
             _remove(path)
-        if (
-            isinstance(held, dict)
-            and held.get("command") == command
-            and isinstance(held.get("tree"), str)
-            and _TREE_ID.fullmatch(held["tree"])
-            and workdir.is_dir()
-        ):
+        if held is not None:
             try:
-                update_tree(self.repo_path, held["tree"], tree, workdir, headers=self.far_headers)
+                update_tree(self.repo_path, held, tree, workdir, headers=self.far_headers)
                 return True
             except (XsabotError, ValueError, OSError) as exc:  # TooFar too
                 logger.info("build directory %s exported afresh: %s", workdir, exc)
@@ -516,6 +526,23 @@ def _safe_name(name: str) -> str:
 def _mark(workdir: Path) -> Path:
     """Beside a line's build directory: the tree (and command) it holds, once built."""
     return workdir.with_name(f"{workdir.name}.tree")
+
+
+def _held(workdir: Path, command: str) -> str | None:
+    """The tree `workdir` holds built by `command`, by its mark; None: nothing to move."""
+    try:
+        held = json.loads(_mark(workdir).read_text())
+    except (OSError, ValueError):
+        return None
+    if (
+        isinstance(held, dict)
+        and held.get("command") == command
+        and isinstance(held.get("tree"), str)
+        and _TREE_ID.fullmatch(held["tree"])
+        and workdir.is_dir()
+    ):
+        return str(held["tree"])
+    return None
 
 
 def _compiled(root: Path) -> frozenset[str]:

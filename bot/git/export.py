@@ -30,6 +30,13 @@ def tree_of(repo: Path, commit: str) -> str | None:
     return proc.stdout.decode().strip() or None
 
 
+def headers_between(repo: Path, old: str, new: str) -> int:
+    """How many C headers differ between two trees (what a move of a build directory from
+    one to the other makes the build redo)."""
+    out = git(["diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new], cwd=repo).stdout
+    return sum(path.endswith(b".h") for path in out.split(b"\0"))
+
+
 class TooFar(ValueError):
     """More headers differ between two trees than a move may cross (`update_tree`)."""
 
