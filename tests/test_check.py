@@ -502,3 +502,16 @@ def test_a_far_build_goes_to_the_other_directory_and_each_keeps_what_is_near_it(
     # the first directory: root, then clamp (fresh), then moved to xsa1; the second: tidy,
     # then moved to docs
     assert held == {"0.tree": project.tree(s["xsa1"]), "0.1.tree": project.tree(s["docs"])}
+
+
+def test_a_directory_holding_a_tree_the_repository_lacks_is_built_afresh(
+    project: Project, tmp_path: Path
+) -> None:
+    """A state dir's checks shared with another repository (or one restored from elsewhere):
+    the tree a build directory says it holds is unknown here, which is no error."""
+    check = runner(project, tmp_path)
+    assert check.check(project.tree("RELEASE-1.0"), line="l").passed
+    [mark] = (tmp_path / "state" / "checks" / "build").glob("*/l/0.tree")
+    mark.write_text(json.dumps({"tree": "ab" * 20, "command": check.command}))
+    assert check.check(project.tree(project.shas["docs"]), line="l").passed
+    assert [r.incremental for r in check.history] == [False, False]

@@ -319,11 +319,13 @@ class CheckRunner:
         searches' verifications a few commits from the gate's trees."""
         slots = [(base / (f"{index}.{k}" if k else str(index))).absolute() for k in range(SLOTS)]
         held = {slot: _held(slot, command) for slot in slots}
-        near = [
-            (headers_between(self.repo_path, old, tree), n, slot)
-            for n, (slot, old) in enumerate(held.items())
-            if old is not None
-        ]
+        near = []
+        for n, (slot, old) in enumerate(held.items()):
+            try:
+                if old is not None:
+                    near.append((headers_between(self.repo_path, old, tree), n, slot))
+            except XsabotError:  # a tree this repository lacks (another state's): far away
+                pass
         if near and min(near)[0] <= self.far_headers:
             return min(near)[2]
         empty = [slot for slot, old in held.items() if old is None]
