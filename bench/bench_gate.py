@@ -60,27 +60,29 @@ XSA-469 (`rc` undeclared in livepatch.c, used by the apply-level prerequisite 08
 aa057dbd3f36 and the 3 commits it needs) and XSA-471 (xen/sha2.h missing: ea0110cb3c49), one
 per pass; 26 builds, 6/5/5 bisection steps against 48 builds one per XSA; the final tip builds.
 
-Measured after issue 16 (bot f2cca5d against e9e9d8f, the bot before it; 2 idle cores,
-ccache installed and empty at the start, in its default mode: depend mode came after, see
-README), RELEASE-4.18.0 and RELEASE-4.18.3 to stable-4.18, in two runs (--bot, then
---compare), same sandbox (none):
+Measured after issue 16 (bot 3a4533f for RELEASE-4.18.0 and 1afcc0e, which only mends an
+error path, for RELEASE-4.18.3, against e9e9d8f, the bot before it; 2 idle cores; ccache in
+depend mode, empty at the start; to stable-4.18, in runs of their own (--bot, then
+--compare), with the same sandbox (none)):
 
     base           bot     finding passes builds checks  build s   wall s  held back or proposed for
     RELEASE-4.18.0 before        3      4     26     26      900      965  [452, 469, 471]
-    RELEASE-4.18.0 after         1      2     17     17      616      664  [452, 469, 471]
+    RELEASE-4.18.0 after         1      2     17     17      550      587  [452, 469, 471]
     RELEASE-4.18.3 before        2      3     17     17      459      502  [469, 471]
-    RELEASE-4.18.3 after         1      2     11     11      392      427  [469, 471]
-    check time in all: before 1359 s, after 1008 s: 0.74 of before
+    RELEASE-4.18.3 after         1      2     11     11      313      338  [469, 471]
+    check time in all: before 1359 s, after 864 s: 0.64 of before
+    a clean build that passes: 46 s (mean of 29); an incremental step: median 28 s (61%),
+    mean 24 s (53%), max 43 s, 0 of 9 at most 20%
 
 The same proposals (the same commits for XSA-452, 469 and 471) and the same published trees
 (050a10cc5666 and 6f07985d0675). After: one pass finds everything (the gate holds XSA-452 or
 XSA-469 back; the proposal step, checking the branch with those sets merged, finds XSA-469
-and XSA-471), and the pass after the merges runs no check. Of the 28 checks, 26 were fresh
+and XSA-471), and the pass after the merges runs no check. 19 of the 28 checks were fresh
 builds: a bisection step on this history crosses 17-49 headers, so the runner builds afresh
-rather than move the line's directory (FAR_HEADERS); the two incremental steps took 13 and
-39 s against 45 s for a clean build that passes. In an earlier run with every move
-incremental (before FAR_HEADERS), passing steps took 45-62 s, and failing ones 37-58 s and
-then 18-25 s for their clean confirmation.
+rather than move a build directory (FAR_HEADERS). In earlier runs of this work: with every
+move incremental, passing steps took 45-62 s, and failing ones 37-58 s and then 18-25 s for
+their clean confirmation; with one build directory per line and ccache in its default mode,
+the check time was 1008 s (0.74).
 
 The check results cache (`<state>/checks`) is shared by all bases (each scenario's state dir
 links to it): a tree is never built twice, across bases and across runs of this script.
