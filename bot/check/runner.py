@@ -292,8 +292,8 @@ class CheckRunner:
             fcntl.flock(lock, fcntl.LOCK_EX)
             dirs, moved = [], []
             for i, command in enumerate(self.commands):
-                workdir = self._slot(base, i, tree, command)
-                moved.append(self._move(workdir, tree, command))
+                workdir, near = self._slot(base, i, tree, command)
+                moved.append(self._move(workdir, tree, command, near))
                 dirs.append(workdir)
             result = self._run_all(tree, dirs, incremental=any(moved))
             if result.status in _FINAL:
@@ -311,12 +311,13 @@ class CheckRunner:
             fcntl.flock(lock, fcntl.LOCK_EX)
             _remove(base)
 
-    def _slot(self, base: Path, index: int, tree: str, command: str) -> Path:
+    def _slot(self, base: Path, index: int, tree: str, command: str) -> tuple[Path, bool]:
         """Of command `index`'s build directories (`SLOTS` of them), the one holding the tree
-        nearest `tree` (the fewest headers between them), when it is near enough to move;
-        else an empty one, or the one built least recently. So a fresh build far away keeps
-        the other directory's tree for the steps near it: a suspect's second check, the
-        searches' verifications a few commits from the gate's trees."""
+        nearest `tree` (the fewest headers between them), when it is near enough to move
+        (True); else an empty one, or the one built least recently (False: built afresh).
+        So a fresh build far away keeps the other directory's tree for the steps near it: a
+        suspect's second check, the searches' verifications a few commits from the gate's
+        trees."""
         slots = [(base / (f"{index}.{k}" if k else str(index))).absolute() for k in range(SLOTS)]
         held = {slot: _held(slot, command) for slot in slots}
         near = []
@@ -327,22 +328,23 @@ class CheckRunner:
             except XsabotError:  # a tree this repository lacks (another state's): far away
                 pass
         if near and min(near)[0] <= self.far_headers:
-            return min(near)[2]
+            return min(near)[2], True
         empty = [slot for slot, old in held.items() if old is None]
-        return empty[0] if empty else min(slots, key=lambda slot: _mark(slot).stat().st_mtime)
+        oldest = empty[0] if empty else min(slots, key=lambda s: _mark(s).stat().st_mtime)
+        return oldest, False
 
-    def _move(self, workdir: Path, tree: str, command: str) -> bool:
+    def _move(self, workdir: Path, tree: str, command: str, near: bool) -> bool:
         """Bring `workdir` to `tree`: True when moved from the tree it held, False when
-        exported afresh (nothing there yet, another command's, or it cannot be moved)."""
-        held = _held(workdir, command)
+        exported afresh (not `near`, nothing there yet, or it cannot be moved)."""
+        held = _held(workdir, command) if near else None
         _mark(workdir).unlink(missing_ok=True)  # while it moves, it holds no known tree
         for path in (workdir.with_name(f"{workdir.name}{s}") for s in _SCRATCH):
             _remove(path)
         if held is not None:
             try:
-                update_tree(self.repo_path, held, tree, workdir, headers=self.far_headers)
+                update_tree(self.repo_path, held, tree, workdir)
                 return True
-            except (XsabotError, ValueError, OSError) as exc:  # TooFar too
+            except (XsabotError, ValueError, OSError) as exc:
                 logger.info("build directory %s exported afresh: %s", workdir, exc)
         _remove(workdir)
         export_tree(self.repo_path, tree, workdir)

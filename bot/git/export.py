@@ -37,20 +37,11 @@ def headers_between(repo: Path, old: str, new: str) -> int:
     return sum(path.endswith(b".h") for path in out.split(b"\0"))
 
 
-class TooFar(ValueError):
-    """More headers differ between two trees than a move may cross (`update_tree`)."""
-
-
-def update_tree(
-    repo: Path, old: str, new: str, dest: Path, *, headers: int | None = None
-) -> list[str]:
+def update_tree(repo: Path, old: str, new: str, dest: Path) -> list[str]:
     """Turn `dest`, which holds `old`'s files (and whatever a build left there), into `new`'s
     by touching only the files that differ: changed ones are written anew (so only they get a
     new mtime, and make rebuilds only what they touch), deleted ones removed. Returns the paths
-    written or removed. Build products and other files neither tree has are left alone.
-
-    With `headers`, raises `TooFar` before touching anything when more C headers than that
-    differ: a build would redo most of the tree anyway."""
+    written or removed. Build products and other files neither tree has are left alone."""
     out = git(["diff-tree", "-r", "-z", "--no-renames", old, new], cwd=repo).stdout
     fields = out.split(b"\0")
     changes: list[tuple[str, str, str]] = []  # (status, new mode, new blob), path
@@ -62,9 +53,6 @@ def update_tree(
         _old_mode, new_mode, _old_sha, new_sha, status = meta[1:].split()
         changes.append((status, new_mode, new_sha))
         paths.append(_safe_path(raw.decode("utf-8", "surrogateescape")))
-    crossed = sum(path.endswith(".h") for path in paths)
-    if headers is not None and crossed > headers:
-        raise TooFar(f"{crossed} headers differ (more than {headers})")
     root = dest.resolve()
     for (status, _mode, _sha), path in zip(changes, paths, strict=True):
         if status == "D":
