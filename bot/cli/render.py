@@ -24,7 +24,7 @@ _VERB = {
     "pseudo-merge": ("would publish a pseudo-merge on", "published a pseudo-merge on"),
     "none": ("no change to", "no change to"),
     "kept": ("would keep", "kept"),
-    "error": ("cannot build", "cannot build"),
+    "error": ("cannot publish", "could not publish"),
 }
 
 
@@ -150,7 +150,7 @@ _MD_ACTION = {
     "pseudo-merge": "pseudo-merge (rewrite, published as a merge)",
     "none": "no change",
     "kept": "**kept at its published tip**",
-    "error": "**cannot build**",
+    "error": "**cannot publish**",
 }
 
 

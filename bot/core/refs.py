@@ -70,5 +70,17 @@ class WritableRefs:
             or self._is_copy(ref)
         )
 
+    def prefixes(self) -> tuple[str, ...]:
+        """Where the refs it allows are (a ref, or a directory of refs ending in `/`): what
+        the bot may clear stale git locks of (`bot.git.locks`)."""
+        heads = "refs/heads/"
+        return (
+            heads + self.namespace,
+            f"{heads}{self.namespace.rstrip('/')}-candidate/",
+            NOTES_REF,
+            NOTIFIED_REF,
+            UPSTREAM_COPIES,
+        )
+
     def refused(self, refs: Collection[str]) -> list[str]:
         return sorted(r for r in refs if not self.allows(r))

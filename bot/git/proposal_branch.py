@@ -17,6 +17,7 @@ from pathlib import Path
 import pygit2
 
 from bot.errors import GitError
+from bot.git.locks import lock_in_the_way, remove_if_stale
 from bot.git.runner import git, git_text
 
 _HEADS = "refs/heads/"
@@ -77,12 +78,25 @@ def move_branch(repo: Path, branch: str, new: str, old: str | None) -> None:
     GitError if the branch is not where the caller expects it.
     """
     expected = old if old is not None else "0" * 40
-    git(["update-ref", f"{_HEADS}{branch}", new, expected], cwd=repo)
+    _update_ref(repo, branch, [f"{_HEADS}{branch}", new, expected])
 
 
 def delete_branch(repo: Path, branch: str, old: str) -> None:
     """Delete refs/heads/`branch` if it is still at `old`; GitError if it is not."""
-    git(["update-ref", "-d", f"{_HEADS}{branch}", old], cwd=repo)
+    _update_ref(repo, branch, ["-d", f"{_HEADS}{branch}", old])
+
+
+def _update_ref(repo: Path, branch: str, args: list[str]) -> None:
+    """`git update-ref ARGS`, again once if the branch's own lock file was in the way and
+    stale (left by a git killed while it moved the branch: `bot.git.locks`)."""
+    try:
+        git(["update-ref", *args], cwd=repo)
+    except GitError as exc:
+        lock = lock_in_the_way(str(exc))
+        own = f"/{_HEADS}{branch}.lock"
+        if lock is None or not lock.as_posix().endswith(own) or not remove_if_stale(lock):
+            raise
+        git(["update-ref", *args], cwd=repo)
 
 
 def branch_tip(repo: Path, branch: str) -> str | None:

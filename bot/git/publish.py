@@ -16,6 +16,7 @@ from pathlib import Path
 from bot.core.record import BuildRecord, UnreadableRecord, note_records
 from bot.core.refs import WritableRefs
 from bot.git.commits import format_commit, identity_line, parse_commit
+from bot.git.locks import STALE_LOCK_AGE, lock_in_the_way
 from bot.git.notes import find_note, notes_tree
 from bot.git.objects import ObjectStore
 from bot.git.runner import git, git_text
@@ -130,11 +131,19 @@ def push(
     if proc.returncode == 0:
         return PushResult(True)
     out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    lock = lock_in_the_way(out)
     if "stale info" in out or "fetch first" in out:
         reason = "the mirror moved since it was fetched (a lease failed); nothing was published"
+    elif lock is not None:
+        reason = (
+            f"push failed: the git lock {lock} is in the way (a git is running there, or one "
+            f"was killed: a pass removes its own refs' locks from a local mirror once they are "
+            f"{STALE_LOCK_AGE:.0f} s old); nothing was published"
+        )
     else:
         reason = "push failed; nothing was published"
-    lines = [line for line in out.splitlines() if line.startswith(("!", "error:", "fatal:"))]
+    kinds = ("!", "error:", "fatal:", "remote: error:")
+    lines = [line.strip() for line in out.splitlines() if line.startswith(kinds)]
     return PushResult(False, reason + (": " + "; ".join(lines) if lines else ""))
 
 

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pygit2
 
+from bot.core.refs import WritableRefs
 from bot.errors import GitError, SetupError
+from bot.git.locks import remove_stale_locks
 from bot.git.runner import git
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ class WorkRepo:
                 f"{path}: the bot's work repository is damaged ({exc}); remove it, "
                 "the next pass makes it again"
             ) from None
+        remove_stale_locks(path, ("refs/", "HEAD"))  # all its refs are the bot's
 
     @property
     def _alternates(self) -> Path:
@@ -147,7 +150,8 @@ class WorkRepo:
         local mirror is made when `create` (a pass that publishes); otherwise it is read as
         empty, and left unmade
         (`plan` and `status` write nothing). A pass that publishes also removes what its own
-        killed pushes left in a local mirror (`remove_push_leftovers`)."""
+        killed pushes left in a local mirror: quarantine directories (`remove_push_leftovers`)
+        and stale locks of its refs (`bot.git.locks`)."""
         if is_local(location) and not Path(location, "HEAD").exists():
             where = Path(location)
             if where.exists() and (not where.is_dir() or any(where.iterdir())):
@@ -160,6 +164,7 @@ class WorkRepo:
             git(["init", "--bare", "-q", "--", refuse_option(location)])
         elif is_local(location) and create:
             remove_push_leftovers(Path(location))
+            remove_stale_locks(Path(location), (*WritableRefs.of(namespace).prefixes(), "HEAD"))
         self._fetch(
             location,
             [
