@@ -60,27 +60,22 @@ class WritableRefs:
         # the pass hands in.
         return ref in self.upstream_copies and ref.startswith(UPSTREAM_COPIES)
 
-    def allows(self, ref: str) -> bool:
+    def _branches(self) -> tuple[str, str]:
+        """The directories of its branches: published ones, and forge-CI candidates."""
         heads = "refs/heads/"
-        candidates = f"{heads}{self.namespace.rstrip('/')}-candidate/"
+        return (heads + self.namespace, f"{heads}{self.namespace.rstrip('/')}-candidate/")
+
+    def allows(self, ref: str) -> bool:
         return (
             ref in (NOTES_REF, NOTIFIED_REF)
-            or (ref.startswith(heads + self.namespace) and len(ref) > len(heads + self.namespace))
-            or (ref.startswith(candidates) and len(ref) > len(candidates))
+            or any(ref.startswith(d) and len(ref) > len(d) for d in self._branches())
             or self._is_copy(ref)
         )
 
     def prefixes(self) -> tuple[str, ...]:
         """Where the refs it allows are (a ref, or a directory of refs ending in `/`): what
         the bot may clear stale git locks of (`bot.git.locks`)."""
-        heads = "refs/heads/"
-        return (
-            heads + self.namespace,
-            f"{heads}{self.namespace.rstrip('/')}-candidate/",
-            NOTES_REF,
-            NOTIFIED_REF,
-            UPSTREAM_COPIES,
-        )
+        return (*self._branches(), NOTES_REF, NOTIFIED_REF, UPSTREAM_COPIES)
 
     def refused(self, refs: Collection[str]) -> list[str]:
         return sorted(r for r in refs if not self.allows(r))
